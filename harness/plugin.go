@@ -1,0 +1,97 @@
+package harness
+
+import (
+	"crypto/x509"
+	"net/http"
+	"time"
+)
+
+// Client is what poolproof drives; *http.Client satisfies it. If the client
+// also has CloseIdleConnections() or Close() error, the harness calls them at
+// teardown.
+type Client interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// ClientFactory builds the client under test for one service.
+type ClientFactory func(svc Service) (Client, error)
+
+// Service is what a client factory needs to reach one fake service.
+type Service struct {
+	Name    string         // "payment", "inventory" or "notification"
+	BaseURL string         // scheme://host:port of the service, through Toxiproxy
+	CAs     *x509.CertPool // the CA to trust for BaseURL; nil when the service is plain HTTP
+}
+
+// Contract is what a team declares about its client for one service. The
+// checks hold the client to it, plus the universal invariants (no leak, no
+// hang, no duplicate charge, bounded retries).
+type Contract struct {
+	// MaxConns is the most connections the client opens to the service at once.
+	MaxConns int `json:"max_conns"`
+	// PoolWait is how long a call may wait for a free connection before it
+	// fails fast.
+	PoolWait time.Duration `json:"pool_wait"`
+	// RequestTimeout bounds one logical call, retries and body read included.
+	RequestTimeout time.Duration `json:"request_timeout"`
+	// MaxAttempts bounds the attempts of one logical call (1 = no retries).
+	MaxAttempts int `json:"max_attempts"`
+	// BreakerOpenDelay is how long the breaker stays open before it probes;
+	// zero when the client has no breaker.
+	BreakerOpenDelay time.Duration `json:"breaker_open_delay"`
+	// RecoveryTime bounds how long after a fault clears the client is healthy again.
+	RecoveryTime time.Duration `json:"recovery_time"`
+}
+
+// Profile is the contract a team claims for its client, per service.
+type Profile struct {
+	// Default applies to every service not named in Services.
+	Default Contract `json:"default"`
+	// Services overrides Default per service name.
+	Services map[string]Contract `json:"services,omitempty"`
+}
+
+// DefaultContract is the contract assumed when a team declares nothing:
+// 16 connections per service, a 250ms pool wait, a 2s request timeout, 3
+// attempts, a 1s breaker open delay and a 3s recovery.
+var DefaultContract = Contract{
+	MaxConns:         16,
+	PoolWait:         250 * time.Millisecond,
+	RequestTimeout:   2 * time.Second,
+	MaxAttempts:      3,
+	BreakerOpenDelay: time.Second,
+	RecoveryTime:     3 * time.Second,
+}
+
+// DefaultProfile returns a profile with DefaultContract for every service.
+func DefaultProfile() Profile { return Profile{Default: DefaultContract} }
+
+// For returns the contract for one service, with zero fields filled from
+// DefaultContract.
+func (p Profile) For(service string) Contract {
+	c, ok := p.Services[service]
+	if !ok {
+		c = p.Default
+	}
+	return c.withDefaults()
+}
+
+func (c Contract) withDefaults() Contract {
+	d := DefaultContract
+	if c.MaxConns == 0 {
+		c.MaxConns = d.MaxConns
+	}
+	if c.PoolWait == 0 {
+		c.PoolWait = d.PoolWait
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = d.MaxAttempts
+	}
+	if c.RecoveryTime == 0 {
+		c.RecoveryTime = d.RecoveryTime
+	}
+	return c
+}
