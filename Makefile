@@ -1,0 +1,22 @@
+# poolproof: the commands a developer and CI run. README.md names `make test`.
+GO ?= go
+PKGS ?= ./...
+
+.PHONY: test lint bench build
+
+# test: every package with the race detector; fresh results, no cache.
+test:
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+# lint: go vet plus a gofmt check that fails when any file needs formatting.
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# bench: the speed and memory goals, compared as ratios within one run.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+build:
+	$(GO) build -o bin/poolproof ./cmd/poolproof
