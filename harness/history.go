@@ -1,0 +1,358 @@
+package harness
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
+)
+
+// HistoryVersion is the version of the saved history format; LoadHistory
+// refuses any other so that a verdict is never recomputed from data it
+// misreads.
+const HistoryVersion = 1
+
+// ErrHistoryVersion is returned by LoadHistory for a history saved in another format.
+var ErrHistoryVersion = errors.New("unsupported history version")
+
+// ServiceID names a fake service in a CallRecord with one byte instead of a
+// string, which keeps a recorded call small.
+type ServiceID uint8
+
+// Service ids; the zero value is "unknown".
+const (
+	ServiceUnknown ServiceID = iota
+	ServiceInventory
+	ServicePayment
+	ServiceNotification
+)
+
+var serviceIDNames = [...]string{"unknown", fakeservers.Inventory, fakeservers.Payment, fakeservers.Notification}
+
+// ServiceIDOf maps a service name to its id (ServiceUnknown when unknown).
+func ServiceIDOf(name string) ServiceID {
+	for i, n := range serviceIDNames {
+		if i > 0 && n == name {
+			return ServiceID(i)
+		}
+	}
+	return ServiceUnknown
+}
+
+func (s ServiceID) String() string {
+	if int(s) < len(serviceIDNames) {
+		return serviceIDNames[s]
+	}
+	return "service(" + strconv.Itoa(int(s)) + ")"
+}
+
+func (s ServiceID) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+func (s *ServiceID) UnmarshalText(b []byte) error {
+	v, err := parseEnum(b, serviceIDNames[:], "service")
+	*s = ServiceID(v)
+	return err
+}
+
+// Op is the operation of one logical call.
+type Op uint8
+
+// Operations across the three services.
+const (
+	OpUnknown          Op = iota
+	OpGetItem             // inventory: GET /v1/items/{sku}
+	OpCreateCharge        // payment: POST /v1/charges
+	OpSendNotification    // notification: POST /v1/notifications
+)
+
+var opNames = [...]string{"unknown", "get_item", "create_charge", "send_notification"}
+
+// Service is the service an operation goes to.
+func (o Op) Service() ServiceID {
+	switch o {
+	case OpGetItem:
+		return ServiceInventory
+	case OpCreateCharge:
+		return ServicePayment
+	case OpSendNotification:
+		return ServiceNotification
+	}
+	return ServiceUnknown
+}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+func (o Op) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+func (o *Op) UnmarshalText(b []byte) error {
+	v, err := parseEnum(b, opNames[:], "op")
+	*o = Op(v)
+	return err
+}
+
+// ErrorClass is the small set of ways a call can fail that the checks reason
+// about. See Classify for how an error is mapped to a class.
+type ErrorClass uint8
+
+// Error classes.
+const (
+	ClassNone          ErrorClass = iota // the call returned a response and its body was read
+	ClassTimeout                         // a deadline fired (client timeout, context deadline, net timeout)
+	ClassConnRefused                     // the connection was refused
+	ClassReset                           // the peer reset the connection (or a broken pipe)
+	ClassEOF                             // the connection closed early (EOF, unexpected EOF)
+	ClassTLS                             // the TLS handshake or certificate verification failed
+	ClassPoolExhausted                   // the client failed fast because its pool was exhausted
+	ClassCircuitOpen                     // the client's circuit breaker refused the call
+	ClassCanceled                        // the harness's context was canceled
+	ClassHang                            // the client did not return within the watchdog bound
+	ClassOther                           // anything else
+)
+
+var classNames = [...]string{"none", "timeout", "conn_refused", "reset", "eof", "tls", "pool_exhausted", "circuit_open", "canceled", "hang", "other"}
+
+// ParseErrorClass returns the class with this name, or false.
+func ParseErrorClass(name string) (ErrorClass, bool) {
+	v, err := parseEnum([]byte(name), classNames[:], "error class")
+	return ErrorClass(v), err == nil
+}
+
+func (c ErrorClass) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return "class(" + strconv.Itoa(int(c)) + ")"
+}
+
+func (c ErrorClass) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+func (c *ErrorClass) UnmarshalText(b []byte) error {
+	v, err := parseEnum(b, classNames[:], "error class")
+	*c = ErrorClass(v)
+	return err
+}
+
+// DigestState says whether a response body matched its X-Body-Digest header.
+type DigestState uint8
+
+// Digest states.
+const (
+	DigestNotRead  DigestState = iota // no body was read (the call failed before or during the read)
+	DigestOK                          // the body matched the header
+	DigestMismatch                    // the body did not match: the client handed back corrupted or truncated data
+	DigestAbsent                      // the response had no digest header (not a poolproof fake service)
+)
+
+var digestNames = [...]string{"not_read", "ok", "mismatch", "absent"}
+
+func (d DigestState) String() string {
+	if int(d) < len(digestNames) {
+		return digestNames[d]
+	}
+	return "digest(" + strconv.Itoa(int(d)) + ")"
+}
+
+func (d DigestState) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *DigestState) UnmarshalText(b []byte) error {
+	v, err := parseEnum(b, digestNames[:], "digest state")
+	*d = DigestState(v)
+	return err
+}
+
+func parseEnum(b []byte, names []string, what string) (uint8, error) {
+	for i, n := range names {
+		if n == string(b) {
+			return uint8(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown %s %q (want one of %v)", what, b, names)
+}
+
+// CallRecord is one logical call as the workload saw it. It is kept to 32
+// bytes: times are nanosecond offsets from the workload start, names are
+// one-byte enums, error texts are interned in History.ErrorTexts, and the
+// request and order ids are derived from Seq (History.RequestID, History.OrderID).
+type CallRecord struct {
+	Start   int64       `json:"start"` // ns since the workload started
+	End     int64       `json:"end"`   // ns since the workload started; for a hang, when the watchdog gave up
+	Seq     uint32      `json:"seq"`   // the logical call number; same seed => same op for the same Seq
+	Bytes   uint32      `json:"bytes"` // response body bytes read
+	Status  int16       `json:"status,omitempty"`
+	Err     uint16      `json:"err,omitempty"` // 1-based index into History.ErrorTexts; 0 = no error
+	Service ServiceID   `json:"service"`
+	Op      Op          `json:"op"`
+	Class   ErrorClass  `json:"class"`
+	Digest  DigestState `json:"digest"`
+}
+
+// Latency is how long the call took (for a hang: until the watchdog gave up).
+func (c CallRecord) Latency() time.Duration { return time.Duration(c.End - c.Start) }
+
+// OK reports a call that returned a 2xx response whose body was read intact.
+func (c CallRecord) OK() bool {
+	return c.Class == ClassNone && c.Status >= 200 && c.Status < 300 && c.Digest != DigestMismatch
+}
+
+// Sample is one reading of the samplers.
+type Sample struct {
+	At         int64 `json:"at"`         // ns since the workload started
+	Goroutines int32 `json:"goroutines"` // runtime.NumGoroutine() minus the baseline minus the harness's own; see sampler.go
+	FDs        int32 `json:"fds"`        // open file descriptors of this process; -1 when unavailable
+	InFlight   int32 `json:"in_flight"`  // calls started and not yet recorded
+	Abandoned  int32 `json:"abandoned"`  // hung calls whose goroutine is still running
+	Done       int64 `json:"done"`       // calls recorded so far
+	// ServerConns is the open server-side connections per service, in the
+	// order of History.Services; -1 when not read at this sample.
+	ServerConns []int32 `json:"server_conns,omitempty"`
+}
+
+// ServerTruth is one service's server-side truth at one moment.
+type ServerTruth struct {
+	Available bool               `json:"available"` // false: Observe failed or ErrNoServerTruth
+	Err       string             `json:"err,omitempty"`
+	Stats     *fakeservers.Stats `json:"stats,omitempty"`
+}
+
+// TeardownCall is one call of CloseIdleConnections or Close on a client.
+type TeardownCall struct {
+	Service string        `json:"service"`
+	Method  string        `json:"method"` // "CloseIdleConnections" or "Close"
+	Took    time.Duration `json:"took"`
+	Err     string        `json:"err,omitempty"`
+	Hung    bool          `json:"hung,omitempty"` // did not return within the teardown bound; abandoned
+}
+
+// LeakedGoroutine is a goroutine still running after teardown that was not
+// there at the baseline and is not the environment's.
+type LeakedGoroutine struct {
+	Top   string `json:"top"`   // the function on top of its stack, where it is blocked
+	Entry string `json:"entry"` // the function it was started with
+	State string `json:"state"` // e.g. "chan receive"
+}
+
+// ServerConnsAfter is the open connections one service saw after the client
+// closed its idle connections and the harness waited for the closes to land.
+type ServerConnsAfter struct {
+	Available bool   `json:"available"`
+	Open      int    `json:"open"`
+	Err       string `json:"err,omitempty"`
+}
+
+// LeakRecord is what the leak measurements found after teardown; the leak
+// checks judge it.
+type LeakRecord struct {
+	GoroutinesMeasured bool              `json:"goroutines_measured"`
+	GoroutineBaseline  int               `json:"goroutine_baseline"` // runtime.NumGoroutine() at the baseline
+	Leaked             int               `json:"leaked"`             // goroutines found by goleak after teardown
+	LeakedGoroutines   []LeakedGoroutine `json:"leaked_goroutines,omitempty"`
+
+	FDsMeasured bool `json:"fds_measured"` // false where /proc/self/fd is unavailable
+	FDBaseline  int  `json:"fd_baseline"`
+	FDAfter     int  `json:"fd_after"`
+	FDTolerance int  `json:"fd_tolerance"`
+
+	ServerConns     map[string]ServerConnsAfter `json:"server_conns,omitempty"`
+	ServerConnsWait time.Duration               `json:"server_conns_wait"` // how long the harness waited for them to reach zero
+}
+
+// History is everything a run recorded. Checks judge it alone, so a saved
+// history can be loaded and judged again.
+type History struct {
+	Version     int       `json:"version"`
+	Scenario    string    `json:"scenario"`
+	Seed        int64     `json:"seed"`
+	Environment string    `json:"environment"`
+	Started     time.Time `json:"started"`
+	// Elapsed is from the workload start to the end of the last call.
+	Elapsed  time.Duration `json:"elapsed"`
+	Workload Workload      `json:"workload"`
+	Profile  Profile       `json:"profile"`
+	// Services are the services the workload drove, in a stable order.
+	Services        []string      `json:"services"`
+	RequestIDPrefix string        `json:"request_id_prefix"`
+	Watchdog        time.Duration `json:"watchdog"`
+
+	Calls      []CallRecord `json:"calls"`
+	ErrorTexts []string     `json:"error_texts,omitempty"`
+	// Dropped counts open-loop calls not started because in-flight was at its cap.
+	Dropped int64 `json:"dropped"`
+	// AbandonedAtEnd counts hung calls whose goroutine was still running when the run ended.
+	AbandonedAtEnd int `json:"abandoned_at_end"`
+
+	Steps   []StepRecord `json:"steps,omitempty"`
+	Samples []Sample     `json:"samples,omitempty"`
+
+	// ServerAfterRun is each service's truth right after the workload ended.
+	ServerAfterRun map[string]ServerTruth `json:"server_after_run,omitempty"`
+	Teardown       []TeardownCall         `json:"teardown,omitempty"`
+	Leaks          LeakRecord             `json:"leaks"`
+}
+
+// RequestID is the X-Request-ID the workload sent with call seq.
+func (h *History) RequestID(seq uint32) string { return requestID(h.RequestIDPrefix, seq) }
+
+// OrderID is the order id the workload charged with call seq.
+func (h *History) OrderID(seq uint32) string { return orderID(h.RequestIDPrefix, seq) }
+
+// ErrorText is the error text of a call, "" when it had none.
+func (h *History) ErrorText(c CallRecord) string {
+	switch {
+	case c.Err == 0:
+		return ""
+	case c.Err == errTextDropped:
+		return "(error text not kept: too many distinct errors)"
+	case int(c.Err) <= len(h.ErrorTexts):
+		return h.ErrorTexts[c.Err-1]
+	}
+	return ""
+}
+
+// CountClass counts calls of one error class.
+func (h *History) CountClass(c ErrorClass) int {
+	n := 0
+	for i := range h.Calls {
+		if h.Calls[i].Class == c {
+			n++
+		}
+	}
+	return n
+}
+
+func requestID(prefix string, seq uint32) string {
+	return prefix + "-" + strconv.FormatUint(uint64(seq), 10)
+}
+
+func orderID(prefix string, seq uint32) string {
+	return prefix + "-order-" + strconv.FormatUint(uint64(seq), 10)
+}
+
+// Save writes the history as JSON.
+func (h *History) Save(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(h); err != nil {
+		return fmt.Errorf("saving history of %q: %w", h.Scenario, err)
+	}
+	return nil
+}
+
+// LoadHistory reads a history written by Save.
+func LoadHistory(r io.Reader) (*History, error) {
+	var h History
+	if err := json.NewDecoder(r).Decode(&h); err != nil {
+		return nil, fmt.Errorf("loading history: %w", err)
+	}
+	if h.Version != HistoryVersion {
+		return nil, fmt.Errorf("loading history: version %d, this poolproof reads %d: %w", h.Version, HistoryVersion, ErrHistoryVersion)
+	}
+	return &h, nil
+}

@@ -1,0 +1,302 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// maxLeakedKept caps the leaked goroutines described in the history; the
+// count in LeakRecord.Leaked is always complete.
+const maxLeakedKept = 200
+
+type leakInputs struct {
+	env         Environment
+	services    []string
+	truthOK     map[string]bool
+	baseline    goleak.Option // goleak.IgnoreCurrent() taken before the client was built
+	baseG       int
+	fdBase      int
+	fdOK        bool
+	fdTolerance int
+	settle      time.Duration
+	observe     time.Duration
+}
+
+// measureLeaks runs after teardown. It waits (bounded by settle) for the
+// servers to see the client's connections close, then for file descriptors
+// to return to baseline, then asks goleak for goroutines that are neither
+// the baseline's nor the environment's (goleak retries for ~0.5s itself).
+func measureLeaks(ctx context.Context, in leakInputs) LeakRecord {
+	rec := LeakRecord{GoroutineBaseline: in.baseG, FDTolerance: in.fdTolerance, FDBaseline: in.fdBase}
+
+	start := time.Now()
+	rec.ServerConns = waitServerConns(ctx, in)
+	rec.ServerConnsWait = time.Since(start)
+
+	if in.fdOK {
+		deadline := time.Now().Add(in.settle)
+		for {
+			n, ok := countOpenFDs()
+			if !ok {
+				break
+			}
+			rec.FDsMeasured, rec.FDAfter = true, n
+			if n <= in.fdBase+in.fdTolerance || time.Now().After(deadline) {
+				break
+			}
+			sleepCtx(ctx, 50*time.Millisecond)
+		}
+	}
+
+	opts := append(append([]goleak.Option(nil), in.env.GoroutineIgnores()...), in.baseline)
+	rec.GoroutinesMeasured = true
+	if err := goleak.Find(opts...); err != nil {
+		rec.Leaked, rec.LeakedGoroutines = parseGoleak(err.Error())
+	}
+	return rec
+}
+
+// waitServerConns polls every service's open connections until all read
+// zero or the settle bound passes.
+func waitServerConns(ctx context.Context, in leakInputs) map[string]ServerConnsAfter {
+	out := make(map[string]ServerConnsAfter, len(in.services))
+	counter, _ := in.env.(ConnectionCounter)
+	deadline := time.Now().Add(in.settle)
+	for {
+		allZero := true
+		for _, name := range in.services {
+			if !in.truthOK[name] {
+				out[name] = ServerConnsAfter{Err: ErrNoServerTruth.Error()}
+				continue
+			}
+			octx, cancel := context.WithTimeout(ctx, in.observe)
+			var (
+				n   int
+				err error
+			)
+			if counter != nil {
+				n, err = counter.OpenConnections(octx, name)
+			} else {
+				st, oerr := in.env.Observe(octx, name)
+				n, err = st.OpenConnections, oerr
+			}
+			cancel()
+			if err != nil {
+				out[name] = ServerConnsAfter{Err: err.Error()}
+				continue
+			}
+			out[name] = ServerConnsAfter{Available: true, Open: n}
+			if n > 0 {
+				allZero = false
+			}
+		}
+		if allZero || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return out
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// goleak 1.3.0 prints each goroutine as
+// "Goroutine 12 in state chan receive, with pkg.fn on top of the stack:\n<stack>".
+var goleakHeader = regexp.MustCompile(`Goroutine \d+ in state (.*?), with (\S+) on top of the stack:`)
+
+// parseGoleak turns goleak's error text into descriptions of the leaked
+// goroutines: where each is blocked and the function it was started with.
+func parseGoleak(text string) (int, []LeakedGoroutine) {
+	locs := goleakHeader.FindAllStringSubmatchIndex(text, -1)
+	out := make([]LeakedGoroutine, 0, min(len(locs), maxLeakedKept))
+	for i, loc := range locs {
+		if len(out) == maxLeakedKept {
+			break
+		}
+		end := len(text)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		g := LeakedGoroutine{State: text[loc[2]:loc[3]], Top: text[loc[4]:loc[5]]}
+		g.Entry = entryFunction(text[loc[1]:end])
+		if g.Entry == "" {
+			g.Entry = g.Top
+		}
+		out = append(out, g)
+	}
+	return len(locs), out
+}
+
+// entryFunction is the last function frame before "created by" in a
+// goroutine's stack: the function the goroutine was started with.
+func entryFunction(stack string) string {
+	last := ""
+	for _, line := range strings.Split(stack, "\n") {
+		switch {
+		case strings.HasPrefix(line, "created by "):
+			return last
+		case line == "", strings.HasPrefix(line, "\t"), strings.HasPrefix(line, "goroutine "), strings.HasPrefix(line, "..."):
+			continue
+		default:
+			last = stripArgs(strings.TrimSpace(line))
+		}
+	}
+	return last
+}
+
+func stripArgs(frame string) string {
+	if !strings.HasSuffix(frame, ")") {
+		return frame
+	}
+	depth := 0
+	for i := len(frame) - 1; i >= 0; i-- {
+		switch frame[i] {
+		case ')':
+			depth++
+		case '(':
+			depth--
+			if depth == 0 {
+				return frame[:i]
+			}
+		}
+	}
+	return frame
+}
+
+// LeakChecks are the three leak checks with their default bounds.
+func LeakChecks() []Check {
+	return []Check{GoroutineLeakCheck{}, FDLeakCheck{}, ServerConnLeakCheck{}}
+}
+
+// GoroutineLeakCheck fails when goroutines that were not there at the
+// baseline, and are not the environment's, still run after teardown.
+type GoroutineLeakCheck struct{}
+
+func (GoroutineLeakCheck) ID() string { return "leak.goroutines" }
+
+func (c GoroutineLeakCheck) Judge(h *History) Verdict {
+	v := verdict(c.ID(), h, "goroutines")
+	if !h.Leaks.GoroutinesMeasured {
+		return v.notApplicable("goroutines were not measured after teardown")
+	}
+	if h.Leaks.Leaked == 0 {
+		return v.pass(0, 0, "no client goroutine left running after teardown")
+	}
+	return v.fail(float64(h.Leaks.Leaked), 0, fmt.Sprintf("%d client goroutines still running after teardown, e.g. %s",
+		h.Leaks.Leaked, describeLeaked(h.Leaks.LeakedGoroutines)))
+}
+
+// describeLeaked names the most common kinds of leaked goroutine.
+func describeLeaked(gs []LeakedGoroutine) string {
+	type key struct{ entry, top, state string }
+	counts := map[key]int{}
+	for _, g := range gs {
+		state, _, _ := strings.Cut(g.State, ",")
+		counts[key{g.Entry, g.Top, state}]++
+	}
+	keys := make([]key, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i].entry < keys[j].entry
+	})
+	var parts []string
+	for i, k := range keys {
+		if i == 3 {
+			break
+		}
+		s := fmt.Sprintf("%d x %s", counts[k], k.entry)
+		if k.top != k.entry {
+			s += " blocked in " + k.top
+		}
+		if k.state != "" {
+			s += " [" + k.state + "]"
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return "(no stacks kept)"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// FDLeakCheck fails when the process holds more file descriptors after
+// teardown than at the baseline, beyond a small tolerance. Tolerance 0
+// uses the tolerance recorded in the history (WithFDTolerance).
+type FDLeakCheck struct{ Tolerance int }
+
+func (FDLeakCheck) ID() string { return "leak.fds" }
+
+func (c FDLeakCheck) Judge(h *History) Verdict {
+	v := verdict(c.ID(), h, "fds")
+	if !h.Leaks.FDsMeasured {
+		return v.notApplicable("open file descriptors cannot be counted here (no /proc/self/fd)")
+	}
+	tol := h.Leaks.FDTolerance
+	if c.Tolerance > 0 {
+		tol = c.Tolerance
+	}
+	extra := h.Leaks.FDAfter - h.Leaks.FDBaseline
+	if extra <= tol {
+		return v.pass(float64(extra), float64(tol), fmt.Sprintf("%d open file descriptors after teardown, %d at the baseline", h.Leaks.FDAfter, h.Leaks.FDBaseline))
+	}
+	return v.fail(float64(extra), float64(tol), fmt.Sprintf("%d more open file descriptors after teardown than at the baseline (%d vs %d): sockets or files the client never closed",
+		extra, h.Leaks.FDAfter, h.Leaks.FDBaseline))
+}
+
+// ServerConnLeakCheck fails when a service still sees open connections
+// after the client closed its idle connections and the harness waited for
+// the closes to reach the server.
+type ServerConnLeakCheck struct{}
+
+func (ServerConnLeakCheck) ID() string { return "leak.server_connections" }
+
+func (c ServerConnLeakCheck) Judge(h *History) Verdict {
+	v := verdict(c.ID(), h, "connections")
+	var (
+		open     int
+		measured int
+		worst    []string
+		missing  []string
+	)
+	for _, name := range h.Services {
+		sc, ok := h.Leaks.ServerConns[name]
+		if !ok || !sc.Available {
+			missing = append(missing, name)
+			continue
+		}
+		measured++
+		open += sc.Open
+		if sc.Open > 0 {
+			worst = append(worst, fmt.Sprintf("%s %d", name, sc.Open))
+		}
+	}
+	if measured == 0 {
+		return v.notApplicable("no server-side truth: the servers' open connections could not be read")
+	}
+	if open == 0 {
+		reason := "every service saw all connections closed after teardown"
+		if len(missing) > 0 {
+			reason += " (not measured: " + strings.Join(missing, ", ") + ")"
+		}
+		return v.pass(0, 0, reason)
+	}
+	return v.fail(float64(open), 0, fmt.Sprintf("%d connections still open on the servers (%s) %v after the client closed its idle connections: connections kept busy, e.g. by response bodies never read to the end or closed, are never returned to the pool and never closed",
+		open, strings.Join(worst, ", "), h.Leaks.ServerConnsWait.Round(time.Millisecond)))
+}

@@ -1,0 +1,535 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// Errors Run returns before any call is made.
+// (ErrUnknownService, for a service in the mix that the environment does
+// not serve, is shared with the fault driver.)
+var ErrInvalidRun = errors.New("invalid run")
+
+// RunSpec is one seeded, replayable run: the same spec with the same seed
+// issues the same calls (operation, item, amount, request id, order id) in
+// the same numbering.
+type RunSpec struct {
+	Scenario string   `json:"scenario"`
+	Seed     int64    `json:"seed"`
+	Workload Workload `json:"workload"`
+	Steps    []Step   `json:"steps,omitempty"`
+	Profile  Profile  `json:"profile"`
+}
+
+// Progress is a snapshot handed to the progress callback at every sample.
+type Progress struct {
+	Scenario string
+	Seed     int64
+	Elapsed  time.Duration
+	Calls    int64 // recorded so far
+	Failed   int64 // of which failed (any error class)
+	Hung     int64 // of which hung
+	InFlight int64
+	Dropped  int64
+	Step     string // label of the last nemesis step started, "" before the first
+}
+
+// RunOption tunes Run.
+type RunOption func(*runConfig)
+
+type runConfig struct {
+	progress        func(Progress)
+	sampleInterval  time.Duration
+	watchdog        time.Duration
+	watchdogFactor  int
+	watchdogMargin  time.Duration
+	teardownTimeout time.Duration
+	settle          time.Duration
+	fdTolerance     int
+	stepTimeout     time.Duration
+	observeTimeout  time.Duration
+}
+
+func defaultRunConfig() runConfig {
+	return runConfig{
+		sampleInterval:  100 * time.Millisecond,
+		watchdogFactor:  2,
+		watchdogMargin:  time.Second,
+		teardownTimeout: 5 * time.Second,
+		settle:          2 * time.Second,
+		fdTolerance:     4,
+		stepTimeout:     10 * time.Second,
+		observeTimeout:  5 * time.Second,
+	}
+}
+
+// WithProgress calls fn at every sample (every ~100ms) from the sampler
+// goroutine; fn must return quickly.
+func WithProgress(fn func(Progress)) RunOption { return func(c *runConfig) { c.progress = fn } }
+
+// WithSampleInterval sets how often the samplers read goroutines, fds, server
+// connections and calls in flight (default 100ms).
+func WithSampleInterval(d time.Duration) RunOption {
+	return func(c *runConfig) {
+		if d > 0 {
+			c.sampleInterval = d
+		}
+	}
+}
+
+// WithWatchdog sets the per-call bound after which a call that has not
+// returned is recorded as hung and abandoned. The default is the largest
+// declared RequestTimeout of the driven services x 2 + 1s.
+func WithWatchdog(d time.Duration) RunOption {
+	return func(c *runConfig) {
+		if d > 0 {
+			c.watchdog = d
+		}
+	}
+}
+
+// WithTeardownTimeout bounds each CloseIdleConnections/Close call on a
+// client (default 5s); one that does not return is recorded as hung.
+func WithTeardownTimeout(d time.Duration) RunOption {
+	return func(c *runConfig) {
+		if d > 0 {
+			c.teardownTimeout = d
+		}
+	}
+}
+
+// WithSettle bounds how long the leak measurements wait for server-side
+// connections and file descriptors to return to baseline (default 2s each).
+func WithSettle(d time.Duration) RunOption {
+	return func(c *runConfig) {
+		if d > 0 {
+			c.settle = d
+		}
+	}
+}
+
+// WithFDTolerance sets how many file descriptors above the baseline still
+// pass (default 4: the harness's own admin connections may come and go).
+func WithFDTolerance(n int) RunOption {
+	return func(c *runConfig) {
+		if n >= 0 {
+			c.fdTolerance = n
+		}
+	}
+}
+
+// WithStepTimeout bounds each nemesis step (default 10s).
+func WithStepTimeout(d time.Duration) RunOption {
+	return func(c *runConfig) {
+		if d > 0 {
+			c.stepTimeout = d
+		}
+	}
+}
+
+// watchdogGrace is how long past the watchdog deadline (which also cancels
+// the call's context) a worker waits before abandoning the call: a client
+// that honours its context returns within it and is not counted as abandoned.
+const watchdogGrace = 100 * time.Millisecond
+
+// Run drives the clients that factory builds through spec's workload in env,
+// executes the nemesis schedule, samples, tears the clients down, measures
+// leaks and returns the history. It never hangs whatever the client does: it
+// ends within Duration + watchdog + teardown and settle bounds.
+//
+// Run returns an error without a history when the run cannot start (invalid
+// spec, unknown service, the factory failed). When ctx is canceled mid-run it
+// still tears down, measures and returns the history, with ctx's error.
+func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSpec, opts ...RunOption) (*History, error) {
+	cfg := defaultRunConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if env == nil {
+		return nil, fmt.Errorf("%w: no environment: pass one, e.g. from NewEmbedded", ErrInvalidRun)
+	}
+	if factory == nil {
+		return nil, fmt.Errorf("%w: no client factory: pass a func(Service) (Client, error)", ErrInvalidRun)
+	}
+	w := spec.Workload.withDefaults()
+	if err := w.validate(); err != nil {
+		return nil, fmt.Errorf("scenario %q: %w", spec.Scenario, err)
+	}
+	names := w.services()
+	endpoints := make(map[string]Service, len(names))
+	for _, s := range env.Services() {
+		endpoints[s.Name] = s
+	}
+	bases := make(map[string]string, len(names))
+	for _, n := range names {
+		s, ok := endpoints[n]
+		if !ok {
+			return nil, fmt.Errorf("scenario %q: %s in the mix: %w (environment %s)", spec.Scenario, n, ErrUnknownService, env.Name())
+		}
+		bases[n] = s.BaseURL
+	}
+	watchdog := cfg.watchdog
+	if watchdog == 0 {
+		var rt time.Duration
+		for _, n := range names {
+			rt = max(rt, spec.Profile.For(n).RequestTimeout)
+		}
+		watchdog = rt*time.Duration(cfg.watchdogFactor) + cfg.watchdogMargin
+	}
+
+	prefix := requestIDPrefix(spec.Scenario, spec.Seed)
+	h := &History{
+		Version:         HistoryVersion,
+		Scenario:        spec.Scenario,
+		Seed:            spec.Seed,
+		Environment:     env.Name(),
+		Workload:        w,
+		Profile:         spec.Profile,
+		Services:        names,
+		RequestIDPrefix: prefix,
+		Watchdog:        watchdog,
+	}
+
+	// Bounded background context for the harness's own calls (observe,
+	// teardown, leak measurement): they must run even when ctx is canceled.
+	bg := context.WithoutCancel(ctx)
+
+	// Warm up the observation path before the baseline, so the connections
+	// and goroutines the harness itself uses to observe are part of it.
+	truthOK := make(map[string]bool, len(names))
+	for _, n := range names {
+		octx, cancel := context.WithTimeout(bg, cfg.observeTimeout)
+		_, err := env.Observe(octx, n)
+		cancel()
+		truthOK[n] = err == nil
+	}
+
+	baseline := goleak.IgnoreCurrent()
+	h.Leaks.GoroutineBaseline = runtime.NumGoroutine()
+	fdBase, fdOK := countOpenFDs()
+
+	clients := make(map[string]Client, len(names))
+	for _, n := range names {
+		c, err := factory(endpoints[n])
+		if err == nil && c == nil {
+			err = errors.New("the factory returned a nil client and no error")
+		}
+		if err != nil {
+			teardownClients(bg, clients, cfg.teardownTimeout)
+			return nil, fmt.Errorf("scenario %q: building the client for %s: %w", spec.Scenario, n, err)
+		}
+		clients[n] = c
+	}
+
+	r := &runner{
+		cfg:      cfg,
+		spec:     spec,
+		w:        w,
+		env:      env,
+		plan:     newPlan(spec.Seed, prefix, w, bases),
+		rec:      NewRecorder(),
+		watchdog: watchdog,
+		truthOK:  truthOK,
+		names:    names,
+		baseG:    h.Leaks.GoroutineBaseline,
+	}
+	for n, c := range clients {
+		r.clients[ServiceIDOf(n)] = c
+	}
+	h.Started = time.Now()
+	r.execute(ctx)
+
+	h.Calls, h.ErrorTexts = r.rec.Calls()
+	h.Steps = r.steps
+	h.Samples = r.samples
+	h.Dropped = r.dropped.Load()
+	for _, c := range h.Calls {
+		h.Elapsed = max(h.Elapsed, time.Duration(c.End))
+	}
+
+	h.ServerAfterRun = make(map[string]ServerTruth, len(names))
+	for _, n := range names {
+		h.ServerAfterRun[n] = observeTruth(bg, env, n, cfg.observeTimeout)
+	}
+
+	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout)
+	h.AbandonedAtEnd = int(r.running.Load())
+	h.Leaks = measureLeaks(bg, leakInputs{
+		env:         env,
+		services:    names,
+		truthOK:     truthOK,
+		baseline:    baseline,
+		baseG:       h.Leaks.GoroutineBaseline,
+		fdBase:      fdBase,
+		fdOK:        fdOK,
+		fdTolerance: cfg.fdTolerance,
+		settle:      cfg.settle,
+		observe:     cfg.observeTimeout,
+	})
+	if err := ctx.Err(); err != nil {
+		return h, fmt.Errorf("scenario %q seed %d: run interrupted after %d calls: %w", spec.Scenario, spec.Seed, len(h.Calls), err)
+	}
+	return h, nil
+}
+
+func observeTruth(ctx context.Context, env Environment, service string, timeout time.Duration) ServerTruth {
+	octx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := env.Observe(octx, service)
+	if err != nil {
+		return ServerTruth{Err: err.Error()}
+	}
+	return ServerTruth{Available: true, Stats: &st}
+}
+
+// runner is the state of one run's workload, nemesis and samplers.
+type runner struct {
+	cfg      runConfig
+	spec     RunSpec
+	w        Workload
+	env      Environment
+	plan     *plan
+	rec      *Recorder
+	clients  [len(serviceIDNames)]Client
+	watchdog time.Duration
+	truthOK  map[string]bool
+	names    []string
+	baseG    int // runtime.NumGoroutine() at the baseline
+
+	start    time.Time
+	stop     chan struct{} // closed when no more calls may start
+	stopOnce sync.Once
+	seq      atomic.Uint32
+	inFlight atomic.Int64 // started and not yet recorded
+	running  atomic.Int64 // call goroutines still running, abandoned ones included
+	waiting  atomic.Int64 // harness goroutines waiting on a call (workers, open-loop waiters)
+	dropped  atomic.Int64
+	lastStep atomic.Pointer[string]
+
+	steps   []StepRecord
+	samples []Sample
+}
+
+func (r *runner) since() int64 { return int64(time.Since(r.start)) }
+
+func (r *runner) halt() { r.stopOnce.Do(func() { close(r.stop) }) }
+
+// nextSeq hands out call numbers; false when MaxCalls is reached.
+func (r *runner) nextSeq() (uint32, bool) {
+	s := r.seq.Add(1) - 1
+	if r.w.MaxCalls > 0 && int(s) >= r.w.MaxCalls {
+		r.halt()
+		return 0, false
+	}
+	return s, true
+}
+
+// execute runs the workload, the nemesis and the samplers until the
+// workload ends, and waits for all of them.
+func (r *runner) execute(ctx context.Context) {
+	r.stop = make(chan struct{})
+	r.start = time.Now()
+	durTimer := time.AfterFunc(r.w.Duration, r.halt)
+	defer durTimer.Stop()
+	stopOnCancel := context.AfterFunc(ctx, r.halt)
+	defer stopOnCancel()
+
+	nemesisCtx, stopNemesis := context.WithCancel(ctx)
+	nemesisDone := make(chan struct{})
+	go func() {
+		defer close(nemesisDone)
+		r.steps = r.runNemesis(nemesisCtx)
+	}()
+
+	samplerStop := make(chan struct{})
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		r.samples = r.runSampler(ctx, samplerStop)
+	}()
+
+	var wg sync.WaitGroup
+	switch r.w.Mode {
+	case OpenLoop:
+		r.openLoop(ctx, &wg)
+	default:
+		for range r.w.Workers {
+			wg.Add(1)
+			r.waiting.Add(1)
+			go func() {
+				defer wg.Done()
+				defer r.waiting.Add(-1)
+				r.worker(ctx)
+			}()
+		}
+	}
+	wg.Wait() // bounded: every call is bounded by the watchdog, every pause by r.stop
+	stopNemesis()
+	<-nemesisDone // bounded: each step by the step timeout and nemesisCtx
+	close(samplerStop)
+	<-samplerDone // bounded: each sample by the observe timeout
+}
+
+// callSlot is a worker's reusable watchdog timer and result channel.
+type callSlot struct {
+	done  chan callResult
+	timer *time.Timer
+}
+
+func newCallSlot() *callSlot {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &callSlot{done: make(chan callResult, 1), timer: t}
+}
+
+func (r *runner) worker(ctx context.Context) {
+	slot := newCallSlot()
+	var think *time.Timer
+	if r.w.ThinkTime > 0 {
+		think = time.NewTimer(time.Hour)
+		think.Stop()
+		defer think.Stop()
+	}
+	for {
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+		seq, ok := r.nextSeq()
+		if !ok {
+			return
+		}
+		r.call(ctx, seq, slot)
+		if think != nil {
+			think.Reset(r.w.ThinkTime)
+			select {
+			case <-think.C:
+			case <-r.stop:
+				return
+			}
+		}
+	}
+}
+
+// openLoop starts calls on a fixed schedule (call i is due at i/Rate) until
+// the workload ends; a call due while MaxInFlight calls are in flight is
+// dropped and counted.
+func (r *runner) openLoop(ctx context.Context, wg *sync.WaitGroup) {
+	interval := time.Duration(float64(time.Second) / r.w.Rate)
+	if interval <= 0 {
+		interval = time.Nanosecond
+	}
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	slots := sync.Pool{New: func() any { return newCallSlot() }}
+	for i := int64(0); ; i++ {
+		if wait := time.Duration(i)*interval - time.Since(r.start); wait > 0 {
+			tick.Reset(wait)
+			select {
+			case <-tick.C:
+			case <-r.stop:
+				return
+			}
+		} else {
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+		}
+		if r.inFlight.Load() >= int64(r.w.MaxInFlight) {
+			r.dropped.Add(1)
+			continue
+		}
+		seq, ok := r.nextSeq()
+		if !ok {
+			return
+		}
+		wg.Add(1)
+		r.waiting.Add(1)
+		r.inFlight.Add(1) // counted now so that the cap holds before the goroutine runs
+		go func() {
+			defer wg.Done()
+			defer r.waiting.Add(-1)
+			slot := slots.Get().(*callSlot)
+			r.callCounted(ctx, seq, slot)
+			slots.Put(slot)
+		}()
+	}
+}
+
+func (r *runner) call(ctx context.Context, seq uint32, slot *callSlot) {
+	r.inFlight.Add(1)
+	r.callCounted(ctx, seq, slot)
+}
+
+// callCounted performs call seq, already counted in flight, under the
+// watchdog, and records it. When the call is abandoned its goroutine keeps
+// the old channel and the slot gets a fresh one, so the slot is always
+// reusable afterwards.
+func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
+	op, param := r.plan.draw(seq)
+	rec := CallRecord{Seq: seq, Op: op, Service: op.Service()}
+	client := r.clients[rec.Service]
+	rec.Start = r.since()
+	callCtx, cancel := context.WithTimeout(ctx, r.watchdog)
+	req, err := r.plan.request(callCtx, seq, op, param)
+	if err != nil {
+		cancel()
+		r.inFlight.Add(-1)
+		rec.End = r.since()
+		rec.Class = ClassOther
+		r.rec.Record(rec, err.Error())
+		return
+	}
+	r.running.Add(1)
+	done := slot.done
+	go func() {
+		defer r.running.Add(-1)
+		done <- doCall(cancel, client, req)
+	}()
+	slot.timer.Reset(r.watchdog + watchdogGrace)
+	select {
+	case res := <-done:
+		slot.timer.Stop()
+		r.inFlight.Add(-1)
+		rec.End = int64(res.end.Sub(r.start))
+		rec.Status = int16(res.status)
+		rec.Bytes = uint32(min(res.bytes, int64(^uint32(0))))
+		rec.Digest = res.digest
+		rec.Class = Classify(res.err)
+		text := ""
+		if res.err != nil {
+			text = res.err.Error()
+		}
+		// The call only returned because the harness's watchdog deadline
+		// canceled its context: the client itself never gave up.
+		if errors.Is(callCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil && time.Duration(rec.End-rec.Start) >= r.watchdog {
+			rec.Class = ClassHang
+			text = fmt.Sprintf("returned only when the watchdog (%v) canceled the call's context: %s", r.watchdog, text)
+		}
+		r.rec.Record(rec, text)
+	case <-slot.timer.C:
+		r.inFlight.Add(-1)
+		slot.done = make(chan callResult, 1)
+		rec.End = rec.Start + int64(r.watchdog+watchdogGrace)
+		rec.Class = ClassHang
+		r.rec.Record(rec, fmt.Sprintf("no return within the watchdog (%v): Do or the body read blocked; the call's goroutine was abandoned", r.watchdog+watchdogGrace))
+	}
+}
+
+// sortSteps returns the steps ordered by offset, keeping the given order for ties.
+func sortSteps(steps []Step) []Step {
+	out := append([]Step(nil), steps...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out
+}

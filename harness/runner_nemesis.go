@@ -1,0 +1,97 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// errStepNotReached is recorded for steps whose offset lies after the workload ended.
+var errStepNotReached = errors.New("not run: the workload ended before this step's offset")
+
+// runNemesis executes the schedule at its offsets from the workload start,
+// each step bounded by the step timeout and ctx, and records what happened.
+// Steps are applied one at a time in offset order, so a slow step delays the
+// next one; the record shows the actual start.
+func (r *runner) runNemesis(ctx context.Context) []StepRecord {
+	steps := sortSteps(r.spec.Steps)
+	if len(steps) == 0 {
+		return nil
+	}
+	out := make([]StepRecord, 0, len(steps))
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for i, st := range steps {
+		if wait := st.At - time.Since(r.start); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-r.stop:
+				return append(out, notReached(steps[i:])...)
+			case <-ctx.Done():
+				return append(out, notReached(steps[i:])...)
+			}
+		}
+		select {
+		case <-r.stop:
+			return append(out, notReached(steps[i:])...)
+		default:
+		}
+		label := st.Label
+		if label == "" {
+			label = st.Action.Kind + " " + st.Action.Service
+		}
+		r.lastStep.Store(&label)
+		rec := StepRecord{Step: st, Started: time.Since(r.start)}
+		if err := r.applyStep(ctx, st.Action); err != nil {
+			rec.Err = err.Error()
+		}
+		rec.Ended = time.Since(r.start)
+		out = append(out, rec)
+	}
+	return out
+}
+
+// applyStep applies one action in its own goroutine so that a fault driver
+// that ignores its context cannot hold the run past the step timeout.
+func (r *runner) applyStep(ctx context.Context, a Action) error {
+	faults := r.env.Faults()
+	if faults == nil {
+		return fmt.Errorf("environment %s has no fault driver", r.env.Name())
+	}
+	sctx, cancel := context.WithTimeout(ctx, r.cfg.stepTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("fault driver panicked: %v", p)
+			}
+		}()
+		done <- faults.Apply(sctx, a)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-sctx.Done():
+		select {
+		case err = <-done:
+		case <-time.After(watchdogGrace):
+			err = fmt.Errorf("fault driver did not return within the step timeout (%v): %w", r.cfg.stepTimeout, sctx.Err())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s on %s: %w", a.Kind, a.Service, err)
+	}
+	return nil
+}
+
+func notReached(steps []Step) []StepRecord {
+	out := make([]StepRecord, len(steps))
+	for i, st := range steps {
+		out[i] = StepRecord{Step: st, Started: -1, Ended: -1, Err: errStepNotReached.Error()}
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"time"
+)
+
+// ConnectionCounter is an optional Environment extension: a cheap read of
+// the open server-side connections of one service. The samplers read it
+// every sample (~100ms). Without it they fall back to Environment.Observe
+// only every observeEvery samples, because Observe returns the whole
+// request history since the last reset and grows with the run.
+type ConnectionCounter interface {
+	OpenConnections(ctx context.Context, service string) (int, error)
+}
+
+// observeEvery is the fallback cadence, in samples, of reading server
+// connections through Observe.
+const observeEvery = 10
+
+// runSampler takes a sample every interval until stop is closed, and one
+// last sample then. Each sample is bounded: server reads by the sample
+// interval (ConnectionCounter) or the observe timeout (Observe fallback).
+//
+// Goroutines are runtime.NumGoroutine() minus the baseline (taken before the
+// client was built, environment idle) minus the harness's own goroutines
+// during the run (the workers or open-loop waiters, the call goroutines, the
+// sampler and the nemesis). It is cheap enough for every sample, and a
+// trend, not a verdict: it still counts the environment's per-connection
+// goroutines (the fake servers' and Toxiproxy's). The goroutine leak check
+// does not use it; it uses goleak's stack filtering once, after teardown.
+func (r *runner) runSampler(ctx context.Context, stop <-chan struct{}) []Sample {
+	interval := r.cfg.sampleInterval
+	samples := make([]Sample, 0, int(r.w.Duration/interval)+2)
+	counter, _ := r.env.(ConnectionCounter)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for i := 0; ; i++ {
+		readServer := counter != nil || i%observeEvery == 0
+		samples = append(samples, r.sample(ctx, counter, readServer))
+		if r.cfg.progress != nil {
+			r.cfg.progress(r.progress())
+		}
+		select {
+		case <-stop:
+			return append(samples, r.sample(ctx, counter, true))
+		case <-ticker.C:
+		}
+	}
+}
+
+func (r *runner) sample(ctx context.Context, counter ConnectionCounter, readServer bool) Sample {
+	total, _, _ := r.rec.Counts()
+	own := r.waiting.Load() + r.running.Load() + 2 // + sampler + nemesis
+	s := Sample{
+		At:         r.since(),
+		Goroutines: int32(int64(runtime.NumGoroutine()) - int64(r.baseGoroutines()) - own),
+		FDs:        -1,
+		InFlight:   int32(r.inFlight.Load()),
+		Abandoned:  int32(r.running.Load() - r.inFlight.Load()),
+		Done:       total,
+	}
+	if s.Abandoned < 0 {
+		s.Abandoned = 0
+	}
+	if n, ok := countOpenFDs(); ok {
+		s.FDs = int32(n)
+	}
+	s.ServerConns = make([]int32, len(r.names))
+	for i, name := range r.names {
+		s.ServerConns[i] = -1
+		if !readServer || !r.truthOK[name] {
+			continue
+		}
+		if counter != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.sampleInterval)
+			n, err := counter.OpenConnections(cctx, name)
+			cancel()
+			if err == nil {
+				s.ServerConns[i] = int32(n)
+			}
+			continue
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.observeTimeout)
+		st, err := r.env.Observe(cctx, name)
+		cancel()
+		if err == nil {
+			s.ServerConns[i] = int32(st.OpenConnections)
+		}
+	}
+	return s
+}
+
+func (r *runner) baseGoroutines() int { return r.baseG }
+
+func (r *runner) progress() Progress {
+	total, failed, hung := r.rec.Counts()
+	p := Progress{
+		Scenario: r.spec.Scenario,
+		Seed:     r.spec.Seed,
+		Elapsed:  time.Since(r.start),
+		Calls:    total,
+		Failed:   failed,
+		Hung:     hung,
+		InFlight: r.inFlight.Load(),
+		Dropped:  r.dropped.Load(),
+	}
+	if l := r.lastStep.Load(); l != nil {
+		p.Step = *l
+	}
+	return p
+}
+
+// countOpenFDs counts this process's open file descriptors through
+// /proc/self/fd; false where that is unavailable (non-Linux).
+func countOpenFDs() (int, bool) {
+	f, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return 0, false
+	}
+	return len(names) - 1, true // the directory's own descriptor
+}

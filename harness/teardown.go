@@ -1,0 +1,93 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"time"
+)
+
+// IdleCloser is implemented by clients that can drop their idle
+// connections, like *http.Client; the harness calls it at teardown.
+type IdleCloser interface{ CloseIdleConnections() }
+
+// Closer is implemented by clients that own resources beyond idle
+// connections; the harness calls Close after CloseIdleConnections.
+type Closer interface{ Close() error }
+
+// teardownClients calls CloseIdleConnections then Close on every distinct
+// client that has them, each call bounded by timeout: a call that does not
+// return is recorded as hung and abandoned, so teardown itself never hangs.
+// A client shared by several services is torn down once.
+func teardownClients(ctx context.Context, clients map[string]Client, timeout time.Duration) []TeardownCall {
+	names := make([]string, 0, len(clients))
+	for n := range clients {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var (
+		out  []TeardownCall
+		seen []Client
+	)
+	for _, n := range names {
+		c := clients[n]
+		if sameClientSeen(seen, c) {
+			continue
+		}
+		seen = append(seen, c)
+		if ic, ok := c.(IdleCloser); ok {
+			out = append(out, boundedTeardown(ctx, n, "CloseIdleConnections", timeout, func() error {
+				ic.CloseIdleConnections()
+				return nil
+			}))
+		}
+		if cl, ok := c.(Closer); ok {
+			out = append(out, boundedTeardown(ctx, n, "Close", timeout, cl.Close))
+		}
+	}
+	return out
+}
+
+func sameClientSeen(seen []Client, c Client) bool {
+	t := reflect.TypeOf(c)
+	if !t.Comparable() {
+		return false
+	}
+	for _, s := range seen {
+		if reflect.TypeOf(s) == t && s == c {
+			return true
+		}
+	}
+	return false
+}
+
+func boundedTeardown(ctx context.Context, service, method string, timeout time.Duration, fn func() error) TeardownCall {
+	rec := TeardownCall{Service: service, Method: method}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("panicked: %v", p)
+			}
+		}()
+		done <- fn()
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			rec.Err = err.Error()
+		}
+	case <-timer.C:
+		rec.Hung = true
+		rec.Err = fmt.Sprintf("did not return within %v; abandoned", timeout)
+	case <-ctx.Done():
+		rec.Hung = true
+		rec.Err = fmt.Sprintf("abandoned: %v", ctx.Err())
+	}
+	rec.Took = time.Since(start)
+	return rec
+}
