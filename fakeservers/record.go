@@ -1,0 +1,129 @@
+package fakeservers
+
+import (
+	"sync"
+	"time"
+)
+
+// reqRecord is the compact form of a RequestRecord kept in memory: records
+// grow for the whole of a scenario, so strings that repeat (method, route,
+// fault) are stored as small indexes.
+type reqRecord struct {
+	requestID string
+	orderID   string
+	connID    uint64
+	arrived   int64 // unix nanoseconds
+	took      int64 // nanoseconds from arrival to the end of the handler; -1 while running
+	attempt   int32
+	status    int16
+	route     int8 // index into the service's routes; -1 when no route matched
+	method    uint8
+	fault     uint8 // faultKinds bitmask
+}
+
+var methodNames = []string{"OTHER", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
+
+func methodIndex(m string) uint8 {
+	switch m {
+	case "GET":
+		return 1
+	case "POST":
+		return 2
+	case "PUT":
+		return 3
+	case "DELETE":
+		return 4
+	case "PATCH":
+		return 5
+	case "HEAD":
+		return 6
+	case "OPTIONS":
+		return 7
+	}
+	return 0
+}
+
+// requestLog holds per-request history, attempt numbering and charges. One
+// short critical section at arrival (number the attempt, append) and one at
+// the end (fill in the outcome) keep it cheap on the hot path.
+type requestLog struct {
+	mu       sync.Mutex
+	gen      uint64 // bumped by reset so late finishers do not write into new history
+	records  []reqRecord
+	attempts map[string]int32
+}
+
+func newRequestLog() *requestLog {
+	return &requestLog{attempts: make(map[string]int32)}
+}
+
+// begin numbers the attempt of requestID and appends its record. The
+// returned slot lets finish find it again.
+func (l *requestLog) begin(requestID string, connID uint64, arrived time.Time, route int8, method string) (slot int, gen uint64, attempt int32) {
+	l.mu.Lock()
+	attempt = 1
+	if requestID != "" {
+		attempt = l.attempts[requestID] + 1
+		l.attempts[requestID] = attempt
+	}
+	slot = len(l.records)
+	gen = l.gen
+	l.records = append(l.records, reqRecord{
+		requestID: requestID,
+		connID:    connID,
+		arrived:   arrived.UnixNano(),
+		took:      -1,
+		attempt:   attempt,
+		route:     route,
+		method:    methodIndex(method),
+	})
+	l.mu.Unlock()
+	return slot, gen, attempt
+}
+
+func (l *requestLog) finish(slot int, gen uint64, took time.Duration, status int, fault uint8, orderID string) {
+	l.mu.Lock()
+	if gen == l.gen && slot < len(l.records) {
+		r := &l.records[slot]
+		r.took = int64(took)
+		r.status = int16(status)
+		r.fault = fault
+		r.orderID = orderID
+	}
+	l.mu.Unlock()
+}
+
+func (l *requestLog) reset() {
+	l.mu.Lock()
+	l.gen++
+	l.records = nil
+	l.attempts = make(map[string]int32)
+	l.mu.Unlock()
+}
+
+func (l *requestLog) snapshot(rs []route) []RequestRecord {
+	l.mu.Lock()
+	recs := append([]reqRecord(nil), l.records...)
+	l.mu.Unlock()
+	out := make([]RequestRecord, len(recs))
+	for i, r := range recs {
+		rr := RequestRecord{
+			RequestID: r.requestID,
+			Attempt:   int(r.attempt),
+			ConnID:    r.connID,
+			Arrived:   time.Unix(0, r.arrived),
+			Method:    methodNames[r.method],
+			Status:    int(r.status),
+			Fault:     faultLabel(r.fault),
+			OrderID:   r.orderID,
+		}
+		if r.took >= 0 {
+			rr.Finished = time.Unix(0, r.arrived+r.took)
+		}
+		if r.route >= 0 && int(r.route) < len(rs) {
+			rr.Route = rs[r.route].pattern
+		}
+		out[i] = rr
+	}
+	return out
+}
