@@ -135,10 +135,9 @@ func WithStepTimeout(d time.Duration) RunOption {
 	}
 }
 
-// watchdogGrace is how long past the watchdog deadline (which also cancels
-// the call's context) a worker waits before abandoning the call: a client
-// that honours its context returns within it and is not counted as abandoned.
-const watchdogGrace = 100 * time.Millisecond
+// stepGrace is how long the nemesis waits past a step's deadline for a
+// fault driver that ignores its context.
+const stepGrace = 100 * time.Millisecond
 
 // Run drives the clients that factory builds through spec's workload in env,
 // executes the nemesis schedule, samples, tears the clients down, measures
@@ -244,8 +243,15 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	for n, c := range clients {
 		r.clients[ServiceIDOf(n)] = c
 	}
+	// Calls carry one context for the whole run, canceled only when ctx is
+	// or once everything is measured. The harness never cancels a call's
+	// context when the call completes: net/http would then close the
+	// connection of any response body the client leaked, hiding the very
+	// leak the checks look for. A hung call is abandoned, not canceled.
+	callsCtx, cancelCalls := context.WithCancel(ctx)
+	defer cancelCalls()
 	h.Started = time.Now()
-	r.execute(ctx)
+	r.execute(callsCtx)
 
 	h.Calls, h.ErrorTexts = r.rec.Calls()
 	h.Steps = r.steps
@@ -481,10 +487,8 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 	rec := CallRecord{Seq: seq, Op: op, Service: op.Service()}
 	client := r.clients[rec.Service]
 	rec.Start = r.since()
-	callCtx, cancel := context.WithTimeout(ctx, r.watchdog)
-	req, err := r.plan.request(callCtx, seq, op, param)
+	req, err := r.plan.request(ctx, seq, op, param)
 	if err != nil {
-		cancel()
 		r.inFlight.Add(-1)
 		rec.End = r.since()
 		rec.Class = ClassOther
@@ -495,9 +499,9 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 	done := slot.done
 	go func() {
 		defer r.running.Add(-1)
-		done <- doCall(cancel, client, req)
+		done <- doCall(client, req)
 	}()
-	slot.timer.Reset(r.watchdog + watchdogGrace)
+	slot.timer.Reset(r.watchdog)
 	select {
 	case res := <-done:
 		slot.timer.Stop()
@@ -511,19 +515,13 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 		if res.err != nil {
 			text = res.err.Error()
 		}
-		// The call only returned because the harness's watchdog deadline
-		// canceled its context: the client itself never gave up.
-		if errors.Is(callCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil && time.Duration(rec.End-rec.Start) >= r.watchdog {
-			rec.Class = ClassHang
-			text = fmt.Sprintf("returned only when the watchdog (%v) canceled the call's context: %s", r.watchdog, text)
-		}
 		r.rec.Record(rec, text)
 	case <-slot.timer.C:
 		r.inFlight.Add(-1)
 		slot.done = make(chan callResult, 1)
-		rec.End = rec.Start + int64(r.watchdog+watchdogGrace)
+		rec.End = r.since()
 		rec.Class = ClassHang
-		r.rec.Record(rec, fmt.Sprintf("no return within the watchdog (%v): Do or the body read blocked; the call's goroutine was abandoned", r.watchdog+watchdogGrace))
+		r.rec.Record(rec, fmt.Sprintf("no return within the watchdog (%v): Do or the body read blocked; the call's goroutine was abandoned", r.watchdog))
 	}
 }
 

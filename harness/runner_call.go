@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -36,12 +35,11 @@ type callResult struct {
 // its digest and close it. It runs in its own goroutine so that a client
 // that never returns only costs that goroutine; a panicking client is
 // recorded, not fatal.
-func doCall(cancel context.CancelFunc, client Client, req *http.Request) (res callResult) {
+func doCall(client Client, req *http.Request) (res callResult) {
 	defer func() {
 		if p := recover(); p != nil {
 			res = callResult{err: fmt.Errorf("the client panicked: %v", p)}
 		}
-		cancel()
 		res.end = time.Now()
 	}()
 	resp, err := client.Do(req)

@@ -78,7 +78,7 @@ func (r *runner) applyStep(ctx context.Context, a Action) error {
 	case <-sctx.Done():
 		select {
 		case err = <-done:
-		case <-time.After(watchdogGrace):
+		case <-time.After(stepGrace):
 			err = fmt.Errorf("fault driver did not return within the step timeout (%v): %w", r.cfg.stepTimeout, sctx.Err())
 		}
 	}

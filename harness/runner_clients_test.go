@@ -1,0 +1,160 @@
+package harness
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// newEmbeddedEnv starts an embedded environment owned by the test.
+func newEmbeddedEnv(t testing.TB, opts ...EmbeddedOption) *Embedded {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env, err := NewEmbedded(ctx, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = env.Close() })
+	return env
+}
+
+// stdTransport is a sensibly configured transport: bounded pool, TLS
+// trusting only the service's CA.
+func stdTransport(svc Service, maxConns int) *http.Transport {
+	return &http.Transport{
+		MaxConnsPerHost:     maxConns,
+		MaxIdleConnsPerHost: maxConns,
+		IdleConnTimeout:     30 * time.Second,
+		TLSClientConfig:     &tls.Config{RootCAs: svc.CAs, MinVersion: tls.VersionTLS12},
+	}
+}
+
+// stdClientFactory builds the plain *http.Client a careful team would use.
+func stdClientFactory(svc Service) (Client, error) {
+	return &http.Client{Timeout: 2 * time.Second, Transport: stdTransport(svc, 16)}, nil
+}
+
+// goroutineLeaker leaks one goroutine per call, parked until the test ends.
+type goroutineLeaker struct {
+	inner *http.Client
+	park  chan struct{}
+}
+
+func (l *goroutineLeaker) Do(req *http.Request) (*http.Response, error) {
+	go func() { <-l.park }()
+	return l.inner.Do(req)
+}
+
+func (l *goroutineLeaker) CloseIdleConnections() { l.inner.CloseIdleConnections() }
+
+func goroutineLeakerFactory(t testing.TB) ClientFactory {
+	park := make(chan struct{})
+	t.Cleanup(func() { close(park) })
+	return func(svc Service) (Client, error) {
+		return &goroutineLeaker{inner: &http.Client{Timeout: 2 * time.Second, Transport: stdTransport(svc, 16)}, park: park}, nil
+	}
+}
+
+// bodyDropper "retries" every call: it first issues the request and drops
+// the response without reading or closing its body, then issues it again.
+// Each dropped body keeps its connection busy forever, so the pool can never
+// reuse or close it. The test closes the dropped bodies at cleanup.
+type bodyDropper struct {
+	inner *http.Client
+	mu    *sync.Mutex
+	drops *[]io.Closer
+}
+
+func (b *bodyDropper) Do(req *http.Request) (*http.Response, error) {
+	first := req.Clone(req.Context())
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		first.Body = body
+	}
+	if resp, err := b.inner.Do(first); err == nil {
+		b.mu.Lock()
+		*b.drops = append(*b.drops, resp.Body) // the bug: never read, never closed
+		b.mu.Unlock()
+	}
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		req.Body = body
+	}
+	return b.inner.Do(req)
+}
+
+func (b *bodyDropper) CloseIdleConnections() { b.inner.CloseIdleConnections() }
+
+func bodyDropperFactory(t testing.TB) ClientFactory {
+	var (
+		mu    sync.Mutex
+		drops []io.Closer
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range drops {
+			_ = d.Close()
+		}
+	})
+	return func(svc Service) (Client, error) {
+		// No MaxConnsPerHost: a bounded pool would turn the leak into a hang.
+		tr := stdTransport(svc, 0)
+		return &bodyDropper{inner: &http.Client{Timeout: 2 * time.Second, Transport: tr}, mu: &mu, drops: &drops}, nil
+	}
+}
+
+// blockingClient never returns from Do, whatever the context says.
+type blockingClient struct{ park chan struct{} }
+
+func (b *blockingClient) Do(*http.Request) (*http.Response, error) {
+	<-b.park
+	return nil, context.Canceled
+}
+
+func blockingFactory(t testing.TB) ClientFactory {
+	park := make(chan struct{})
+	t.Cleanup(func() { close(park) })
+	return func(Service) (Client, error) { return &blockingClient{park: park}, nil }
+}
+
+// slowClient waits before delegating, to saturate an open loop.
+type slowClient struct {
+	inner *http.Client
+	delay time.Duration
+}
+
+func (s *slowClient) Do(req *http.Request) (*http.Response, error) {
+	t := time.NewTimer(s.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	return s.inner.Do(req)
+}
+
+func (s *slowClient) CloseIdleConnections() { s.inner.CloseIdleConnections() }
+
+func findVerdict(t testing.TB, vs []Verdict, id string) Verdict {
+	t.Helper()
+	for _, v := range vs {
+		if v.Check == id {
+			return v
+		}
+	}
+	require.Failf(t, "no verdict", "check %s not judged", id)
+	return Verdict{}
+}

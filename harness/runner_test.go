@@ -1,0 +1,336 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolproof/poolproof/fakeservers"
+)
+
+func shortSpec(name string, seed int64) RunSpec {
+	return RunSpec{
+		Scenario: name,
+		Seed:     seed,
+		Workload: Workload{Mode: ClosedLoop, Duration: 600 * time.Millisecond, Workers: 4, Mix: Mix{Inventory: 2, Payment: 1, Notification: 1}},
+		Profile:  DefaultProfile(),
+	}
+}
+
+func runCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRunBaselineStdClientPassesEveryLeakCheck(t *testing.T) {
+	env := newEmbeddedEnv(t)
+	var progress []Progress
+	h, err := Run(runCtx(t), env, stdClientFactory, shortSpec("baseline", 7), WithProgress(func(p Progress) { progress = append(progress, p) }))
+	require.NoError(t, err)
+
+	require.NotEmpty(t, h.Calls)
+	assert.NotEmpty(t, progress, "progress is reported")
+	assert.Equal(t, int64(7), h.Seed)
+	assert.Equal(t, []string{fakeservers.Inventory, fakeservers.Payment, fakeservers.Notification}, h.Services)
+	perOp := map[Op]int{}
+	for _, c := range h.Calls {
+		perOp[c.Op]++
+		require.True(t, c.OK(), "call %d %v: class %v status %d err %q", c.Seq, c.Op, c.Class, c.Status, h.ErrorText(c))
+		require.Equal(t, DigestOK, c.Digest, "call %d", c.Seq)
+		require.LessOrEqual(t, c.Start, c.End)
+		require.Positive(t, c.Bytes)
+	}
+	for _, op := range []Op{OpGetItem, OpCreateCharge, OpSendNotification} {
+		assert.Positive(t, perOp[op], "op %v drawn", op)
+	}
+
+	// The server saw exactly the calls the history holds, by request id,
+	// each once, and one charge per charged order.
+	seen := map[string]int{}
+	for _, name := range h.Services {
+		truth := h.ServerAfterRun[name]
+		require.True(t, truth.Available, "server truth of %s: %s", name, truth.Err)
+		for _, r := range truth.Stats.Requests {
+			seen[r.RequestID]++
+		}
+	}
+	for _, c := range h.Calls {
+		assert.Equal(t, 1, seen[h.RequestID(c.Seq)], "request id %s", h.RequestID(c.Seq))
+		if c.Op == OpCreateCharge {
+			assert.Equal(t, 1, h.ServerAfterRun[fakeservers.Payment].Stats.Charges[h.OrderID(c.Seq)], "order %s", h.OrderID(c.Seq))
+		}
+	}
+
+	require.NotEmpty(t, h.Samples)
+	last := h.Samples[len(h.Samples)-1]
+	assert.Equal(t, int64(len(h.Calls)), last.Done)
+	assert.Len(t, last.ServerConns, 3)
+
+	for _, v := range Judge(h, append(LeakChecks(), NoHangCheck{})...) {
+		assert.Equal(t, StatusPass, v.Status, "%s", v)
+	}
+}
+
+func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
+	tests := []struct {
+		name       string
+		factory    func(testing.TB) ClientFactory
+		mustFail   string
+		reasonHas  []string
+		mustPass   []string
+		maxCalls   int
+		workers    int
+		tolerateFD bool
+	}{
+		{
+			name:      "goroutine per call",
+			factory:   goroutineLeakerFactory,
+			mustFail:  "leak.goroutines",
+			reasonHas: []string{"client goroutines still running after teardown", "harness.(*goroutineLeaker).Do.func1"},
+			mustPass:  []string{"leak.server_connections", "timeouts.no_hang"},
+			maxCalls:  60,
+			workers:   3,
+		},
+		{
+			name:      "discarded bodies never closed",
+			factory:   bodyDropperFactory,
+			mustFail:  "leak.server_connections",
+			reasonHas: []string{"connections still open on the servers", "never read to the end or closed"},
+			mustPass:  []string{"timeouts.no_hang"},
+			maxCalls:  30,
+			workers:   2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEmbeddedEnv(t)
+			spec := shortSpec("leaky", 11)
+			spec.Workload.MaxCalls = tt.maxCalls
+			spec.Workload.Workers = tt.workers
+			spec.Workload.Duration = 5 * time.Second
+			h, err := Run(runCtx(t), env, tt.factory(t), spec, WithSettle(500*time.Millisecond))
+			require.NoError(t, err)
+			require.Len(t, h.Calls, tt.maxCalls)
+
+			vs := Judge(h, append(LeakChecks(), NoHangCheck{})...)
+			v := findVerdict(t, vs, tt.mustFail)
+			require.Equal(t, StatusFail, v.Status, "%s", v)
+			for _, s := range tt.reasonHas {
+				assert.Contains(t, v.Reason, s)
+			}
+			assert.Contains(t, v.String(), "scenario=leaky seed=11")
+			t.Log(v)
+			for _, id := range tt.mustPass {
+				pv := findVerdict(t, vs, id)
+				assert.Equal(t, StatusPass, pv.Status, "%s", pv)
+			}
+		})
+	}
+}
+
+func TestRunBlockingClientIsReportedHungAndTheRunEnds(t *testing.T) {
+	env := newEmbeddedEnv(t)
+	spec := shortSpec("blackhole-client", 3)
+	spec.Workload.Duration = 300 * time.Millisecond
+	spec.Workload.Workers = 2
+	spec.Profile = Profile{Default: Contract{RequestTimeout: 100 * time.Millisecond}}
+
+	start := time.Now()
+	h, err := Run(runCtx(t), env, blockingFactory(t), spec, WithSettle(200*time.Millisecond))
+	took := time.Since(start)
+	require.NoError(t, err)
+
+	wantWatchdog := 100*time.Millisecond*2 + time.Second
+	assert.Equal(t, wantWatchdog, h.Watchdog)
+	// Duration + watchdog + grace, plus teardown/settle/goleak; generous for a noisy machine.
+	assert.Less(t, took, spec.Workload.Duration+wantWatchdog+10*time.Second)
+	require.Len(t, h.Calls, 2, "each worker's first call hangs past the end of the run")
+	for _, c := range h.Calls {
+		assert.Equal(t, ClassHang, c.Class)
+		assert.GreaterOrEqual(t, c.Latency(), wantWatchdog)
+		assert.Contains(t, h.ErrorText(c), "watchdog")
+	}
+	assert.Equal(t, 2, h.AbandonedAtEnd)
+	v := NoHangCheck{}.Judge(h)
+	assert.Equal(t, StatusFail, v.Status)
+	assert.Contains(t, v.Reason, "2 of 2 calls hung")
+	g := GoroutineLeakCheck{}.Judge(h)
+	assert.Equal(t, StatusFail, g.Status, "the abandoned calls are the client's leak")
+	assert.Contains(t, g.Reason, "blockingClient")
+}
+
+func TestRunSameSeedReplaysTheSameCalls(t *testing.T) {
+	env := newEmbeddedEnv(t)
+	run := func(seed int64) *History {
+		require.NoError(t, env.Reset(runCtx(t)))
+		spec := shortSpec("replay", seed)
+		spec.Workload.MaxCalls = 40
+		spec.Workload.Duration = 10 * time.Second
+		h, err := Run(runCtx(t), env, stdClientFactory, spec)
+		require.NoError(t, err)
+		require.Len(t, h.Calls, 40)
+		return h
+	}
+	type call struct {
+		op  Op
+		rid string
+	}
+	bySeq := func(h *History) map[uint32]call {
+		out := map[uint32]call{}
+		for _, c := range h.Calls {
+			out[c.Seq] = call{c.Op, h.RequestID(c.Seq)}
+		}
+		return out
+	}
+	a, b, other := run(42), run(42), run(43)
+	assert.Equal(t, bySeq(a), bySeq(b))
+	assert.NotEqual(t, bySeq(a), bySeq(other))
+
+	// The server saw the same request ids for the same items.
+	paths := func(h *History) map[string]string {
+		out := map[string]string{}
+		for _, r := range h.ServerAfterRun[fakeservers.Payment].Stats.Requests {
+			out[r.RequestID] = r.OrderID
+		}
+		return out
+	}
+	assert.Equal(t, paths(a), paths(b))
+}
+
+func TestRunOpenLoopDropsCallsAtTheInFlightCap(t *testing.T) {
+	env := newEmbeddedEnv(t)
+	spec := shortSpec("open", 5)
+	spec.Workload = Workload{Mode: OpenLoop, Duration: 800 * time.Millisecond, Rate: 100, MaxInFlight: 2, Mix: Mix{Inventory: 1}}
+	factory := func(svc Service) (Client, error) {
+		return &slowClient{inner: &http.Client{Timeout: 2 * time.Second, Transport: stdTransport(svc, 4)}, delay: 100 * time.Millisecond}, nil
+	}
+	h, err := Run(runCtx(t), env, factory, spec, WithSampleInterval(20*time.Millisecond))
+	require.NoError(t, err)
+
+	assert.Positive(t, h.Dropped)
+	// ~80 calls are due; at most 2 in flight for 100ms each lets ~16 through.
+	assert.Less(t, len(h.Calls), 40)
+	assert.Greater(t, int(h.Dropped)+len(h.Calls), 40)
+	for _, s := range h.Samples {
+		assert.LessOrEqual(t, s.InFlight, int32(2))
+	}
+	assert.Equal(t, []string{fakeservers.Inventory}, h.Services)
+	for _, c := range h.Calls {
+		assert.Equal(t, OpGetItem, c.Op)
+		assert.True(t, c.OK(), "class %v status %d", c.Class, c.Status)
+	}
+}
+
+func TestRunNemesisScheduleIsExecutedAndRecorded(t *testing.T) {
+	env := newEmbeddedEnv(t)
+	spec := shortSpec("http-503", 9)
+	spec.Workload.Duration = 900 * time.Millisecond
+	spec.Workload.Mix = Mix{Inventory: 1}
+	spec.Steps = []Step{
+		{At: 10 * time.Second, Label: "never reached", Action: Action{Kind: ActionClearHTTPFaults, Service: fakeservers.Inventory}},
+		{At: 200 * time.Millisecond, Label: "503 on inventory", Action: Action{Kind: ActionSetHTTPFaults, Service: fakeservers.Inventory,
+			HTTPFaults: []fakeservers.Fault{{Name: "unavailable", Kind: fakeservers.FaultStatus, Status: http.StatusServiceUnavailable}}}},
+		{At: 500 * time.Millisecond, Label: "clear", Action: Action{Kind: ActionClearHTTPFaults, Service: fakeservers.Inventory}},
+	}
+	t.Cleanup(func() { _ = env.Reset(context.Background()) })
+	h, err := Run(runCtx(t), env, stdClientFactory, spec)
+	require.NoError(t, err)
+
+	require.Len(t, h.Steps, 3)
+	assert.Equal(t, "503 on inventory", h.Steps[0].Step.Label)
+	assert.Empty(t, h.Steps[0].Err)
+	assert.GreaterOrEqual(t, h.Steps[0].Started, 200*time.Millisecond)
+	assert.GreaterOrEqual(t, h.Steps[0].Ended, h.Steps[0].Started)
+	assert.Empty(t, h.Steps[1].Err)
+	assert.GreaterOrEqual(t, h.Steps[1].Started, 500*time.Millisecond)
+	assert.Contains(t, h.Steps[2].Err, "not run")
+
+	statuses := map[int16]int{}
+	for _, c := range h.Calls {
+		statuses[c.Status]++
+		if c.Status == http.StatusServiceUnavailable {
+			assert.GreaterOrEqual(t, time.Duration(c.End), h.Steps[0].Started)
+			assert.LessOrEqual(t, time.Duration(c.Start), h.Steps[1].Ended)
+		}
+	}
+	assert.Positive(t, statuses[http.StatusOK])
+	assert.Positive(t, statuses[http.StatusServiceUnavailable])
+}
+
+func TestRunRejectsBadInput(t *testing.T) {
+	env := newEmbeddedEnv(t)
+	factoryErr := errors.New("no credentials")
+	tests := []struct {
+		name    string
+		env     Environment
+		factory ClientFactory
+		mutate  func(*RunSpec)
+		want    error
+	}{
+		{"no environment", nil, stdClientFactory, nil, ErrInvalidRun},
+		{"no factory", env, nil, nil, ErrInvalidRun},
+		{"bad mode", env, stdClientFactory, func(s *RunSpec) { s.Workload.Mode = "sideways" }, ErrInvalidWorkload},
+		{"open loop without rate", env, stdClientFactory, func(s *RunSpec) { s.Workload = Workload{Mode: OpenLoop, Duration: time.Second} }, ErrInvalidWorkload},
+		{"no duration", env, stdClientFactory, func(s *RunSpec) { s.Workload.Duration = 0 }, ErrInvalidWorkload},
+		{"factory fails", env, func(Service) (Client, error) { return nil, factoryErr }, nil, factoryErr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := shortSpec("bad", 1)
+			if tt.mutate != nil {
+				tt.mutate(&spec)
+			}
+			h, err := Run(runCtx(t), tt.env, tt.factory, spec)
+			require.ErrorIs(t, err, tt.want)
+			assert.Nil(t, h)
+		})
+	}
+}
+
+func TestRunCanceledContextStillTearsDownAndReturnsTheHistory(t *testing.T) {
+	env := newEmbeddedEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	spec := shortSpec("cancel", 2)
+	spec.Workload.Duration = time.Minute
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	h, err := Run(ctx, env, stdClientFactory, spec)
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotNil(t, h)
+	assert.Less(t, time.Since(start), 20*time.Second)
+	assert.NotEmpty(t, h.Calls)
+	assert.NotEmpty(t, h.Teardown, "clients are torn down")
+	assert.Equal(t, StatusPass, ServerConnLeakCheck{}.Judge(h).Status)
+}
+
+func TestHistoryRoundTripRecomputesTheSameVerdicts(t *testing.T) {
+	env := newEmbeddedEnv(t)
+	spec := shortSpec("roundtrip", 99)
+	spec.Workload.MaxCalls = 30
+	spec.Workload.Duration = 5 * time.Second
+	spec.Steps = []Step{{At: time.Hour, Label: "late", Action: Action{Kind: ActionClearHTTPFaults, Service: fakeservers.Payment}}}
+	h, err := Run(runCtx(t), env, goroutineLeakerFactory(t), spec, WithSettle(300*time.Millisecond))
+	require.NoError(t, err)
+
+	checks := append(LeakChecks(), NoHangCheck{})
+	before := Judge(h, checks...)
+	var buf bytes.Buffer
+	require.NoError(t, h.Save(&buf))
+	loaded, err := LoadHistory(&buf)
+	require.NoError(t, err)
+
+	assert.Equal(t, before, Judge(loaded, checks...))
+	assert.Equal(t, h.Calls, loaded.Calls)
+	assert.Equal(t, h.Leaks, loaded.Leaks)
+	assert.Equal(t, h.Steps, loaded.Steps)
+	assert.Equal(t, h.Samples, loaded.Samples)
+	assert.Equal(t, findVerdict(t, before, "leak.goroutines").Status, StatusFail, "the round trip carries a failing verdict too")
+}
