@@ -37,8 +37,8 @@ type clientOpt func(*http.Transport)
 func client(t testing.TB, s *Server, opts ...clientOpt) *http.Client {
 	t.Helper()
 	tr := &http.Transport{MaxIdleConnsPerHost: 16, ForceAttemptHTTP2: true}
-	if ca := s.CA(); ca != nil {
-		tr.TLSClientConfig = &tls.Config{RootCAs: ca.Pool(), ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+	if s.CA() != nil {
+		tr.TLSClientConfig = tlsClientConfig(s)
 	}
 	for _, o := range opts {
 		o(tr)
@@ -79,4 +79,9 @@ func do(t testing.TB, c *http.Client, method, url, body string, hdr ...string) r
 func eventually(t testing.TB, cond func() bool, msg string) {
 	t.Helper()
 	require.Eventually(t, cond, 5*time.Second, 5*time.Millisecond, msg)
+}
+
+// tlsClientConfig trusts only s's CA, as every client under test must.
+func tlsClientConfig(s *Server) *tls.Config {
+	return &tls.Config{RootCAs: s.CA().Pool(), ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 }

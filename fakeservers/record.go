@@ -85,7 +85,9 @@ func (l *requestLog) finish(slot int, gen uint64, took time.Duration, status int
 	l.mu.Lock()
 	if gen == l.gen && slot < len(l.records) {
 		r := &l.records[slot]
-		r.took = int64(took)
+		if took >= 0 {
+			r.took = int64(took)
+		}
 		r.status = int16(status)
 		r.fault = fault
 		r.orderID = orderID

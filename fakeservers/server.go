@@ -386,14 +386,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	routeIdx, param, miss := match(s.routes, r.Method, r.URL.Path)
 	slot, gen, attempt := s.log.begin(reqID, connID, arrived, routeIdx, r.Method)
+	// The outcome is recorded before the answer is written, so whoever reads
+	// Stats after the client saw the answer (or the failure) finds it; the
+	// deferred finish only adds the end time of slow or aborted answers.
 	out := outcome{}
+	finished := false
+	settle := func(withEnd bool) {
+		took := time.Duration(-1)
+		if withEnd {
+			took = time.Since(arrived)
+			finished = true
+		}
+		s.log.finish(slot, gen, took, out.status, out.faults, out.orderID)
+	}
 	defer func() {
-		s.log.finish(slot, gen, time.Since(arrived), out.status, out.faults, out.orderID)
+		if !finished {
+			settle(true)
+		}
 	}()
 	w.Header()[keyAttempt] = attemptHeader(attempt)
 
 	if miss != nil {
 		out.status = miss.status
+		settle(true)
 		writeResponse(w, miss)
 		return
 	}
@@ -411,6 +426,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[keyFault] = []string{f.label()}
 		if f.Kind == FaultStatus {
 			out.status = f.Status
+			settle(true)
 			writeResponse(w, faultResponse(f.Status, f))
 			return
 		}
@@ -420,6 +436,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.orderID = orderID
 	if f == nil {
 		out.status = resp.status
+		settle(true)
 		writeResponse(w, resp)
 		return
 	}
@@ -431,13 +448,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				status = http.StatusInternalServerError
 			}
 			out.status = status
+			settle(true)
 			writeResponse(w, faultResponse(status, f))
 			return
 		}
 		out.status = 0 // no response at all
+		settle(false)
 		abortConn(w, r, true)
 	case FaultSlowBody:
 		out.status = resp.status
+		settle(false)
 		s.writeSlow(w, r, resp, f.BytesPerSecond)
 	case FaultCutBody:
 		out.status = resp.status
@@ -445,15 +465,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if cut == 0 || cut >= len(resp.body) {
 			cut = len(resp.body) / 2
 		}
+		settle(false)
 		writeHeaders(w, resp)
 		_, _ = w.Write(resp.body[:cut])
 		abortConn(w, r, false)
 	case FaultCloseAfterHeaders:
 		out.status = resp.status
+		settle(false)
 		writeHeaders(w, resp)
 		abortConn(w, r, false)
 	default:
 		out.status = resp.status
+		settle(true)
 		writeResponse(w, resp)
 	}
 }

@@ -87,7 +87,6 @@ func TestServicesAnswerWithDigestedBodies(t *testing.T) {
 	})
 }
 
-
 func TestVerifyDigest(t *testing.T) {
 	body := []byte(`{"ok":true}`)
 	good := BodyDigest(body)
