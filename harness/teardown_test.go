@@ -1,0 +1,63 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type countingClient struct {
+	idle, closed atomic.Int32
+	closeErr     error
+	block        chan struct{}
+}
+
+func (c *countingClient) Do(*http.Request) (*http.Response, error) { return nil, errors.New("unused") }
+func (c *countingClient) CloseIdleConnections()                    { c.idle.Add(1) }
+func (c *countingClient) Close() error {
+	c.closed.Add(1)
+	if c.block != nil {
+		<-c.block
+	}
+	return c.closeErr
+}
+
+type doOnly struct{}
+
+func (doOnly) Do(*http.Request) (*http.Response, error) { return nil, errors.New("unused") }
+
+type valueClient struct{ m map[string]int } // not comparable
+
+func (valueClient) Do(*http.Request) (*http.Response, error) { return nil, errors.New("unused") }
+func (valueClient) CloseIdleConnections()                  {}
+
+func TestTeardownCallsWhatTheClientHas(t *testing.T) {
+	shared := &countingClient{closeErr: errors.New("flush failed")}
+	calls := teardownClients(context.Background(), map[string]Client{
+		"inventory": shared, "payment": shared, "notification": doOnly{}, "other": valueClient{},
+	}, time.Second)
+	assert.Equal(t, int32(1), shared.idle.Load(), "a shared client is torn down once")
+	assert.Equal(t, int32(1), shared.closed.Load())
+	require.Len(t, calls, 3)
+	assert.Equal(t, TeardownCall{Service: "inventory", Method: "CloseIdleConnections", Took: calls[0].Took}, calls[0])
+	assert.Equal(t, "Close", calls[1].Method)
+	assert.Equal(t, "flush failed", calls[1].Err)
+	assert.Equal(t, "other", calls[2].Service)
+}
+
+func TestTeardownIsBoundedWhenCloseHangs(t *testing.T) {
+	c := &countingClient{block: make(chan struct{})}
+	t.Cleanup(func() { close(c.block) })
+	start := time.Now()
+	calls := teardownClients(context.Background(), map[string]Client{"payment": c}, 100*time.Millisecond)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	require.Len(t, calls, 2)
+	assert.True(t, calls[1].Hung)
+	assert.Contains(t, calls[1].Err, "did not return within 100ms")
+}
