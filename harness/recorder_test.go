@@ -30,8 +30,12 @@ func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
 func TestClassify(t *testing.T) {
-	urlErr := func(err error) error { return &url.Error{Op: "Get", URL: "https://127.0.0.1:1/v1/items/sku-1", Err: err} }
-	opErr := func(err error) error { return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)} }
+	urlErr := func(err error) error {
+		return &url.Error{Op: "Get", URL: "https://127.0.0.1:1/v1/items/sku-1", Err: err}
+	}
+	opErr := func(err error) error {
+		return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+	}
 	tests := []struct {
 		name string
 		err  error

@@ -35,7 +35,7 @@ func (doOnly) Do(*http.Request) (*http.Response, error) { return nil, errors.New
 type valueClient struct{ m map[string]int } // not comparable
 
 func (valueClient) Do(*http.Request) (*http.Response, error) { return nil, errors.New("unused") }
-func (valueClient) CloseIdleConnections()                  {}
+func (valueClient) CloseIdleConnections()                    {}
 
 func TestTeardownCallsWhatTheClientHas(t *testing.T) {
 	shared := &countingClient{closeErr: errors.New("flush failed")}
