@@ -331,6 +331,9 @@ func (d *FaultDriver) adminCall(ctx context.Context, service, op string, fn func
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.callTimeout)
 	defer cancel()
+	// Idle admin connections would look like pooled connections of the
+	// client under test to a goroutine leak check: drop them after use.
+	defer c.Close()
 	if err := fn(ctx, c); err != nil {
 		return fmt.Errorf("%s on %q: %w", op, service, err)
 	}

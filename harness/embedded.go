@@ -1,0 +1,341 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/poolproof/poolproof/fakeservers"
+)
+
+// DefaultSeed seeds the fake services of an embedded environment when no
+// WithSeed option is given, so that two runs see the same fault draws.
+const DefaultSeed int64 = 1
+
+type latencyJitter struct{ latency, jitter time.Duration }
+
+type embeddedConfig struct {
+	tls         bool
+	http2       bool
+	seed        int64
+	latency     map[string]latencyJitter
+	keepAlive   map[string]fakeservers.KeepAlive
+	callTimeout time.Duration
+}
+
+// EmbeddedOption configures NewEmbedded.
+type EmbeddedOption func(*embeddedConfig)
+
+// WithTLS turns TLS on the fake services on (the default) or off.
+func WithTLS(on bool) EmbeddedOption { return func(c *embeddedConfig) { c.tls = on } }
+
+// WithHTTP2 allows (the default) or forbids HTTP/2, negotiated by ALPN when
+// TLS is on. Plain HTTP is always HTTP/1.1.
+func WithHTTP2(on bool) EmbeddedOption { return func(c *embeddedConfig) { c.http2 = on } }
+
+// WithSeed seeds the fake services' fault draws and jitter. Service i of
+// fakeservers.Services gets seed+i, so services draw independently yet a
+// run with the same seed replays.
+func WithSeed(seed int64) EmbeddedOption { return func(c *embeddedConfig) { c.seed = seed } }
+
+// WithServiceLatency gives one service a base handling latency ± jitter on
+// the server side, before any fault or toxic.
+func WithServiceLatency(service string, latency, jitter time.Duration) EmbeddedOption {
+	return func(c *embeddedConfig) { c.latency[service] = latencyJitter{latency, jitter} }
+}
+
+// WithKeepAlive sets the keep-alive policy of every service; it is also what
+// Reset restores.
+func WithKeepAlive(ka fakeservers.KeepAlive) EmbeddedOption {
+	return func(c *embeddedConfig) {
+		for _, svc := range fakeservers.Services {
+			c.keepAlive[svc] = ka
+		}
+	}
+}
+
+// WithServiceKeepAlive sets the keep-alive policy of one service; it is also
+// what Reset restores.
+func WithServiceKeepAlive(service string, ka fakeservers.KeepAlive) EmbeddedOption {
+	return func(c *embeddedConfig) { c.keepAlive[service] = ka }
+}
+
+// WithCallTimeout bounds each fault-driver and admin call (default
+// DefaultCallTimeout).
+func WithCallTimeout(d time.Duration) EmbeddedOption {
+	return func(c *embeddedConfig) { c.callTimeout = d }
+}
+
+// Embedded is the default environment: the three fake services and
+// Toxiproxy, all in this process on 127.0.0.1, and all driven over HTTP
+// (Toxiproxy's API and the services' admin API) exactly as the docker and
+// remote environments are, so no check depends on in-process access.
+type Embedded struct {
+	cfg      embeddedConfig
+	ca       *fakeservers.CA
+	servers  map[string]*fakeservers.Server
+	admins   map[string]*fakeservers.AdminClient
+	toxi     *ToxiproxyServer
+	driver   *FaultDriver
+	proxies  []string // created through the API, deleted by Close
+	services []Service
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Environment = (*Embedded)(nil)
+
+// NewEmbedded starts one CA, the three fake services (all signed by that
+// CA), Toxiproxy with its HTTP API on an ephemeral loopback port, and one
+// proxy per service created through that API. On any failure everything
+// already started is stopped before the error is returned. The caller owns
+// the result and must Close it.
+func NewEmbedded(ctx context.Context, opts ...EmbeddedOption) (_ *Embedded, err error) {
+	cfg := embeddedConfig{
+		tls:         true,
+		http2:       true,
+		seed:        DefaultSeed,
+		latency:     map[string]latencyJitter{},
+		keepAlive:   map[string]fakeservers.KeepAlive{},
+		callTimeout: DefaultCallTimeout,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+
+	e := &Embedded{
+		cfg:     cfg,
+		servers: map[string]*fakeservers.Server{},
+		admins:  map[string]*fakeservers.AdminClient{},
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.Close())
+		}
+	}()
+
+	if cfg.tls {
+		if e.ca, err = fakeservers.NewCA(); err != nil {
+			return nil, fmt.Errorf("embedded environment: generating the CA: %w", err)
+		}
+	}
+	for i, name := range fakeservers.Services {
+		lj := cfg.latency[name]
+		srv, err := fakeservers.Start(ctx, fakeservers.Config{
+			Service:      name,
+			Listen:       "127.0.0.1:0",
+			AdminListen:  "127.0.0.1:0",
+			TLS:          cfg.tls,
+			DisableHTTP2: !cfg.http2,
+			Latency:      lj.latency,
+			Jitter:       lj.jitter,
+			Seed:         cfg.seed + int64(i),
+			KeepAlive:    cfg.keepAlive[name],
+			CA:           e.ca,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedded environment: starting fake service %s: %w", name, err)
+		}
+		e.servers[name] = srv
+		e.admins[name] = fakeservers.NewAdminClient(srv.AdminURL())
+	}
+
+	if e.toxi, err = StartToxiproxy(ctx, "127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("embedded environment: %w", err)
+	}
+	e.driver = NewFaultDriver(e.toxi.URL(), e.admins, cfg.callTimeout, WithBaselineKeepAlive(cfg.keepAlive))
+
+	scheme := "http"
+	if cfg.tls {
+		scheme = "https"
+	}
+	for _, name := range fakeservers.Services {
+		addr, err := e.driver.CreateProxy(ctx, name, "127.0.0.1:0", e.servers[name].Addr())
+		if err != nil {
+			return nil, fmt.Errorf("embedded environment: creating the Toxiproxy proxy for %s: %w", name, err)
+		}
+		e.proxies = append(e.proxies, name)
+		svc := Service{Name: name, BaseURL: scheme + "://" + addr}
+		if e.ca != nil {
+			svc.CAs = e.ca.Pool()
+		}
+		e.services = append(e.services, svc)
+	}
+	return e, nil
+}
+
+func (c *embeddedConfig) validate() error {
+	for svc := range c.latency {
+		if !slices.Contains(fakeservers.Services, svc) {
+			return fmt.Errorf("embedded environment: WithServiceLatency(%q): %w: want one of %v", svc, ErrUnknownService, fakeservers.Services)
+		}
+	}
+	for svc := range c.keepAlive {
+		if !slices.Contains(fakeservers.Services, svc) {
+			return fmt.Errorf("embedded environment: WithServiceKeepAlive(%q): %w: want one of %v", svc, ErrUnknownService, fakeservers.Services)
+		}
+	}
+	if c.callTimeout <= 0 {
+		return fmt.Errorf("embedded environment: WithCallTimeout(%v): want a positive duration", c.callTimeout)
+	}
+	return nil
+}
+
+// Name is "embedded".
+func (e *Embedded) Name() string { return "embedded" }
+
+// Services lists the endpoints, through Toxiproxy, in fakeservers.Services order.
+func (e *Embedded) Services() []Service { return slices.Clone(e.services) }
+
+// Faults is the fault driver.
+func (e *Embedded) Faults() *FaultDriver { return e.driver }
+
+// Seed is the seed the fake services were started with.
+func (e *Embedded) Seed() int64 { return e.cfg.seed }
+
+// ToxiproxyURL is the base URL of the in-process Toxiproxy API.
+func (e *Embedded) ToxiproxyURL() string { return e.toxi.URL() }
+
+// AdminURL is the admin API base URL of one fake service, "" when unknown.
+func (e *Embedded) AdminURL(service string) string {
+	if s, ok := e.servers[service]; ok {
+		return s.AdminURL()
+	}
+	return ""
+}
+
+// UpstreamAddr is the host:port of one fake service itself, bypassing
+// Toxiproxy ("" when unknown): for baselines and benchmarks only.
+func (e *Embedded) UpstreamAddr(service string) string {
+	if s, ok := e.servers[service]; ok {
+		return s.Addr()
+	}
+	return ""
+}
+
+// CA is the CA every fake service's certificate is signed by; nil without TLS.
+func (e *Embedded) CA() *fakeservers.CA { return e.ca }
+
+// Observe reads one service's server-side truth through its admin API.
+func (e *Embedded) Observe(ctx context.Context, service string) (fakeservers.Stats, error) {
+	c, ok := e.admins[service]
+	if !ok {
+		return fakeservers.Stats{}, fmt.Errorf("observe %q: %w: want one of %v", service, ErrUnknownService, fakeservers.Services)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
+	defer cancel()
+	// Idle admin connections would look like pooled connections of the
+	// client under test to the goroutine leak check: drop them after use.
+	defer c.Close()
+	st, err := c.Stats(ctx)
+	if err != nil {
+		return fakeservers.Stats{}, fmt.Errorf("observe %q: %w", service, err)
+	}
+	return st, nil
+}
+
+// Reset removes every toxic and HTTP fault, re-enables every proxy, restores
+// the start keep-alive policy and makes each service forget its history.
+func (e *Embedded) Reset(ctx context.Context) error {
+	errs := []error{e.driver.Reset(ctx)}
+	for _, name := range fakeservers.Services {
+		c := e.admins[name]
+		func() {
+			ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
+			defer cancel()
+			defer c.Close()
+			if err := c.Reset(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("reset %q: %w", name, err))
+			}
+		}()
+	}
+	return errors.Join(errs...)
+}
+
+// environmentFunctions are functions that appear only in the stacks of the
+// embedded environment's own goroutines, found by dumping stacks while
+// clients held live connections through every proxy (see
+// TestGoroutineIgnoresLeaveOnlyClientGoroutines). None of them can appear in
+// a client's goroutine unless the client runs an HTTP server itself.
+var environmentFunctions = []string{
+	// Toxiproxy: proxy accept loops, their shutdown helpers, and per
+	// connection links and toxic stubs.
+	"github.com/Shopify/toxiproxy/v2.(*Proxy).server",
+	"github.com/Shopify/toxiproxy/v2.(*Proxy).freeBlocker",
+	"github.com/Shopify/toxiproxy/v2.(*ToxicLink).read",
+	"github.com/Shopify/toxiproxy/v2.(*ToxicLink).write",
+	"github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run",
+	// Toxiproxy's API: our serve loop and its per-request timeout handler.
+	"github.com/poolproof/poolproof/harness.StartToxiproxy.func1",
+	"net/http.(*timeoutHandler).ServeHTTP.func1",
+	// Fault-driver calls still waiting on Toxiproxy's client.
+	"github.com/poolproof/poolproof/harness.(*FaultDriver).toxiproxyCall.func1",
+	// HTTP servers (fake services, admin APIs, Toxiproxy's API): accept
+	// loops and server-side connections, HTTP/1 and HTTP/2.
+	"net/http.(*Server).Serve",
+	"net/http.(*conn).serve",
+	"net/http.(*connReader).backgroundRead",
+	"net/http.(*http2serverConn).serve",
+	"net/http.(*http2serverConn).readFrames",
+	"net/http.(*http2serverConn).runHandler",
+	"net/http.(*http2serverConn).writeFrameAsync",
+	// Fake services: the goroutine that waits for both serve loops, and the
+	// idle-timeout timer callbacks.
+	"github.com/poolproof/poolproof/fakeservers.Start.func4",
+	"github.com/poolproof/poolproof/fakeservers.(*trackedConn).onIdleTimer",
+}
+
+// GoroutineIgnores tells the environment's own goroutines (fake services'
+// servers, Toxiproxy's links and API, pending fault-driver calls) apart from
+// the client's. The admin clients keep no idle connection between calls, so
+// they leave no goroutine to tell apart.
+func (e *Embedded) GoroutineIgnores() []goleak.Option {
+	opts := make([]goleak.Option, 0, len(environmentFunctions))
+	for _, f := range environmentFunctions {
+		opts = append(opts, goleak.IgnoreAnyFunction(f))
+	}
+	return opts
+}
+
+// Close deletes the proxies through Toxiproxy's API, stops Toxiproxy and the
+// fake services, and releases the admin clients. It is idempotent and safe
+// on a half-built environment.
+func (e *Embedded) Close() error {
+	e.closeOnce.Do(func() {
+		var errs []error
+		if e.driver != nil && len(e.proxies) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*e.cfg.callTimeout)
+			for _, name := range e.proxies {
+				if err := e.driver.DeleteProxy(ctx, name); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			cancel()
+		}
+		if e.toxi != nil {
+			// Also stops any proxy the API could not delete.
+			errs = append(errs, e.toxi.Close())
+		}
+		for _, c := range e.admins {
+			c.Close()
+		}
+		for _, name := range fakeservers.Services {
+			if s, ok := e.servers[name]; ok {
+				if err := s.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("closing fake service %s: %w", name, err))
+				}
+			}
+		}
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}
