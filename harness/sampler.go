@@ -9,16 +9,22 @@ import (
 
 // ConnectionCounter is an optional Environment extension: a cheap read of
 // the open server-side connections of one service. The samplers read it
-// every sample (~100ms). Without it they fall back to Environment.Observe
-// only every observeEvery samples, because Observe returns the whole
-// request history since the last reset and grows with the run.
+// every sample (~100ms). Without it they fall back to Environment.Observe,
+// which returns the whole request history since the last reset and grows
+// with the run: at most every observeEvery samples, and spaced further so
+// that observing costs at most 1/observeBudget of the run's wall time.
 type ConnectionCounter interface {
 	OpenConnections(ctx context.Context, service string) (int, error)
 }
 
-// observeEvery is the fallback cadence, in samples, of reading server
-// connections through Observe.
-const observeEvery = 10
+const (
+	// observeEvery is the fallback cadence, in samples, of reading server
+	// connections through Observe.
+	observeEvery = 10
+	// observeBudget: after an Observe round that took d, the next waits at
+	// least d*observeBudget, keeping the fallback under ~2% of wall time.
+	observeBudget = 50
+)
 
 // runSampler takes a sample every interval until stop is closed, and one
 // last sample then. Each sample is bounded: server reads by the sample
@@ -37,9 +43,14 @@ func (r *runner) runSampler(ctx context.Context, stop <-chan struct{}) []Sample 
 	counter, _ := r.env.(ConnectionCounter)
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	var nextObserve time.Time
 	for i := 0; ; i++ {
-		readServer := counter != nil || i%observeEvery == 0
+		readServer := counter != nil || (i%observeEvery == 0 && !time.Now().Before(nextObserve))
+		began := time.Now()
 		samples = append(samples, r.sample(ctx, counter, readServer))
+		if readServer && counter == nil {
+			nextObserve = began.Add(time.Since(began) * observeBudget)
+		}
 		if r.cfg.progress != nil {
 			r.cfg.progress(r.progress())
 		}
