@@ -86,8 +86,10 @@ func WithSampleInterval(d time.Duration) RunOption {
 }
 
 // WithWatchdog sets the per-call bound after which a call that has not
-// returned is recorded as hung and abandoned. The default is the largest
-// declared RequestTimeout of the driven services x 2 + 1s.
+// returned (Do and the body read) is recorded as hung and its goroutine
+// abandoned; the worker moves on. The default is the largest declared
+// RequestTimeout of the driven services x 2 + 1s. The call's context is not
+// canceled then: a client must enforce its own declared timeout.
 func WithWatchdog(d time.Duration) RunOption {
 	return func(c *runConfig) {
 		if d > 0 {
