@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,7 +205,7 @@ func (cl *Client) Do(req *http.Request) (*http.Response, error) {
 	cl.budget.deposit()
 	body := req.Body
 	for attempt := 1; ; attempt++ {
-		resp, c, err := cl.attempt(ctx, req, body)
+		resp, c, err := cl.attempt(ctx, req, body, nil)
 		if !retry || attempt >= cl.cfg.Retry.MaxAttempts || !cl.worthRetry(ctx, resp, err) {
 			return cl.end(resp, c, err, cancel)
 		}
@@ -329,7 +330,7 @@ func (cl *Client) callContext(parent context.Context) (context.Context, context.
 }
 
 // attempt sends one attempt: breaker, connection slot, transport.
-func (cl *Client) attempt(ctx context.Context, orig *http.Request, body io.ReadCloser) (*http.Response, *call, error) {
+func (cl *Client) attempt(ctx context.Context, orig *http.Request, body io.ReadCloser, gate *warmGate) (*http.Response, *call, error) {
 	tok, err := cl.breaker.Allow()
 	if err != nil {
 		closeReqBody(body)
@@ -342,7 +343,12 @@ func (cl *Client) attempt(ctx context.Context, orig *http.Request, body io.ReadC
 		return nil, nil, err
 	}
 	c := &call{cl: cl, tok: tok}
-	c.trace.GotConn = func(info httptrace.GotConnInfo) { c.bind(info.Conn) }
+	c.trace.GotConn = func(info httptrace.GotConnInfo) {
+		c.bind(info.Conn)
+		if gate != nil {
+			gate.arrive(ctx)
+		}
+	}
 	c.req = *orig.WithContext(httptrace.WithClientTrace(ctx, &c.trace))
 	c.req.Body = body
 	if c.req.Header == nil {
@@ -519,16 +525,17 @@ func (e *epochs) current(now time.Time) context.Context {
 	return ctx
 }
 
-// Warm opens connections until MinConns are open, by sending concurrent
-// HEAD requests to BaseURL+WarmPath and holding each response until all of
-// them arrived, so each one occupies its own connection. With HTTP/2 they
-// share one connection.
+// Warm opens connections until MinConns are open. It sends MinConns
+// concurrent HEAD requests to BaseURL+WarmPath and holds each one, between
+// getting its connection and writing, until all of them hold one: a held
+// connection cannot be handed to another request, so MinConns distinct
+// connections are open when they are released. With HTTP/2 one request is
+// sent: the calls share one connection.
 func (cl *Client) Warm(ctx context.Context) error {
 	if cl.closed.Load() {
 		return fmt.Errorf("pooledclient: %s: warm: %w", cl.name, ErrClosed)
 	}
-	n := cl.cfg.MinConns - cl.conns.stats().Open
-	if n <= 0 {
+	if cl.cfg.MinConns <= 0 || cl.conns.stats().Open >= cl.cfg.MinConns {
 		return nil
 	}
 	if cl.cfg.RequestTimeout > 0 {
@@ -536,31 +543,28 @@ func (cl *Client) Warm(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, cl.cfg.RequestTimeout)
 		defer cancel()
 	}
-	var (
-		wg      sync.WaitGroup
-		arrived atomic.Int32
-		all     = make(chan struct{})
-		errs    = make([]error, n)
-	)
+	n := cl.cfg.MinConns
+	var gate *warmGate
+	if cl.cfg.HTTP2 && strings.HasPrefix(cl.cfg.BaseURL, "https:") {
+		n = 1 // HTTP/2's hook runs under the connection's lock: no gate there
+	} else {
+		gate = &warmGate{want: int32(n), all: make(chan struct{})}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			var resp *http.Response
 			req, err := http.NewRequestWithContext(ctx, http.MethodHead, cl.cfg.BaseURL+cl.cfg.WarmPath, nil)
 			if err == nil {
-				resp, _, err = cl.attempt(ctx, req, nil)
-			}
-			if arrived.Add(1) == int32(n) {
-				close(all)
+				var resp *http.Response
+				if resp, _, err = cl.attempt(ctx, req, nil, gate); err == nil {
+					drainAndClose(resp.Body)
+				}
 			}
 			if err != nil {
 				errs[i] = err
-				return
+				gate.giveUp() // release the others: this one will never hold a connection
 			}
-			select {
-			case <-all:
-			case <-ctx.Done():
-			}
-			drainAndClose(resp.Body)
 		})
 	}
 	wg.Wait()
@@ -568,6 +572,31 @@ func (cl *Client) Warm(ctx context.Context) error {
 		return fmt.Errorf("pooledclient: %s: warm: %w", cl.name, err)
 	}
 	return nil
+}
+
+// warmGate holds Warm's requests, each on its own connection, until all of
+// them got one (or one failed, or the context ended).
+type warmGate struct {
+	want    int32
+	arrived atomic.Int32
+	once    sync.Once
+	all     chan struct{}
+}
+
+func (g *warmGate) arrive(ctx context.Context) {
+	if g.arrived.Add(1) == g.want {
+		g.giveUp()
+	}
+	select {
+	case <-g.all:
+	case <-ctx.Done():
+	}
+}
+
+func (g *warmGate) giveUp() {
+	if g != nil {
+		g.once.Do(func() { close(g.all) })
+	}
 }
 
 func (cl *Client) keepWarm(ctx context.Context) {

@@ -617,10 +617,9 @@ func TestHTTP2OnOffAndRootCAs(t *testing.T) {
 		}
 		_, ok := protos.Load(want)
 		assert.True(t, ok, "HTTP/%d negotiated (HTTP2=%v)", want, h2)
-		_, open, _ := srv.counts()
-		st := c.Stats()
-		assert.Equal(t, open, st.Open, "exact count under TLS (HTTP2=%v)", h2)
-		assert.Zero(t, st.Active)
+		eventually(t, 5*time.Second, func() bool { _, open, _ := srv.counts(); return open == c.Stats().Open },
+			"exact count under TLS (HTTP2=%v)", h2)
+		assert.Zero(t, c.Stats().Active)
 	}
 
 	t.Run("unknown CA refused", func(t *testing.T) {
