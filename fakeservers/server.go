@@ -89,9 +89,8 @@ type Server struct {
 	jitterMu sync.Mutex
 	jitter   *rand.Rand
 
-	conns    connTracker
-	log      *requestLog
-	handlers atomic.Int64 // service handlers running, so Close can wait for them
+	conns connTracker
+	log   *requestLog
 
 	payment       paymentState
 	items         itemCache
@@ -310,15 +309,17 @@ func (s *Server) Close() error {
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if isClosed(s.serveDone) && s.handlers.Load() == 0 && s.conns.serving.Load() == 0 {
+			// busy counts connections with a handler running, so it is zero only
+			// when every handler has returned.
+			if isClosed(s.serveDone) && s.conns.busy.Load() == 0 && s.conns.serving.Load() == 0 {
 				s.closeErr = err
 				return
 			}
 			select {
 			case <-tick.C:
 			case <-deadline.C:
-				s.closeErr = errors.Join(err, fmt.Errorf("fakeservers: %s: close: after %s still %d handlers and %d connections running",
-					s.cfg.Service, closeWait, s.handlers.Load(), s.conns.serving.Load()))
+				s.closeErr = errors.Join(err, fmt.Errorf("fakeservers: %s: close: after %s still %d connections in a handler and %d served",
+					s.cfg.Service, closeWait, s.conns.busy.Load(), s.conns.serving.Load()))
 				return
 			}
 		}
@@ -362,8 +363,6 @@ func attemptHeader(n int32) []string {
 // ServeHTTP is the instrumented core every service shares: it records the
 // request, applies latency and faults, runs the route and writes the answer.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.handlers.Add(1)
-	defer s.handlers.Add(-1)
 	arrived := time.Now()
 
 	tc := connFromContext(r.Context())
