@@ -317,12 +317,17 @@ func (cl *Client) callContext(parent context.Context) (context.Context, context.
 	if cl.cfg.RequestTimeout <= 0 {
 		return parent, nil, time.Time{}
 	}
-	deadline := cl.clock.Now().Add(cl.cfg.RequestTimeout)
+	wall := time.Now()
+	now := wall
+	if _, real := cl.clock.(RealClock); !real {
+		now = cl.clock.Now()
+	}
+	deadline := now.Add(cl.cfg.RequestTimeout)
 	if parent.Done() != nil {
-		ctx, cancel := context.WithDeadline(parent, time.Now().Add(cl.cfg.RequestTimeout))
+		ctx, cancel := context.WithDeadline(parent, wall.Add(cl.cfg.RequestTimeout))
 		return ctx, cancel, deadline
 	}
-	ep := cl.epochs.current(time.Now())
+	ep := cl.epochs.current(wall)
 	if parent == context.Background() {
 		return ep, nil, deadline
 	}
