@@ -1,0 +1,246 @@
+package brokenclients
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/pooledclient"
+)
+
+// ErrUnknownClient is wrapped by Lookup when no gallery client has the name.
+var ErrUnknownClient = errors.New("unknown broken client")
+
+// Entry is one broken client of the gallery.
+type Entry struct {
+	Name     string   // kebab-case, e.g. "new-client-per-request"
+	Bug      string   // one sentence a user understands: what is wrong and what it costs in production
+	CaughtBy []string // ids of the checks that must catch it
+	Factory  func(harness.Service) (harness.Client, error)
+}
+
+// Ids of the checks that catch the gallery's bugs. The leak and hang ids are
+// the harness's own (a test holds them equal); the others name checks the
+// harness is still growing.
+const (
+	checkLeakGoroutines     = "leak.goroutines"
+	checkLeakFDs            = "leak.fds"
+	checkLeakServerConns    = "leak.server_connections"
+	checkNoHang             = "timeouts.no_hang"
+	checkPoolChurn          = "pool.churn"
+	checkPoolBound          = "pool.bound"
+	checkPoolFailFast       = "pool.exhaustion_fail_fast"
+	checkIntegrityDigest    = "integrity.digest"
+	checkRetryAttempts      = "retry.attempts_bounded"
+	checkRetryBackoff       = "retry.backoff"
+	checkRetryAfter         = "retry.retry_after"
+	checkNoDuplicateCharge  = "ledger.no_duplicate_charge"
+	checkBreakerRecovers    = "breaker.recovers"
+	checkBreakerHalfOpenMax = "breaker.half_open_probes"
+)
+
+// All returns the gallery, in a stable order.
+func All() []Entry {
+	return []Entry{
+		{
+			Name: "new-client-per-request",
+			Bug: "builds a new client (transport, pool and breaker) for every call and never closes it: " +
+				"every call pays a fresh TCP and TLS handshake, and the idle connections and their goroutines pile up until the process runs out of file descriptors",
+			CaughtBy: []string{checkPoolChurn, checkLeakFDs, checkLeakGoroutines},
+			Factory:  newClientPerRequest,
+		},
+		{
+			Name: "body-not-read-to-eof",
+			Bug: "treats the first half of each response body as all of it and closes the rest unread: " +
+				"callers act on truncated data, and every call throws its connection away instead of reusing it",
+			CaughtBy: []string{checkIntegrityDigest, checkPoolChurn},
+			Factory:  newBodyNotReadToEOF,
+		},
+		{
+			Name: "retry-bodies-not-closed",
+			Bug: "retries 5xx answers itself but never closes the bodies of the answers it throws away: " +
+				"each retried call leaks a connection and its goroutines until the pool is exhausted",
+			CaughtBy: []string{checkLeakServerConns, checkLeakGoroutines},
+			Factory:  newRetryBodiesNotClosed,
+		},
+		{
+			Name: "no-timeouts",
+			Bug: "sets no timeout anywhere (connect, TLS handshake, response headers, whole call): " +
+				"one slow or silent server holds callers and connections for as long as it likes",
+			CaughtBy: []string{checkNoHang},
+			Factory:  newNoTimeouts,
+		},
+		{
+			Name: "unbounded-pool",
+			Bug: "puts no limit on connections per host: under load or a slow server it opens a connection " +
+				"for every call in flight, overwhelming the server and exhausting file descriptors",
+			CaughtBy: []string{checkPoolBound},
+			Factory:  newUnboundedPool,
+		},
+		{
+			Name: "unbounded-queue",
+			Bug: "bounds its pool but lets a call wait for a free connection as long as the whole request timeout " +
+				"(net/http's default is forever): when the pool is exhausted calls queue up instead of failing fast, and latency explodes",
+			CaughtBy: []string{checkPoolFailFast},
+			Factory:  newUnboundedQueue,
+		},
+		{
+			Name: "retries-without-backoff",
+			Bug: "retries failed calls immediately, up to 10 times, with no backoff and no retry budget: " +
+				"a struggling server gets a retry storm instead of room to recover",
+			CaughtBy: []string{checkRetryAttempts, checkRetryBackoff},
+			Factory:  newRetriesWithoutBackoff,
+		},
+		{
+			Name: "retries-unsafe-post",
+			Bug: "retries a POST that carries no Idempotency-Key after a connection error or a 5xx: " +
+				"when the server processed the first attempt, the customer is charged twice",
+			CaughtBy: []string{checkNoDuplicateCharge},
+			Factory:  newRetriesUnsafePost,
+		},
+		{
+			Name: "retry-after-ignored",
+			Bug: "retries a 429 after its own short backoff, ignoring the server's Retry-After: " +
+				"it hammers a server that asked it to slow down and gets throttled harder",
+			CaughtBy: []string{checkRetryAfter},
+			Factory:  newRetryAfterIgnored,
+		},
+		{
+			Name: "breaker-never-half-opens",
+			Bug: "has a circuit breaker that opens and never lets a probe through again: " +
+				"after one outage the service stays cut off until the process restarts",
+			CaughtBy: []string{checkBreakerRecovers},
+			Factory:  newBreakerNeverHalfOpens,
+		},
+		{
+			Name: "half-open-admits-all",
+			Bug: "has a circuit breaker whose half-open state admits every call instead of a few probes: " +
+				"the moment the open delay ends, the full load hits a service that may still be down",
+			CaughtBy: []string{checkBreakerHalfOpenMax},
+			Factory:  newHalfOpenAdmitsAll,
+		},
+		{
+			Name: "goroutine-per-call",
+			Bug: "starts a goroutine per call to report its latency on a channel nobody reads: " +
+				"every call leaks a blocked goroutine and its memory until the process dies",
+			CaughtBy: []string{checkLeakGoroutines},
+			Factory:  newGoroutinePerCall,
+		},
+	}
+}
+
+// Lookup returns the gallery client with name.
+func Lookup(name string) (Entry, error) {
+	all := All()
+	names := make([]string, len(all))
+	for i, e := range all {
+		if e.Name == name {
+			return e, nil
+		}
+		names[i] = e.Name
+	}
+	return Entry{}, fmt.Errorf("brokenclients: %q: %w; choose one of %s", name, ErrUnknownClient, strings.Join(names, ", "))
+}
+
+// Reference settings every gallery client starts from; they honour
+// harness.DefaultContract, so that a gallery client run under the default
+// profile fails only the checks its bug breaks.
+const (
+	refMaxConns       = 16
+	refPoolWait       = 250 * time.Millisecond
+	refRequestTimeout = 2 * time.Second
+	refMaxAttempts    = 3
+	refBaseBackoff    = 50 * time.Millisecond
+	refMaxBackoff     = 500 * time.Millisecond
+	refMaxRetryAfter  = 2 * time.Second
+	refTripAfter      = 5 // consecutive failures
+	refOpenDelay      = time.Second
+	refHalfOpenProbes = 1
+)
+
+// ReferenceConfig is the reference client's configuration for svc, shaped to
+// harness.DefaultContract: 16 connections, a 250ms pool wait, a 2s request
+// timeout, 3 attempts with backoff, a breaker that trips after 5 consecutive
+// failures and probes again after 1s. Every gallery client is this
+// configuration plus one bug, and pooledclient.NewClient(ReferenceConfig(svc))
+// is the control that passes what they fail.
+func ReferenceConfig(svc harness.Service) (pooledclient.Config, error) {
+	cfg := pooledclient.Config{
+		Name:                  svc.Name,
+		BaseURL:               svc.BaseURL,
+		RootCAs:               svc.CAs,
+		MaxConnsPerHost:       refMaxConns,
+		MaxIdleConns:          refMaxConns,
+		IdleTimeout:           90 * time.Second,
+		MaxLifetime:           2 * time.Minute,
+		ConnectTimeout:        time.Second,
+		TLSHandshakeTimeout:   time.Second,
+		ResponseHeaderTimeout: refRequestTimeout,
+		RequestTimeout:        refRequestTimeout,
+		PoolWait:              refPoolWait,
+		Retry: pooledclient.RetryConfig{
+			MaxAttempts: refMaxAttempts, BaseBackoff: refBaseBackoff, MaxBackoff: refMaxBackoff,
+			Jitter: 0.5, MaxRetryAfter: refMaxRetryAfter, BudgetRatio: 0.2, BudgetMinPerSecond: 10,
+		},
+		Breaker: pooledclient.BreakerConfig{
+			ConsecutiveFailures: refTripAfter, FailureRate: 0.5, Window: 10 * time.Second, MinCalls: 20,
+			OpenDelay: refOpenDelay, HalfOpenProbes: refHalfOpenProbes, ProbeSuccesses: refHalfOpenProbes,
+		},
+		Seed: 1,
+	}
+	if err := cfg.Validate(); err != nil {
+		return pooledclient.Config{}, fmt.Errorf("brokenclients: service %q: %w", svc.Name, err)
+	}
+	return cfg, nil
+}
+
+// configured builds a pooledclient from the reference configuration changed
+// by edit (nil: unchanged).
+func configured(svc harness.Service, edit func(*pooledclient.Config)) (*pooledclient.Client, error) {
+	cfg, err := ReferenceConfig(svc)
+	if err != nil {
+		return nil, err
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	cl, err := pooledclient.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("brokenclients: service %q: %w", svc.Name, err)
+	}
+	return cl, nil
+}
+
+func newNoTimeouts(svc harness.Service) (harness.Client, error) {
+	return configured(svc, func(c *pooledclient.Config) {
+		c.ConnectTimeout, c.TLSHandshakeTimeout, c.ResponseHeaderTimeout, c.RequestTimeout = 0, 0, 0, 0
+	})
+}
+
+// unboundedConns stands for "no limit": pooledclient refuses
+// MaxConnsPerHost 0, and its slots are a chan struct{}, so a huge capacity
+// costs no memory.
+const unboundedConns = 1 << 20
+
+func newUnboundedPool(svc harness.Service) (harness.Client, error) {
+	return configured(svc, func(c *pooledclient.Config) { c.MaxConnsPerHost = unboundedConns })
+}
+
+// queueForever stands for net/http's unbounded wait for a connection; only
+// the request timeout ends the wait.
+const queueForever = 24 * time.Hour
+
+func newUnboundedQueue(svc harness.Service) (harness.Client, error) {
+	return configured(svc, func(c *pooledclient.Config) { c.PoolWait = queueForever })
+}
+
+func newRetriesWithoutBackoff(svc harness.Service) (harness.Client, error) {
+	return configured(svc, func(c *pooledclient.Config) {
+		c.Retry.MaxAttempts = 10
+		c.Retry.BaseBackoff, c.Retry.MaxBackoff, c.Retry.Jitter = 0, 0, 0
+		// No budget either: a storm is not a storm if something rations it.
+		c.Retry.BudgetRatio, c.Retry.BudgetMinPerSecond = 0, 1_000_000
+	})
+}
