@@ -561,10 +561,15 @@ func (s *Server) writeSlow(w http.ResponseWriter, r *http.Request, resp *respons
 
 // abortConn ends the exchange without a complete response: for HTTP/1.1 the
 // connection is closed (reset=true: with a TCP RST, no TLS close_notify), for
-// HTTP/2 the stream is reset, which is all h2 allows a handler to do.
+// HTTP/2 the stream is reset, which is all h2 allows a handler to do. With
+// reset=true nothing has been written and nothing is flushed: a flush would
+// send an implicit "200 OK" before the connection dies, and the client must
+// see no response at all.
 func abortConn(w http.ResponseWriter, r *http.Request, reset bool) {
 	rc := http.NewResponseController(w)
-	_ = rc.Flush()
+	if !reset {
+		_ = rc.Flush()
+	}
 	if r.ProtoMajor == 1 {
 		if conn, _, err := rc.Hijack(); err == nil {
 			if tc := unwrapConn(conn); reset && tc != nil {
