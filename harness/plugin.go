@@ -41,6 +41,10 @@ type Contract struct {
 	BreakerOpenDelay time.Duration `json:"breaker_open_delay"`
 	// RecoveryTime bounds how long after a fault clears the client is healthy again.
 	RecoveryTime time.Duration `json:"recovery_time"`
+	// HalfOpenProbes is the most attempts the breaker lets through at once
+	// while half-open (default 3); the breaker checks hold the attempts that
+	// reach the server during an outage to it.
+	HalfOpenProbes int `json:"half_open_probes,omitempty"`
 }
 
 // Profile is the contract a team claims for its client, per service.
@@ -53,7 +57,8 @@ type Profile struct {
 
 // DefaultContract is the contract assumed when a team declares nothing:
 // 16 connections per service, a 250ms pool wait, a 2s request timeout, 3
-// attempts, a 1s breaker open delay and a 3s recovery.
+// attempts, a 1s breaker open delay admitting 3 half-open probes and a 3s
+// recovery.
 var DefaultContract = Contract{
 	MaxConns:         16,
 	PoolWait:         250 * time.Millisecond,
@@ -61,6 +66,7 @@ var DefaultContract = Contract{
 	MaxAttempts:      3,
 	BreakerOpenDelay: time.Second,
 	RecoveryTime:     3 * time.Second,
+	HalfOpenProbes:   3,
 }
 
 // DefaultProfile returns a profile with DefaultContract for every service.
@@ -92,6 +98,9 @@ func (c Contract) withDefaults() Contract {
 	}
 	if c.RecoveryTime == 0 {
 		c.RecoveryTime = d.RecoveryTime
+	}
+	if c.HalfOpenProbes == 0 {
+		c.HalfOpenProbes = d.HalfOpenProbes
 	}
 	return c
 }
