@@ -18,6 +18,9 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET "+AdminStatsPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
+	mux.HandleFunc("GET "+AdminConnsPath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.ConnCounts())
+	})
 	mux.HandleFunc("POST "+AdminResetPath, func(w http.ResponseWriter, _ *http.Request) {
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)

@@ -41,6 +41,13 @@ func (c *AdminClient) Stats(ctx context.Context) (Stats, error) {
 	return s, err
 }
 
+// Conns reads the live connection counters alone; cheap enough to poll.
+func (c *AdminClient) Conns(ctx context.Context) (ConnCounts, error) {
+	var n ConnCounts
+	err := c.call(ctx, http.MethodGet, AdminConnsPath, nil, &n)
+	return n, err
+}
+
 // Reset forgets recorded history and zeroes the peaks.
 func (c *AdminClient) Reset(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, AdminResetPath, nil, nil)

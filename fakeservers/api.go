@@ -29,6 +29,7 @@ const (
 // Admin paths, served on the admin listener only.
 const (
 	AdminStatsPath     = "/__admin/stats"     // GET: Stats as JSON
+	AdminConnsPath     = "/__admin/conns"     // GET: ConnCounts as JSON, cheap enough to poll every 100ms
 	AdminResetPath     = "/__admin/reset"     // POST: forget history, zero the peak, keep faults and keep-alive
 	AdminFaultsPath    = "/__admin/faults"    // GET: []Fault; POST: replace with []Fault (or one Fault); DELETE: clear
 	AdminKeepAlivePath = "/__admin/keepalive" // GET/POST: KeepAlive
@@ -107,6 +108,16 @@ type Stats struct {
 	Connections     []ConnRecord    `json:"connections"`      // accepted since the last reset, plus those still open
 	Requests        []RequestRecord `json:"requests"`         // since the last reset, in arrival order
 	Charges         map[string]int  `json:"charges"`          // order id -> charges created (payment only)
+}
+
+// ConnCounts is the live connection counters alone, as served by GET
+// /__admin/conns: a read that costs the same however long the run has been.
+type ConnCounts struct {
+	Open     int `json:"open"`
+	Busy     int `json:"busy"`
+	PeakOpen int `json:"peak_open"`
+	PeakBusy int `json:"peak_busy"`
+	Accepted int `json:"accepted"`
 }
 
 // Fault kinds. A Fault has exactly one kind.

@@ -79,6 +79,19 @@ func (t *connTracker) reset() {
 	t.mu.Unlock()
 }
 
+func (t *connTracker) counts() ConnCounts {
+	t.mu.Lock()
+	accepted := t.accepted
+	t.mu.Unlock()
+	return ConnCounts{
+		Open:     int(t.open.Load()),
+		Busy:     int(t.busy.Load()),
+		PeakOpen: int(t.peakOpen.Load()),
+		PeakBusy: int(t.peakBusy.Load()),
+		Accepted: accepted,
+	}
+}
+
 func (t *connTracker) snapshot(st *Stats) {
 	t.mu.Lock()
 	conns := append([]*trackedConn(nil), t.conns...)

@@ -251,6 +251,11 @@ func TestAdminAPI(t *testing.T) {
 	require.Len(t, st.Requests, 1)
 	assert.Equal(t, "r1", st.Requests[0].RequestID)
 	assert.Equal(t, 1, st.Accepted, "admin calls are not counted as service connections")
+	counts, err := adm.Conns(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, ConnCounts{Open: st.OpenConnections, Busy: st.BusyConnections, PeakOpen: st.PeakOpen, PeakBusy: st.PeakBusy, Accepted: st.Accepted}, counts,
+		"the cheap counters agree with the full stats")
+	assert.Equal(t, 1, counts.Open, "the client's keep-alive connection is still open")
 	require.NoError(t, adm.Reset(ctx))
 	st, err = adm.Stats(ctx)
 	require.NoError(t, err)

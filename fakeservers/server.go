@@ -249,6 +249,10 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// ConnCounts reads the live connection counters alone, without copying the
+// history.
+func (s *Server) ConnCounts() ConnCounts { return s.conns.counts() }
+
 // Reset forgets recorded history (closed connections, requests, attempt
 // numbering, charges and idempotency keys), sets the peaks to the current
 // values and reseeds the fault and jitter draws, so a scenario after a reset

@@ -226,6 +226,24 @@ func (e *Embedded) UpstreamAddr(service string) string {
 func (e *Embedded) CA() *fakeservers.CA { return e.ca }
 
 // Observe reads one service's server-side truth through its admin API.
+// OpenConnections reads one service's open server-side connections through
+// the admin API's cheap counters endpoint; it makes Embedded a
+// ConnectionCounter, so the samplers read it every sample.
+func (e *Embedded) OpenConnections(ctx context.Context, service string) (int, error) {
+	c, ok := e.admins[service]
+	if !ok {
+		return 0, fmt.Errorf("open connections %q: %w: want one of %v", service, ErrUnknownService, fakeservers.Services)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
+	defer cancel()
+	defer c.Close() // see Observe
+	n, err := c.Conns(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("open connections %q: %w", service, err)
+	}
+	return n.Open, nil
+}
+
 func (e *Embedded) Observe(ctx context.Context, service string) (fakeservers.Stats, error) {
 	c, ok := e.admins[service]
 	if !ok {

@@ -255,10 +255,18 @@ func TestEmbeddedDisableProxyDropsServerConnections(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, 1, observe(t, env, svc.Name).OpenConnections)
+	open, err := env.OpenConnections(context.Background(), svc.Name)
+	require.NoError(t, err)
+	require.Equal(t, 1, open, "the cheap counter agrees with Observe")
 
 	applyEnv(t, env, DisableProxy(svc.Name))
 	assert.Eventually(t, func() bool { return observe(t, env, svc.Name).OpenConnections == 0 }, 5*time.Second, 20*time.Millisecond,
 		"disabling the proxy must close the server side of live connections")
+	open, err = env.OpenConnections(context.Background(), svc.Name)
+	require.NoError(t, err)
+	assert.Equal(t, 0, open)
+	_, err = env.OpenConnections(context.Background(), "billing")
+	assert.ErrorIs(t, err, ErrUnknownService)
 	_, err = br.ReadByte()
 	assert.Error(t, err, "the client's next read must fail")
 	c, _ := svcClient(t, svc, false, 2*time.Second)
