@@ -1,0 +1,334 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CheckRun is the check id of the verdict Certify records when a scenario
+// could not run at all (the factory failed, the environment does not serve a
+// service of the mix): a client that cannot be built is not certified.
+const CheckRun = "harness.run"
+
+// Phases of CertifyProgress.
+const (
+	PhaseStart = "start" // the environment was reset, the run is about to begin
+	PhaseRun   = "run"   // a runner sample, every ~100ms
+	PhaseDone  = "done"  // the scenario was judged (or could not run)
+)
+
+// CertifyProgress is what the progress callback of Certify sees.
+type CertifyProgress struct {
+	Index    int // 1-based position of the scenario
+	Total    int // scenarios in the certification
+	Scenario string
+	Family   string
+	Seed     int64
+	Phase    string // PhaseStart, PhaseRun or PhaseDone
+	Step     string // label of the last nemesis step started, "" before the first
+	// Elapsed is the wall time since Certify began.
+	Elapsed time.Duration
+	// ScenarioElapsed is the wall time since this scenario began.
+	ScenarioElapsed time.Duration
+	// Remaining estimates the wall time left: the workload durations still
+	// to run plus, per scenario, the harness's own overhead (reset, warm-up,
+	// teardown, leak settling) as measured on the scenarios done so far.
+	Remaining time.Duration
+	// Run is the runner's latest snapshot (zero at PhaseStart).
+	Run Progress
+	// Verdicts are the scenario's verdicts, at PhaseDone only.
+	Verdicts []Verdict
+}
+
+// CertifyOption tunes Certify.
+type CertifyOption func(*certifyConfig)
+
+type certifyConfig struct {
+	progress     func(CertifyProgress)
+	seed         int64
+	runOpts      []RunOption
+	resetTimeout time.Duration
+}
+
+// WithCertifyProgress calls fn when each scenario starts, at every runner
+// sample and when each scenario is judged. Calls come from one goroutine at
+// a time; fn must return quickly.
+func WithCertifyProgress(fn func(CertifyProgress)) CertifyOption {
+	return func(c *certifyConfig) { c.progress = fn }
+}
+
+// WithSeedOverride runs every scenario with seed instead of its own; 0
+// keeps each scenario's seed. The seed is recorded in the Certificate and in
+// every verdict, so a failure can be replayed.
+func WithSeedOverride(seed int64) CertifyOption {
+	return func(c *certifyConfig) { c.seed = seed }
+}
+
+// WithRunOptions passes opts to every Run. A WithProgress among them is
+// still called, before the certification's own progress callback.
+func WithRunOptions(opts ...RunOption) CertifyOption {
+	return func(c *certifyConfig) { c.runOpts = append(c.runOpts, opts...) }
+}
+
+// WithResetTimeout bounds each Environment.Reset (default 30s).
+func WithResetTimeout(d time.Duration) CertifyOption {
+	return func(c *certifyConfig) {
+		if d > 0 {
+			c.resetTimeout = d
+		}
+	}
+}
+
+// Certificate is the outcome of a certification: every scenario's history
+// and verdicts, against the contract the client declared.
+type Certificate struct {
+	Profile     Profile `json:"profile"`
+	Environment string  `json:"environment"`
+	// Seed is the seed that replaced every scenario's own, 0 when each ran
+	// with its own (ScenarioResult.Seed has the one used).
+	Seed    int64         `json:"seed,omitempty"`
+	Started time.Time     `json:"started"`
+	Elapsed time.Duration `json:"elapsed"`
+	// Interrupted is set when the context was canceled before every
+	// scenario ran: the certificate holds what was done so far.
+	Interrupted bool             `json:"interrupted,omitempty"`
+	Results     []ScenarioResult `json:"results"`
+}
+
+// ScenarioResult is one scenario's run and judgement.
+type ScenarioResult struct {
+	Scenario string        `json:"scenario"`
+	Family   string        `json:"family"`
+	Proves   string        `json:"proves"`
+	Seed     int64         `json:"seed"`
+	History  *History      `json:"history,omitempty"` // nil when the run could not start
+	Verdicts []Verdict     `json:"verdicts"`
+	Elapsed  time.Duration `json:"elapsed"` // wall time, reset and teardown included
+	// Err is why the run could not start or was cut short, "" otherwise.
+	Err string `json:"err,omitempty"`
+	// Interrupted is set when the context was canceled during the run; the
+	// history is partial and was not judged.
+	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// Passed reports a scenario that ran to the end with every verdict passed or
+// not applicable, and at least one passed.
+func (r ScenarioResult) Passed() bool {
+	if r.Err != "" || r.Interrupted {
+		return false
+	}
+	passed := 0
+	for _, v := range r.Verdicts {
+		switch v.Status {
+		case StatusFail:
+			return false
+		case StatusPass:
+			passed++
+		}
+	}
+	return passed > 0
+}
+
+// Passed reports a certification that ran every scenario to the end and
+// whose every scenario passed. A certificate with no result never passes.
+func (c *Certificate) Passed() bool {
+	if c == nil || c.Interrupted || len(c.Results) == 0 {
+		return false
+	}
+	for _, r := range c.Results {
+		if !r.Passed() {
+			return false
+		}
+	}
+	return true
+}
+
+// Failures lists every failed verdict, in scenario order.
+func (c *Certificate) Failures() []Verdict {
+	return c.withStatus(StatusFail)
+}
+
+// NotApplicable lists every verdict that could not be judged (no
+// server-side truth, no fd counts on this OS...): neither passed nor failed.
+func (c *Certificate) NotApplicable() []Verdict {
+	return c.withStatus(StatusNotApplicable)
+}
+
+func (c *Certificate) withStatus(s Status) []Verdict {
+	if c == nil {
+		return nil
+	}
+	var out []Verdict
+	for _, r := range c.Results {
+		for _, v := range r.Verdicts {
+			if v.Status == s {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// Result returns the result of the named scenario.
+func (c *Certificate) Result(scenario string) (ScenarioResult, bool) {
+	if c == nil {
+		return ScenarioResult{}, false
+	}
+	for _, r := range c.Results {
+		if r.Scenario == scenario {
+			return r, true
+		}
+	}
+	return ScenarioResult{}, false
+}
+
+// defaultOverhead is the per-scenario harness time assumed by the
+// remaining-time estimate before any scenario finished.
+const defaultOverhead = time.Second
+
+// Certify runs every scenario against the clients factory builds, in order,
+// in env: reset the environment, run, judge with the scenario's checks
+// bounded by profile. It is what both the Ginkgo suites and the CLI call.
+//
+// A scenario that cannot run (the factory failed...) gets one failed
+// verdict with check id CheckRun, and the certification goes on. When ctx is
+// canceled Certify stops and returns the certificate of what was done so
+// far, marked Interrupted, with ctx's error. It returns an error without a
+// certificate only when nothing could be run (invalid scenarios, no
+// environment or factory), and with a certificate when the environment could
+// not be reset (the results so far are kept; later ones would be untrusted).
+func Certify(ctx context.Context, env Environment, factory ClientFactory, profile Profile, scenarios []Scenario, opts ...CertifyOption) (*Certificate, error) {
+	cfg := certifyConfig{resetTimeout: 30 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if env == nil {
+		return nil, fmt.Errorf("%w: no environment: pass one, e.g. from NewEmbedded", ErrInvalidRun)
+	}
+	if factory == nil {
+		return nil, fmt.Errorf("%w: no client factory: pass a func(Service) (Client, error)", ErrInvalidRun)
+	}
+	if err := validateScenarios(scenarios); err != nil {
+		return nil, err
+	}
+	// A WithProgress among the run options is kept and chained.
+	probe := defaultRunConfig()
+	for _, o := range cfg.runOpts {
+		o(&probe)
+	}
+	userRunProgress := probe.progress
+
+	start := time.Now()
+	cert := &Certificate{Profile: profile, Environment: env.Name(), Seed: cfg.seed, Started: start}
+	est := newEstimator(scenarios)
+	defer func() { cert.Elapsed = time.Since(start) }()
+
+	for i, s := range scenarios {
+		if err := ctx.Err(); err != nil {
+			cert.Interrupted = true
+			return cert, fmt.Errorf("certification interrupted before scenario %d of %d (%s): %w", i+1, len(scenarios), s.Name, err)
+		}
+		scStart := time.Now()
+		seed := s.EffectiveSeed(cfg.seed)
+		report := func(phase string, run Progress, verdicts []Verdict) {
+			if cfg.progress == nil {
+				return
+			}
+			scElapsed := time.Since(scStart)
+			cfg.progress(CertifyProgress{
+				Index: i + 1, Total: len(scenarios), Scenario: s.Name, Family: s.Family, Seed: seed,
+				Phase: phase, Step: run.Step, Elapsed: time.Since(start), ScenarioElapsed: scElapsed,
+				Remaining: est.remaining(i, scElapsed, phase == PhaseDone), Run: run, Verdicts: verdicts,
+			})
+		}
+
+		rctx, cancel := context.WithTimeout(ctx, cfg.resetTimeout)
+		err := env.Reset(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				cert.Interrupted = true
+				return cert, fmt.Errorf("certification interrupted before scenario %d of %d (%s): %w", i+1, len(scenarios), s.Name, ctx.Err())
+			}
+			return cert, fmt.Errorf("resetting environment %s before scenario %s: %w (the results so far are kept; fix the environment and certify again)", env.Name(), s.Name, err)
+		}
+		report(PhaseStart, Progress{Scenario: s.Name, Seed: seed}, nil)
+
+		runOpts := append(append([]RunOption(nil), cfg.runOpts...), WithProgress(func(p Progress) {
+			if userRunProgress != nil {
+				userRunProgress(p)
+			}
+			report(PhaseRun, p, nil)
+		}))
+		h, runErr := Run(ctx, env, factory, s.Spec(profile, cfg.seed), runOpts...)
+		res := ScenarioResult{Scenario: s.Name, Family: s.Family, Proves: s.Proves, Seed: seed, History: h}
+		switch {
+		case runErr != nil && ctx.Err() != nil:
+			res.Err, res.Interrupted = runErr.Error(), true
+		case runErr != nil:
+			res.Err = runErr.Error()
+			res.Verdicts = []Verdict{{
+				Check: CheckRun, Scenario: s.Name, Seed: seed, Status: StatusFail,
+				Reason: "the scenario could not run: " + runErr.Error(),
+			}}
+		default:
+			res.Verdicts = Judge(h, s.Checks(profile)...)
+		}
+		res.Elapsed = time.Since(scStart)
+		cert.Results = append(cert.Results, res)
+		est.done(i, res.Elapsed)
+		var last Progress
+		if h != nil {
+			last = Progress{Scenario: s.Name, Seed: seed, Elapsed: h.Elapsed, Calls: int64(len(h.Calls))}
+		}
+		report(PhaseDone, last, res.Verdicts)
+		if res.Interrupted {
+			cert.Interrupted = true
+			return cert, fmt.Errorf("certification interrupted during scenario %d of %d (%s): %w", i+1, len(scenarios), s.Name, errors.Join(runErr, ctx.Err()))
+		}
+	}
+	return cert, nil
+}
+
+// estimator predicts the remaining wall time of a certification from the
+// workload durations and the overhead measured so far.
+type estimator struct {
+	durations []time.Duration
+	overhead  time.Duration // sum of (elapsed - duration) over finished scenarios
+	finished  int
+}
+
+func newEstimator(scenarios []Scenario) *estimator {
+	d := make([]time.Duration, len(scenarios))
+	for i, s := range scenarios {
+		d[i] = s.Workload.Duration
+	}
+	return &estimator{durations: d}
+}
+
+func (e *estimator) perScenarioOverhead() time.Duration {
+	if e.finished == 0 {
+		return defaultOverhead
+	}
+	return max(0, e.overhead/time.Duration(e.finished))
+}
+
+func (e *estimator) done(i int, elapsed time.Duration) {
+	e.overhead += elapsed - e.durations[i]
+	e.finished++
+}
+
+// remaining is the estimate while scenario i is elapsed into (or finished).
+func (e *estimator) remaining(i int, elapsed time.Duration, finished bool) time.Duration {
+	over := e.perScenarioOverhead()
+	var left time.Duration
+	if !finished {
+		left = max(0, e.durations[i]+over-elapsed)
+	}
+	for _, d := range e.durations[i+1:] {
+		left += d + over
+	}
+	return left
+}

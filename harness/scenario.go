@@ -1,0 +1,163 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Scenario families: what kind of property a scenario is about. Suites turn
+// them into Ginkgo labels and the CLI filters on them.
+const (
+	FamilyLeak     = "leak"
+	FamilyPool     = "pool"
+	FamilyTimeout  = "timeout"
+	FamilyRetry    = "retry"
+	FamilyBreaker  = "breaker"
+	FamilyRecovery = "recovery"
+)
+
+// Families lists every scenario family, in the order a report shows them.
+var Families = []string{FamilyLeak, FamilyPool, FamilyTimeout, FamilyRetry, FamilyBreaker, FamilyRecovery}
+
+// ErrInvalidScenario is returned by Scenario.Validate and Certify for a
+// scenario that cannot be run as written.
+var ErrInvalidScenario = errors.New("invalid scenario")
+
+// Scenario is one named, replayable experiment: a workload, a fault
+// schedule and the checks that judge it. It is data: the same scenario runs
+// unchanged on every environment, and everything it needs from the network
+// or the servers goes through its Steps (keep-alive included, with
+// SetKeepAlive), never through environment options.
+type Scenario struct {
+	// Name identifies the scenario in reports, filters and request ids,
+	// e.g. "blackhole".
+	Name string `json:"name"`
+	// Proves is one sentence saying what passing the scenario proves.
+	Proves string `json:"proves"`
+	// Family is one of Families.
+	Family string `json:"family"`
+	// Seed seeds the workload's draws (0 means DefaultSeed). Certify can
+	// replace it for every scenario at once.
+	Seed int64 `json:"seed"`
+	// Workload drives the client; its Duration is the scenario's length.
+	Workload Workload `json:"workload"`
+	// Steps is the nemesis schedule, at offsets inside Workload.Duration.
+	Steps []Step `json:"steps,omitempty"`
+	// Checks returns the checks that judge the run, with their bounds taken
+	// from the contract the client declares. It is a function, not a list,
+	// because the same scenario holds every client to its own Profile.
+	Checks func(p Profile) []Check `json:"-"`
+}
+
+// EffectiveSeed is the seed a run of s uses: override when non-zero, else
+// s.Seed, else DefaultSeed.
+func (s Scenario) EffectiveSeed(override int64) int64 {
+	switch {
+	case override != 0:
+		return override
+	case s.Seed != 0:
+		return s.Seed
+	}
+	return DefaultSeed
+}
+
+// Spec is the run of s for a client that declares p.
+func (s Scenario) Spec(p Profile, seedOverride int64) RunSpec {
+	return RunSpec{
+		Scenario: s.Name,
+		Seed:     s.EffectiveSeed(seedOverride),
+		Workload: s.Workload,
+		Steps:    slices.Clone(s.Steps),
+		Profile:  p,
+	}
+}
+
+// CheckIDs lists the ids of the checks s runs for a client that declares p.
+func (s Scenario) CheckIDs(p Profile) []string {
+	if s.Checks == nil {
+		return nil
+	}
+	checks := s.Checks(p)
+	ids := make([]string, 0, len(checks))
+	for _, c := range checks {
+		ids = append(ids, c.ID())
+	}
+	return ids
+}
+
+// Validate refuses a scenario that cannot be run or judged: no name, an
+// unknown family, an invalid workload, a step outside the workload's
+// duration or without an action, no checks (for DefaultProfile), or two
+// checks with the same id.
+func (s Scenario) Validate() error {
+	bad := func(format string, args ...any) error {
+		name := s.Name
+		if name == "" {
+			name = "<unnamed>"
+		}
+		return fmt.Errorf("%w %s: "+format, append([]any{ErrInvalidScenario, name}, args...)...)
+	}
+	if strings.TrimSpace(s.Name) == "" {
+		return bad("Name is empty: name it, e.g. \"blackhole\"")
+	}
+	if strings.ContainsAny(s.Name, " \t\n/") {
+		return bad("Name %q has spaces or slashes: use e.g. \"latency-spike\"", s.Name)
+	}
+	if !slices.Contains(Families, s.Family) {
+		return bad("Family %q: want one of %v", s.Family, Families)
+	}
+	if strings.TrimSpace(s.Proves) == "" {
+		return bad("Proves is empty: say in one sentence what passing proves")
+	}
+	if err := s.Workload.withDefaults().validate(); err != nil {
+		return bad("%w", err)
+	}
+	for i, st := range s.Steps {
+		if st.At < 0 || st.At >= s.Workload.Duration {
+			return bad("Steps[%d] (%q) at %v lies outside the workload's duration %v: it would never run", i, st.Label, st.At, s.Workload.Duration)
+		}
+		if st.Action.Kind == "" || st.Action.Service == "" {
+			return bad("Steps[%d] (%q) has no action kind or service", i, st.Label)
+		}
+	}
+	if s.Checks == nil {
+		return bad("Checks is nil: a scenario nobody judges proves nothing")
+	}
+	checks := s.Checks(DefaultProfile())
+	if len(checks) == 0 {
+		return bad("Checks returns no check: a scenario nobody judges proves nothing")
+	}
+	seen := make(map[string]bool, len(checks))
+	for i, c := range checks {
+		if c == nil {
+			return bad("Checks()[%d] is nil", i)
+		}
+		if seen[c.ID()] {
+			return bad("check %q appears twice: give each check one bound", c.ID())
+		}
+		seen[c.ID()] = true
+	}
+	return nil
+}
+
+// validateScenarios checks every scenario and that no two share a name.
+func validateScenarios(scenarios []Scenario) error {
+	if len(scenarios) == 0 {
+		return fmt.Errorf("%w: no scenarios: pass at least one, e.g. from scenarios.Standard()", ErrInvalidScenario)
+	}
+	seen := make(map[string]bool, len(scenarios))
+	var errs []error
+	for _, s := range scenarios {
+		if err := s.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[s.Name] {
+			errs = append(errs, fmt.Errorf("%w %s: the name appears twice: names identify scenarios in reports and filters", ErrInvalidScenario, s.Name))
+		}
+		seen[s.Name] = true
+	}
+	return errors.Join(errs...)
+}
