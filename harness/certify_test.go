@@ -233,7 +233,12 @@ func TestCertifyRefusesBadInput(t *testing.T) {
 
 func TestScenarioValidate(t *testing.T) {
 	base := tinyScenario("ok", time.Second)
-	with := func(f func(*Scenario)) Scenario { s := base; s.Steps = append([]Step(nil), base.Steps...); f(&s); return s }
+	with := func(f func(*Scenario)) Scenario {
+		s := base
+		s.Steps = append([]Step(nil), base.Steps...)
+		f(&s)
+		return s
+	}
 	step := func(at time.Duration) Step {
 		return Step{At: at, Label: "x", Action: DisableProxy(fakeservers.Inventory)}
 	}
