@@ -1,0 +1,331 @@
+package harness
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
+)
+
+// PoolBoundCheck fails when a service saw more connections from the client
+// open at once than the contract's MaxConns.
+//
+// The server's PeakOpen counts a connection until the server sees it close,
+// which through Toxiproxy can be a little after the client closed it: a
+// client that closes one connection and opens the next at once could be
+// charged with both. So the check also rebuilds the peak from the
+// connections' accepted/closed times, ending each closed connection CloseLag
+// before the server saw the close (but never before the last request the
+// server handled on it), and takes the smaller of the two peaks. A pool that
+// really holds too many connections keeps them open far longer than the lag
+// and fails either way.
+type PoolBoundCheck struct {
+	// MaxConns overrides the contract's MaxConns for every service (0: the
+	// history's Profile.For(service).MaxConns).
+	MaxConns int
+	// CloseLag is how late the server may see a close (default 20ms).
+	CloseLag time.Duration
+}
+
+func (PoolBoundCheck) ID() string { return CheckPoolBound }
+
+func (c PoolBoundCheck) Judge(h *History) Verdict {
+	v := verdict(c.ID(), h, "connections")
+	lag := c.CloseLag
+	if lag == 0 {
+		lag = 20 * time.Millisecond
+	}
+	type result struct {
+		svc         string
+		peak, bound int
+		serverPeak  int
+	}
+	var (
+		worst  *result
+		judged []string
+	)
+	for _, svc := range h.Services {
+		st, ok := serverTruth(h, svc)
+		if !ok {
+			continue
+		}
+		bound := c.MaxConns
+		if bound == 0 {
+			bound = contractFor(h, svc).MaxConns
+		}
+		peak := st.PeakOpen
+		if len(st.Connections) > 0 {
+			peak = min(peak, overlapPeak(h, st, lag))
+		}
+		r := result{svc: svc, peak: peak, bound: bound, serverPeak: st.PeakOpen}
+		judged = append(judged, svc)
+		if worst == nil || r.peak-r.bound > worst.peak-worst.bound {
+			worst = &r
+		}
+	}
+	if worst == nil {
+		return v.notApplicable("no server-side truth: the servers' connections could not be read")
+	}
+	if worst.peak <= worst.bound {
+		return v.pass(float64(worst.peak), float64(worst.bound), fmt.Sprintf("at most %d connections open at once to %s (bound %d); services judged: %v",
+			worst.peak, worst.svc, worst.bound, judged))
+	}
+	return v.fail(float64(worst.peak), float64(worst.bound), fmt.Sprintf("%s saw %d connections open at once (server peak %d), more than the declared max of %d: cap the pool (e.g. Transport.MaxConnsPerHost) and make callers wait for a free connection",
+		worst.svc, worst.peak, worst.serverPeak, worst.bound))
+}
+
+// overlapPeak is the most connections of st open at once, each closed
+// connection ending lag before the server saw it close but never before the
+// last request it carried arrived or finished.
+func overlapPeak(h *History, st *fakeservers.Stats, lag time.Duration) int {
+	lastUse := make(map[uint64]time.Time, len(st.Connections))
+	for _, r := range st.Requests {
+		t := r.Arrived
+		if r.Finished.After(t) {
+			t = r.Finished
+		}
+		if t.After(lastUse[r.ConnID]) {
+			lastUse[r.ConnID] = t
+		}
+	}
+	type event struct {
+		at    int64
+		delta int
+	}
+	events := make([]event, 0, 2*len(st.Connections))
+	for _, cn := range st.Connections {
+		events = append(events, event{cn.Accepted.UnixNano(), +1})
+		if cn.Closed.IsZero() {
+			continue
+		}
+		end := cn.Closed.Add(-lag)
+		if lu := lastUse[cn.ID]; end.Before(lu) {
+			end = lu
+		}
+		if end.Before(cn.Accepted) {
+			end = cn.Accepted
+		}
+		events = append(events, event{end.UnixNano(), -1})
+	}
+	// At equal times a close goes first: a connection closed as the next
+	// one opens is not two at once.
+	slices.SortFunc(events, func(a, b event) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.delta, b.delta)
+	})
+	open, peak := 0, 0
+	for _, e := range events {
+		open += e.delta
+		peak = max(peak, open)
+	}
+	return peak
+}
+
+// PoolChurnCheck fails when, in steady state, the client opens new
+// connections instead of reusing its pool: connections accepted after the
+// warm-up and outside fault windows (each extended by the declared recovery
+// time, since reconnecting after a fault is expected), per 1000 calls
+// started in the same span. A client that opens a connection per request
+// measures ~1000.
+type PoolChurnCheck struct {
+	// MaxPer1000 is the bound (default 5 new connections per 1000 calls).
+	MaxPer1000 float64
+	// WarmUp is skipped at the start of the run (default 20% of the run).
+	WarmUp time.Duration
+	// MinCalls is the fewest steady-state calls a service needs to be judged
+	// (default 200): with fewer, one legitimate reconnect weighs too much.
+	MinCalls int
+}
+
+func (PoolChurnCheck) ID() string { return CheckPoolChurn }
+
+func (c PoolChurnCheck) Judge(h *History) Verdict {
+	v := verdict(c.ID(), h, "conns/1000 calls")
+	bound := c.MaxPer1000
+	if bound == 0 {
+		bound = 5
+	}
+	minCalls := c.MinCalls
+	if minCalls == 0 {
+		minCalls = 200
+	}
+	end := runEnd(h)
+	warm := c.WarmUp
+	if warm == 0 {
+		warm = end / 5
+	}
+	type result struct {
+		svc          string
+		conns, calls int
+		rate         float64
+	}
+	var (
+		worst   *result
+		noTruth bool
+		short   []string
+	)
+	for _, svc := range h.Services {
+		st, ok := serverTruth(h, svc)
+		if !ok {
+			noTruth = true
+			continue
+		}
+		windows := FaultWindows(h, svc)
+		rt := contractFor(h, svc).RecoveryTime
+		for i := range windows {
+			windows[i].End += rt
+		}
+		steady := func(t time.Duration) bool { return t >= warm && t < end && !inAny(windows, t) }
+		calls := 0
+		for _, cl := range serviceCalls(h, svc, warm, end) {
+			if steady(time.Duration(cl.Start)) {
+				calls++
+			}
+		}
+		if calls < minCalls {
+			short = append(short, fmt.Sprintf("%s %d", svc, calls))
+			continue
+		}
+		conns := 0
+		for _, cn := range st.Connections {
+			if steady(offset(h, cn.Accepted)) {
+				conns++
+			}
+		}
+		r := result{svc: svc, conns: conns, calls: calls, rate: float64(conns) * 1000 / float64(calls)}
+		if worst == nil || r.rate > worst.rate {
+			worst = &r
+		}
+	}
+	if worst == nil {
+		if noTruth && len(short) == 0 {
+			return v.notApplicable("no server-side truth: the servers' connections could not be read")
+		}
+		return v.notApplicable(fmt.Sprintf("too few steady-state calls (after the %s warm-up, outside faults) to judge churn: %v, need %d", fmtDur(warm), short, minCalls))
+	}
+	measured := math.Round(worst.rate*100) / 100
+	if worst.rate <= bound {
+		return v.pass(measured, bound, fmt.Sprintf("%s: %d new connections for %d steady-state calls: the pool reuses its connections", worst.svc, worst.conns, worst.calls))
+	}
+	return v.fail(measured, bound, fmt.Sprintf("%s: %d new connections for %d steady-state calls (after the %s warm-up, outside faults): keep connections alive and reuse them: read every response body to EOF and close it, keep enough idle connections (MaxIdleConnsPerHost), do not disable keep-alive",
+		worst.svc, worst.conns, worst.calls, fmtDur(warm)))
+}
+
+// PoolExhaustionCheck drives the client far past its pool with a known
+// service latency L (injected by the scenario) and fails when calls queue
+// instead of failing fast: the p99 latency of the service's calls must stay
+// within L + PoolWait + margin, where margin is max(MarginMin, MarginFrac x
+// (L + PoolWait)). A client that queues without limit measures about
+// (offered concurrency / pool size) x L. Calls inside the service's fault
+// windows are judged when it has any (the latency is injected then), else
+// every call of the service.
+//
+// Optionally (GoroutinesPerCall > 0) it also fails when the process's
+// goroutines during the run (the samplers' count, which excludes the
+// harness's own but includes the environment's few per connection) exceed
+// GoroutinesPerCall x the offered concurrency + GoroutineSlack: a client that
+// parks a goroutine per queued call, or several, grows with the load.
+type PoolExhaustionCheck struct {
+	// Service is the exhausted service; "" judges every service of the run.
+	Service string
+	// Latency is the service latency the scenario injected; 0 makes the
+	// check not applicable.
+	Latency time.Duration
+	// PoolWait overrides the contract's pool wait (0: from the profile).
+	PoolWait   time.Duration
+	MarginMin  time.Duration // default 250ms
+	MarginFrac float64       // default 0.5
+	// GoroutinesPerCall, when > 0, bounds goroutines per unit of offered
+	// concurrency (workers, or open-loop max in flight).
+	GoroutinesPerCall float64
+	// GoroutineSlack is added to the goroutine bound (default 50).
+	GoroutineSlack int
+	// MinCalls is the fewest calls needed to take a p99 (default 20).
+	MinCalls int
+}
+
+func (PoolExhaustionCheck) ID() string { return CheckPoolExhaustion }
+
+func (c PoolExhaustionCheck) Judge(h *History) Verdict {
+	v := verdict(c.ID(), h, "ms")
+	if c.Latency <= 0 {
+		return v.notApplicable("the scenario declared no injected service latency, so the queueing bound is unknown")
+	}
+	marginMin, marginFrac, minCalls := c.MarginMin, c.MarginFrac, c.MinCalls
+	if marginMin == 0 {
+		marginMin = 250 * time.Millisecond
+	}
+	if marginFrac == 0 {
+		marginFrac = 0.5
+	}
+	if minCalls == 0 {
+		minCalls = 20
+	}
+	type result struct {
+		svc        string
+		p99, bound time.Duration
+		n          int
+		wait       time.Duration
+	}
+	var worst *result
+	for _, svc := range servicesOrAll(h, c.Service) {
+		wait := c.PoolWait
+		if wait == 0 {
+			wait = contractFor(h, svc).PoolWait
+		}
+		var calls []CallRecord
+		if ws := FaultWindows(h, svc); len(ws) > 0 {
+			for _, w := range ws {
+				calls = append(calls, serviceCalls(h, svc, w.Start, w.End)...)
+			}
+		} else {
+			calls = serviceCalls(h, svc, 0, runEnd(h)+1)
+		}
+		if len(calls) < minCalls {
+			continue
+		}
+		base := c.Latency + wait
+		bound := base + max(marginMin, time.Duration(marginFrac*float64(base)))
+		p99 := percentile(latencies(calls, nil), 0.99)
+		r := result{svc: svc, p99: p99, bound: bound, n: len(calls), wait: wait}
+		if worst == nil || float64(r.p99)/float64(r.bound) > float64(worst.p99)/float64(worst.bound) {
+			worst = &r
+		}
+	}
+	if worst == nil {
+		return v.notApplicable(fmt.Sprintf("fewer than %d calls to judge under exhaustion", minCalls))
+	}
+	if worst.p99 > worst.bound {
+		return v.fail(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion, more than latency %s + pool wait %s + margin: calls queue for a connection without limit; fail a call that waited PoolWait for a free connection (ErrPoolExhausted)",
+			worst.svc, fmtDur(worst.p99), worst.n, fmtDur(c.Latency), fmtDur(worst.wait)))
+	}
+	if c.GoroutinesPerCall > 0 && len(h.Samples) > 0 {
+		offered := h.Workload.Workers
+		if h.Workload.Mode == OpenLoop {
+			offered = h.Workload.MaxInFlight
+		}
+		slack := c.GoroutineSlack
+		if slack == 0 {
+			slack = 50
+		}
+		limit := int(c.GoroutinesPerCall*float64(offered)) + slack
+		peak, at := int32(0), int64(0)
+		for _, s := range h.Samples {
+			if s.Goroutines > peak {
+				peak, at = s.Goroutines, s.At
+			}
+		}
+		if int(peak) > limit {
+			v.Unit = "goroutines"
+			return v.fail(float64(peak), float64(limit), fmt.Sprintf("%d goroutines at %s for an offered concurrency of %d: the client parks goroutines per queued call; bound the waiters and fail fast",
+				peak, fmtDur(time.Duration(at)), offered))
+		}
+	}
+	return v.pass(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion: calls fail fast instead of queueing",
+		worst.svc, fmtDur(worst.p99), worst.n))
+}

@@ -1,0 +1,74 @@
+package harness
+
+import (
+	"fmt"
+	"time"
+)
+
+// RequestBoundCheck fails when a call outlived the declared request timeout
+// by more than a margin (MarginFrac x timeout + MarginMin): a blackhole, a
+// slow body or a connect that never completes must all end within the
+// timeout, retries and body read included. Hung calls count with the time
+// the watchdog gave up. Measured is the longest call, against its service's
+// bound.
+type RequestBoundCheck struct {
+	// Timeout overrides the contract's RequestTimeout (0: from the profile).
+	Timeout    time.Duration
+	MarginFrac float64       // default 0.25
+	MarginMin  time.Duration // default 500ms
+}
+
+func (RequestBoundCheck) ID() string { return CheckTimeoutRequestBound }
+
+func (c RequestBoundCheck) Judge(h *History) Verdict {
+	v := verdict(c.ID(), h, "ms")
+	frac, slack := c.MarginFrac, c.MarginMin
+	if frac == 0 {
+		frac = 0.25
+	}
+	if slack == 0 {
+		slack = 500 * time.Millisecond
+	}
+	var (
+		worst      *CallRecord
+		worstBound time.Duration
+		over       int
+		n          int
+	)
+	bounds := map[ServiceID]time.Duration{}
+	for i := range h.Calls {
+		cl := &h.Calls[i]
+		if cl.Class == ClassCanceled {
+			continue
+		}
+		bound, ok := bounds[cl.Service]
+		if !ok {
+			t := c.Timeout
+			if t == 0 {
+				t = contractFor(h, cl.Service.String()).RequestTimeout
+			}
+			bound = t + time.Duration(frac*float64(t)) + slack
+			bounds[cl.Service] = bound
+		}
+		n++
+		if cl.Latency() > bound {
+			over++
+		}
+		if worst == nil || float64(cl.Latency())/float64(bound) > float64(worst.Latency())/float64(worstBound) {
+			worst, worstBound = cl, bound
+		}
+	}
+	if worst == nil {
+		return v.notApplicable("no calls were made")
+	}
+	if over == 0 {
+		return v.pass(ms(worst.Latency()), ms(worstBound), fmt.Sprintf("all %d calls ended within their request timeout + margin; longest %s took %s",
+			n, callName(h, *worst), fmtDur(worst.Latency())))
+	}
+	what := "took"
+	if worst.Class == ClassHang {
+		what = "hung for at least"
+	}
+	return v.fail(ms(worst.Latency()), ms(worstBound), fmt.Sprintf("%d of %d calls outlived the request timeout + margin (%s); worst %s %s %s: put a deadline on the whole call (context or http.Client.Timeout covering connect, retries and the body read)",
+		over, n, fmtDur(worstBound), callName(h, *worst), what, fmtDur(worst.Latency())))
+}

@@ -1,0 +1,403 @@
+package harness
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
+)
+
+// Check ids. The catalog, the broken-client gallery and reports refer to
+// checks by these strings; they are part of the saved verdict format.
+const (
+	CheckLeakGoroutines      = "leak.goroutines"
+	CheckLeakFDs             = "leak.fds"
+	CheckLeakServerConns     = "leak.server_connections"
+	CheckNoHang              = "timeouts.no_hang"
+	CheckPoolBound           = "pool.bound"
+	CheckPoolChurn           = "pool.churn"
+	CheckPoolExhaustion      = "pool.exhaustion_fail_fast"
+	CheckTimeoutRequestBound = "timeout.request_bound"
+	CheckRetryAttempts       = "retry.attempts_bounded"
+	CheckRetryBackoff        = "retry.backoff"
+	CheckRetryAfter          = "retry.retry_after"
+	CheckLedgerNoDuplicate   = "ledger.no_duplicate_charge"
+	CheckBreakerOpens        = "breaker.opens"
+	CheckBreakerHalfOpen     = "breaker.half_open_probes"
+	CheckBreakerRecovers     = "breaker.recovers"
+	CheckIsolation           = "isolation"
+	CheckRecoveryThroughput  = "recovery.throughput"
+	CheckRecoveryLatency     = "recovery.latency"
+	CheckIntegrityDigest     = "integrity.digest"
+)
+
+// CheckDoc describes one check for reports and the CLI's help.
+type CheckDoc struct {
+	ID      string
+	Needs   string // what the history must hold for the check to apply
+	Summary string // what it holds the client to
+}
+
+var checkDocs = []CheckDoc{
+	{CheckLeakGoroutines, "goroutines measured after teardown", "no client goroutine is left running after teardown"},
+	{CheckLeakFDs, "/proc/self/fd", "file descriptors return to the baseline after teardown"},
+	{CheckLeakServerConns, "server truth", "the servers see every connection closed after teardown"},
+	{CheckNoHang, "calls", "no call outlives the watchdog"},
+	{CheckPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns"},
+	{CheckPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults) stay near zero"},
+	{CheckPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + PoolWait + margin: fail fast instead of queueing"},
+	{CheckTimeoutRequestBound, "calls", "every call ends within Contract.RequestTimeout + margin"},
+	{CheckRetryAttempts, "server truth", "server-side attempts per X-Request-ID <= Contract.MaxAttempts"},
+	{CheckRetryBackoff, "server truth, retries or a fault window", "retries are spaced (median gap) and do not multiply the load on a failing service"},
+	{CheckRetryAfter, "server truth, 429s, the Retry-After (from the scenario)", "no retry after a 429 arrives before its Retry-After"},
+	{CheckLedgerNoDuplicate, "payment server truth, charge calls", "no order charged twice; a charge reported ok was made exactly once; a locally rejected charge never reached the server"},
+	{CheckBreakerOpens, "a declared breaker, a fault window", "during an outage the attempts reaching the server collapse and failures are fast"},
+	{CheckBreakerHalfOpen, "a declared breaker, a fault window, server truth", "half-open lets only Contract.HalfOpenProbes attempts through"},
+	{CheckBreakerRecovers, "a declared breaker, a closed fault window", "calls succeed again within Contract.RecoveryTime (+ the open delay) after the fault clears"},
+	{CheckIsolation, "the down service, a fault window, a baseline", "an outage of one service leaves the others' success rate and latency intact"},
+	{CheckRecoveryThroughput, "a closed fault window, a baseline before it", "throughput after the fault returns to >= 70% of the baseline"},
+	{CheckRecoveryLatency, "a closed fault window, a baseline before it", "p50 latency after the fault returns to <= 2 x baseline + 20ms"},
+	{CheckIntegrityDigest, "bodies with a digest", "no 2xx body handed back corrupted or truncated"},
+}
+
+// CheckDocs lists every check the harness has, in report order.
+func CheckDocs() []CheckDoc { return slices.Clone(checkDocs) }
+
+// AllCheckIDs lists every check id, in report order.
+func AllCheckIDs() []string {
+	out := make([]string, len(checkDocs))
+	for i, d := range checkDocs {
+		out[i] = d.ID
+	}
+	return out
+}
+
+// Window is a span of the run (offsets from the workload start) during which
+// a service had at least one fault applied.
+type Window struct {
+	Service string        `json:"service"`
+	Start   time.Duration `json:"start"`
+	End     time.Duration `json:"end"`
+	// Closed is true when a step removed the last fault; false when the fault
+	// lasted to the end of the run (End is then the run's end).
+	Closed bool `json:"closed"`
+	// HTTPFaults is true when the window included HTTP faults on the fake
+	// server, so failed attempts reach the server and show in its truth;
+	// proxy-level faults (toxics, a disabled proxy) may stop them earlier.
+	HTTPFaults bool     `json:"http_faults"`
+	Labels     []string `json:"labels,omitempty"`
+}
+
+// Contains reports whether offset t lies in [Start, End).
+func (w Window) Contains(t time.Duration) bool { return t >= w.Start && t < w.End }
+
+// Duration is the window's length.
+func (w Window) Duration() time.Duration { return w.End - w.Start }
+
+func (w Window) String() string {
+	end := "end of run"
+	if w.Closed {
+		end = fmtDur(w.End)
+	}
+	return fmt.Sprintf("%s fault %s..%s", w.Service, fmtDur(w.Start), end)
+}
+
+// FaultWindows derives, from the recorded nemesis steps (their actual start
+// times), the spans during which service had a fault. A window opens at the
+// first step that puts a fault on the service (add_toxic, disable_proxy,
+// set_http_faults, set_keepalive with any limit) and closes at the step that
+// removes the last one (remove_toxic of every added toxic, enable_proxy,
+// clear_http_faults, set_keepalive with no limits). A remove_toxic naming a
+// toxic that was never added removes every toxic: the scenario meant to end
+// the fault, and a window held open to the end of the run would hide the
+// recovery. Steps that failed or were not reached changed nothing and are
+// skipped.
+func FaultWindows(h *History, service string) []Window {
+	steps := make([]StepRecord, 0, len(h.Steps))
+	for _, s := range h.Steps {
+		if s.Step.Action.Service == service && s.Started >= 0 && s.Err == "" {
+			steps = append(steps, s)
+		}
+	}
+	slices.SortStableFunc(steps, func(a, b StepRecord) int { return cmp.Compare(a.Started, b.Started) })
+
+	var (
+		out       []Window
+		cur       *Window
+		toxics    = map[string]bool{}
+		disabled  bool
+		httpFault bool
+		keepAlive bool
+	)
+	active := func() bool { return len(toxics) > 0 || disabled || httpFault || keepAlive }
+	for _, s := range steps {
+		a := s.Step.Action
+		switch a.Kind {
+		case ActionAddToxic:
+			name := ""
+			if a.Toxic != nil {
+				name = a.Toxic.Name
+				if name == "" {
+					name = a.Toxic.Type + "_" + a.Toxic.Stream
+				}
+			}
+			toxics[name] = true
+		case ActionRemoveToxic:
+			if toxics[a.ToxicName] {
+				delete(toxics, a.ToxicName)
+			} else {
+				clear(toxics)
+			}
+		case ActionDisableProxy:
+			disabled = true
+		case ActionEnableProxy:
+			disabled = false
+		case ActionSetHTTPFaults:
+			httpFault = len(a.HTTPFaults) > 0
+		case ActionClearHTTPFaults:
+			httpFault = false
+		case ActionSetKeepAlive:
+			keepAlive = a.KeepAlive != nil && *a.KeepAlive != (fakeservers.KeepAlive{})
+		default:
+			continue
+		}
+		switch {
+		case cur == nil && active():
+			cur = &Window{Service: service, Start: s.Started}
+			fallthrough
+		case cur != nil:
+			cur.Labels = append(cur.Labels, stepLabel(s.Step))
+			if httpFault {
+				cur.HTTPFaults = true
+			}
+			if !active() {
+				cur.End, cur.Closed = s.Started, true
+				out = append(out, *cur)
+				cur = nil
+			}
+		}
+	}
+	if cur != nil {
+		cur.End = max(runEnd(h), cur.Start)
+		out = append(out, *cur)
+	}
+	return out
+}
+
+func stepLabel(s Step) string {
+	if s.Label != "" {
+		return s.Label
+	}
+	return s.Action.Kind + " " + s.Action.Service
+}
+
+// runEnd is the offset of the end of the run: the end of the last call, or
+// the workload's duration when no call was recorded.
+func runEnd(h *History) time.Duration {
+	end := h.Elapsed
+	for i := range h.Calls {
+		end = max(end, time.Duration(h.Calls[i].End))
+	}
+	if end == 0 {
+		end = h.Workload.Duration
+	}
+	return end
+}
+
+// inAny reports whether t lies in one of ws.
+func inAny(ws []Window, t time.Duration) bool {
+	for _, w := range ws {
+		if w.Contains(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// contractFor is the contract the history declares for service.
+func contractFor(h *History, service string) Contract { return h.Profile.For(service) }
+
+// serviceCalls returns the calls to service started in [from, to), sorted
+// by start.
+func serviceCalls(h *History, service string, from, to time.Duration) []CallRecord {
+	id := ServiceIDOf(service)
+	var out []CallRecord
+	for i := range h.Calls {
+		c := h.Calls[i]
+		if c.Service == id && time.Duration(c.Start) >= from && time.Duration(c.Start) < to && c.Class != ClassCanceled {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b CallRecord) int { return cmp.Compare(a.Start, b.Start) })
+	return out
+}
+
+// latencies returns the latencies of calls, optionally only of those keep
+// selects, sorted ascending.
+func latencies(calls []CallRecord, keep func(CallRecord) bool) []time.Duration {
+	out := make([]time.Duration, 0, len(calls))
+	for _, c := range calls {
+		if keep == nil || keep(c) {
+			out = append(out, c.Latency())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// percentile is the nearest-rank percentile (p in 0..1) of sorted values;
+// 0 for none. Sorting is exact and O(n log n), which is all a history of
+// 100k calls needs.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func successRate(calls []CallRecord) float64 {
+	if len(calls) == 0 {
+		return 0
+	}
+	ok := 0
+	for _, c := range calls {
+		if c.OK() {
+			ok++
+		}
+	}
+	return float64(ok) / float64(len(calls))
+}
+
+// okRate is the successful calls per second among calls over span.
+func okRate(calls []CallRecord, span time.Duration) float64 {
+	if span <= 0 {
+		return 0
+	}
+	ok := 0
+	for _, c := range calls {
+		if c.OK() {
+			ok++
+		}
+	}
+	return float64(ok) / span.Seconds()
+}
+
+// serverAttempt is one request the server saw, with times as offsets from
+// the workload start.
+type serverAttempt struct {
+	RequestID string
+	Seq       uint32
+	Attempt   int
+	Arrived   time.Duration
+	Finished  time.Duration // -1 when the server recorded no end
+	Status    int
+	Method    string
+	Fault     string
+	OrderID   string
+	ConnID    uint64
+}
+
+// serverTruth returns the stats of service after the run, or false.
+func serverTruth(h *History, service string) (*fakeservers.Stats, bool) {
+	t, ok := h.ServerAfterRun[service]
+	if !ok || !t.Available || t.Stats == nil {
+		return nil, false
+	}
+	return t.Stats, true
+}
+
+// offset converts a server time to an offset from the workload start. It
+// assumes the servers' clock is the harness's (embedded, or docker on the
+// same host); a remote environment with a skewed clock shifts every server
+// time by the skew.
+func offset(h *History, t time.Time) time.Duration { return t.Sub(h.Started) }
+
+// serverAttempts returns the requests this run sent that service saw, in
+// arrival order: those whose X-Request-ID carries the run's prefix, so that
+// requests of earlier runs on a shared server are never counted.
+func serverAttempts(h *History, service string) ([]serverAttempt, bool) {
+	st, ok := serverTruth(h, service)
+	if !ok {
+		return nil, false
+	}
+	out := make([]serverAttempt, 0, len(st.Requests))
+	for _, r := range st.Requests {
+		seq, ok := seqOf(h, r.RequestID)
+		if !ok {
+			continue
+		}
+		a := serverAttempt{
+			RequestID: r.RequestID, Seq: seq, Attempt: r.Attempt, Arrived: offset(h, r.Arrived), Finished: -1,
+			Status: r.Status, Method: r.Method, Fault: r.Fault, OrderID: r.OrderID, ConnID: r.ConnID,
+		}
+		if !r.Finished.IsZero() {
+			a.Finished = offset(h, r.Finished)
+		}
+		out = append(out, a)
+	}
+	slices.SortStableFunc(out, func(a, b serverAttempt) int { return cmp.Compare(a.Arrived, b.Arrived) })
+	return out, true
+}
+
+// seqOf parses the call number out of a request id of this run.
+func seqOf(h *History, requestID string) (uint32, bool) {
+	rest, ok := strings.CutPrefix(requestID, h.RequestIDPrefix+"-")
+	if !ok || h.RequestIDPrefix == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 32)
+	return uint32(n), err == nil
+}
+
+// bySeq groups attempts by call number, each group in arrival order.
+func bySeq(as []serverAttempt) map[uint32][]serverAttempt {
+	out := make(map[uint32][]serverAttempt)
+	for _, a := range as {
+		out[a.Seq] = append(out[a.Seq], a)
+	}
+	return out
+}
+
+// sortedSeqs returns the keys of m in ascending order, so that verdicts
+// name the same first offender on every judgement.
+func sortedSeqs[V any](m map[uint32]V) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// servicesOrAll returns []string{service} or, when empty, every service of the run.
+func servicesOrAll(h *History, service string) []string {
+	if service != "" {
+		return []string{service}
+	}
+	return h.Services
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0s"
+	case d < time.Millisecond && d > -time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second && d > -time.Second:
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// callName names a call for a reason: service, op, request id, start.
+func callName(h *History, c CallRecord) string {
+	return fmt.Sprintf("%s %s (request id %s, started %s)", c.Service, c.Op, h.RequestID(c.Seq), fmtDur(time.Duration(c.Start)))
+}

@@ -1,0 +1,249 @@
+package harness
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolproof/poolproof/fakeservers"
+)
+
+// hb builds synthetic histories for the check tests: calls as the workload
+// saw them and, per service, the server's truth, all at offsets from a
+// fixed workload start.
+type hb struct {
+	h   *History
+	t0  time.Time
+	seq uint32
+}
+
+func newHB(services ...string) *hb {
+	if len(services) == 0 {
+		services = []string{fakeservers.Inventory, fakeservers.Payment}
+	}
+	t0 := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	return &hb{t0: t0, h: &History{
+		Version: HistoryVersion, Scenario: "synthetic", Seed: 7, Started: t0,
+		Services: services, RequestIDPrefix: "pp-synthetic-7", Watchdog: 5 * time.Second,
+		Profile:  DefaultProfile(),
+		Workload: Workload{Mode: ClosedLoop, Workers: 8, Duration: 10 * time.Second},
+	}}
+}
+
+func (b *hb) at(d time.Duration) time.Time { return b.t0.Add(d) }
+
+// call records one call and returns its seq.
+func (b *hb) call(svc string, start, latency time.Duration, status int, class ErrorClass) uint32 {
+	id := ServiceIDOf(svc)
+	op := OpGetItem
+	switch id {
+	case ServicePayment:
+		op = OpCreateCharge
+	case ServiceNotification:
+		op = OpSendNotification
+	}
+	seq := b.seq
+	b.seq++
+	d := DigestNotRead
+	if class == ClassNone && status > 0 {
+		d = DigestOK
+	}
+	b.h.Calls = append(b.h.Calls, CallRecord{Seq: seq, Start: int64(start), End: int64(start + latency), Service: id, Op: op,
+		Status: int16(status), Class: class, Digest: d, Bytes: 100})
+	return seq
+}
+
+// okCalls records calls every `every` in [from, to), each taking latency and
+// succeeding; with attempts, the server sees each once, on connection conn.
+func (b *hb) okCalls(svc string, from, to, every, latency time.Duration, attempts bool, conn uint64) {
+	for t := from; t < to; t += every {
+		seq := b.call(svc, t, latency, 200, ClassNone)
+		if attempts {
+			b.attempt(svc, seq, t+latency/4, latency/2, 200, conn)
+		}
+	}
+}
+
+func (b *hb) truth(svc string) *fakeservers.Stats {
+	if b.h.ServerAfterRun == nil {
+		b.h.ServerAfterRun = map[string]ServerTruth{}
+	}
+	t, ok := b.h.ServerAfterRun[svc]
+	if !ok {
+		t = ServerTruth{Available: true, Stats: &fakeservers.Stats{Service: svc, Charges: map[string]int{}}}
+		b.h.ServerAfterRun[svc] = t
+	}
+	return t.Stats
+}
+
+// attempt records one server-side attempt of call seq.
+func (b *hb) attempt(svc string, seq uint32, arrived, took time.Duration, status int, conn uint64) {
+	st := b.truth(svc)
+	rid := b.h.RequestID(seq)
+	n := 1
+	for _, r := range st.Requests {
+		if r.RequestID == rid {
+			n++
+		}
+	}
+	method := "GET"
+	if svc != fakeservers.Inventory {
+		method = "POST"
+	}
+	st.Requests = append(st.Requests, fakeservers.RequestRecord{RequestID: rid, Attempt: n, ConnID: conn, Arrived: b.at(arrived),
+		Finished: b.at(arrived + took), Method: method, Status: status})
+}
+
+// conn records one connection; closed < 0 leaves it open.
+func (b *hb) conn(svc string, accepted, closed time.Duration) uint64 {
+	st := b.truth(svc)
+	id := uint64(len(st.Connections) + 1)
+	c := fakeservers.ConnRecord{ID: id, Accepted: b.at(accepted), Protocol: fakeservers.ProtoHTTP1}
+	if closed >= 0 {
+		c.Closed = b.at(closed)
+	}
+	st.Connections = append(st.Connections, c)
+	st.Accepted++
+	return id
+}
+
+func (b *hb) step(at time.Duration, a Action) {
+	b.h.Steps = append(b.h.Steps, StepRecord{Step: Step{At: at, Action: a}, Started: at, Ended: at + time.Millisecond})
+}
+
+// outage puts a 503 HTTP fault on svc from `from` to `to`.
+func (b *hb) outage(svc string, from, to time.Duration) {
+	b.step(from, SetHTTPFaults(svc, fakeservers.Fault{Kind: fakeservers.FaultStatus, Status: 503}))
+	b.step(to, ClearHTTPFaults(svc))
+}
+
+func (b *hb) done() *History {
+	for _, c := range b.h.Calls {
+		b.h.Elapsed = max(b.h.Elapsed, time.Duration(c.End))
+	}
+	return b.h
+}
+
+// checkCase is one row of the check tables.
+type checkCase struct {
+	name      string
+	check     Check
+	build     func() *History
+	status    Status
+	reasonHas []string
+}
+
+// runCheckCases judges every case, then judges it again from the history
+// saved and loaded, and wants the same verdict.
+func runCheckCases(t *testing.T, cases []checkCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.build()
+			v := tt.check.Judge(h)
+			assert.Equal(t, tt.check.ID(), v.Check)
+			assert.Equal(t, tt.status, v.Status, "%s", v)
+			for _, s := range tt.reasonHas {
+				assert.Contains(t, v.Reason, s)
+			}
+			assert.NotEmpty(t, v.Reason)
+			assert.NotContains(t, v.Reason, "\n")
+
+			var buf bytes.Buffer
+			require.NoError(t, h.Save(&buf))
+			loaded, err := LoadHistory(&buf)
+			require.NoError(t, err)
+			assert.Equal(t, v, tt.check.Judge(loaded), "the verdict changed after Save/LoadHistory")
+		})
+	}
+}
+
+func TestFaultWindows(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps func(b *hb)
+		svc   string
+		want  []Window
+	}{
+		{"none", func(b *hb) {}, "inventory", nil},
+		{"http fault cleared", func(b *hb) { b.outage("inventory", time.Second, 3*time.Second) }, "inventory",
+			[]Window{{Service: "inventory", Start: time.Second, End: 3 * time.Second, Closed: true, HTTPFaults: true}}},
+		{"other service only", func(b *hb) { b.outage("payment", time.Second, 3*time.Second) }, "inventory", nil},
+		{"two toxics: closes when the last is removed", func(b *hb) {
+			b.step(time.Second, AddToxic("inventory", Latency("lat", Downstream, 100*time.Millisecond, 0)))
+			b.step(2*time.Second, AddToxic("inventory", ResetPeer("", Upstream, 0)))
+			b.step(3*time.Second, RemoveToxic("inventory", "lat"))
+			b.step(4*time.Second, RemoveToxic("inventory", "reset_peer_upstream"))
+		}, "inventory", []Window{{Service: "inventory", Start: time.Second, End: 4 * time.Second, Closed: true}}},
+		{"disable proxy to the end of the run", func(b *hb) { b.step(2*time.Second, DisableProxy("inventory")) }, "inventory",
+			[]Window{{Service: "inventory", Start: 2 * time.Second, End: 10 * time.Second}}},
+		{"two windows", func(b *hb) {
+			b.step(time.Second, DisableProxy("inventory"))
+			b.step(2*time.Second, EnableProxy("inventory"))
+			b.step(5*time.Second, DisableProxy("inventory"))
+			b.step(6*time.Second, EnableProxy("inventory"))
+		}, "inventory", []Window{
+			{Service: "inventory", Start: time.Second, End: 2 * time.Second, Closed: true},
+			{Service: "inventory", Start: 5 * time.Second, End: 6 * time.Second, Closed: true},
+		}},
+		{"unknown toxic name closes the toxics", func(b *hb) {
+			b.step(time.Second, AddToxic("inventory", Latency("lat", Downstream, 100*time.Millisecond, 0)))
+			b.step(3*time.Second, RemoveToxic("inventory", "other"))
+		}, "inventory", []Window{{Service: "inventory", Start: time.Second, End: 3 * time.Second, Closed: true}}},
+		{"failed and unreached steps change nothing", func(b *hb) {
+			b.step(time.Second, DisableProxy("inventory"))
+			b.h.Steps[0].Err = "boom"
+			b.h.Steps = append(b.h.Steps, StepRecord{Step: Step{At: 20 * time.Second, Action: DisableProxy("inventory")}, Started: -1, Ended: -1, Err: errStepNotReached.Error()})
+		}, "inventory", nil},
+		{"keep-alive limit, then back to defaults", func(b *hb) {
+			b.step(time.Second, SetKeepAlive("inventory", fakeservers.KeepAlive{IdleTimeout: fakeservers.Duration(time.Second)}))
+			b.step(4*time.Second, SetKeepAlive("inventory", fakeservers.KeepAlive{}))
+		}, "inventory", []Window{{Service: "inventory", Start: time.Second, End: 4 * time.Second, Closed: true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newHB()
+			b.okCalls("inventory", 0, 10*time.Second, 100*time.Millisecond, 100*time.Millisecond, false, 0)
+			tt.steps(b)
+			got := FaultWindows(b.done(), tt.svc)
+			for i := range got {
+				got[i].Labels = nil
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestPercentileNearestRank(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	assert.Equal(t, 50*time.Millisecond, percentile(ds, 0.5))
+	assert.Equal(t, 99*time.Millisecond, percentile(ds, 0.99))
+	assert.Equal(t, 100*time.Millisecond, percentile(ds, 1))
+	assert.Equal(t, time.Millisecond, percentile(ds, 0))
+	assert.Equal(t, time.Duration(0), percentile(nil, 0.5))
+}
+
+func TestAllCheckIDsAreUniqueAndMatchTheChecks(t *testing.T) {
+	ids := AllCheckIDs()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		assert.False(t, seen[id], id)
+		seen[id] = true
+	}
+	for _, c := range []Check{
+		GoroutineLeakCheck{}, FDLeakCheck{}, ServerConnLeakCheck{}, NoHangCheck{},
+		PoolBoundCheck{}, PoolChurnCheck{}, PoolExhaustionCheck{}, RequestBoundCheck{},
+		RetryAttemptsCheck{}, RetryBackoffCheck{}, RetryAfterCheck{}, LedgerCheck{},
+		BreakerOpensCheck{}, BreakerHalfOpenCheck{}, BreakerRecoversCheck{},
+		IsolationCheck{}, RecoveryThroughputCheck{}, RecoveryLatencyCheck{}, IntegrityDigestCheck{},
+	} {
+		assert.True(t, seen[c.ID()], "%s missing from AllCheckIDs", c.ID())
+	}
+	assert.Len(t, CheckDocs(), len(ids))
+}
