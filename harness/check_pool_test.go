@@ -1,0 +1,131 @@
+package harness
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPoolChecks(t *testing.T) {
+	const (
+		inv = "inventory"
+		ms  = time.Millisecond
+		sec = time.Second
+	)
+	pooled := func() *hb {
+		b := newHB()
+		for range 4 {
+			b.conn(inv, 0, -1)
+		}
+		b.truth(inv).PeakOpen = 4
+		b.okCalls(inv, 0, 10*sec, 5*ms, 2*ms, true, 1)
+		return b
+	}
+	cases := []checkCase{
+		{"bound: a pool of 4", PoolBoundCheck{}, func() *History { return pooled().done() }, StatusPass, []string{"at most 4 connections open at once to inventory (bound 16)"}},
+		{"bound: 20 at once", PoolBoundCheck{}, func() *History {
+			b := pooled()
+			for range 16 {
+				b.conn(inv, sec, 2*sec)
+			}
+			b.truth(inv).PeakOpen = 20
+			return b.done()
+		}, StatusFail, []string{"inventory saw 20 connections open at once (server peak 20), more than the declared max of 16", "cap the pool"}},
+		{"bound: the profile's bound per service", PoolBoundCheck{}, func() *History {
+			b := pooled()
+			b.h.Profile.Services = map[string]Contract{inv: {MaxConns: 3}}
+			return b.done()
+		}, StatusFail, []string{"more than the declared max of 3"}},
+		{"bound: a close seen late is not an overlap", PoolBoundCheck{MaxConns: 5}, func() *History {
+			b := pooled()
+			// The client closes connection 5 at 1s and opens 6 at once; the
+			// server sees the close 5ms after the accept of the next.
+			b.conn(inv, 500*ms, sec+5*ms)
+			b.conn(inv, sec, -1)
+			b.truth(inv).PeakOpen = 6
+			return b.done()
+		}, StatusPass, []string{"at most 5 connections"}},
+		{"bound: a request on the connection keeps it open", PoolBoundCheck{MaxConns: 5}, func() *History {
+			b := pooled()
+			c5 := b.conn(inv, 500*ms, sec+5*ms)
+			b.conn(inv, sec, -1)
+			b.attempt(inv, b.call(inv, 990*ms, 14*ms, 200, ClassNone), 992*ms, 10*ms, 200, c5) // busy until 1.002s
+			b.truth(inv).PeakOpen = 6
+			return b.done()
+		}, StatusFail, []string{"6 connections open at once"}},
+		{"bound: no server truth", PoolBoundCheck{}, func() *History {
+			b := newHB()
+			b.okCalls(inv, 0, sec, 10*ms, ms, false, 0)
+			return b.done()
+		}, StatusNotApplicable, []string{"no server-side truth"}},
+
+		{"churn: pooled", PoolChurnCheck{}, func() *History { return pooled().done() }, StatusPass, []string{"inventory: 0 new connections for 1600 steady-state calls"}},
+		{"churn: a connection per request", PoolChurnCheck{}, func() *History {
+			b := pooled()
+			for _, c := range b.h.Calls {
+				b.conn(inv, time.Duration(c.Start), time.Duration(c.End))
+			}
+			return b.done()
+		}, StatusFail, []string{"inventory: 1600 new connections for 1600 steady-state calls", "keep connections alive"}},
+		{"churn: reconnects after a fault are expected", PoolChurnCheck{}, func() *History {
+			b := pooled()
+			b.step(4*sec, DisableProxy(inv))
+			b.step(5*sec, EnableProxy(inv))
+			for range 16 {
+				b.conn(inv, 5*sec+100*ms, -1) // within the 3s recovery time
+			}
+			return b.done()
+		}, StatusPass, []string{"0 new connections"}},
+		{"churn: too few calls", PoolChurnCheck{}, func() *History {
+			b := newHB()
+			b.conn(inv, 0, -1)
+			b.okCalls(inv, 0, 10*sec, 100*ms, ms, true, 1)
+			return b.done()
+		}, StatusNotApplicable, []string{"too few steady-state calls", "inventory 80"}},
+		{"churn: no server truth", PoolChurnCheck{}, func() *History {
+			b := newHB()
+			b.okCalls(inv, 0, 10*sec, 5*ms, ms, false, 0)
+			return b.done()
+		}, StatusNotApplicable, []string{"no server-side truth"}},
+
+		{"exhaustion: fails fast", PoolExhaustionCheck{Service: inv, Latency: 200 * ms}, func() *History {
+			b := newHB()
+			for i := range 200 {
+				if i%4 == 0 {
+					b.call(inv, time.Duration(i)*10*ms, 200*ms, 200, ClassNone)
+				} else {
+					b.call(inv, time.Duration(i)*10*ms, 250*ms, 0, ClassPoolExhausted)
+				}
+			}
+			return b.done()
+		}, StatusPass, []string{"inventory: p99 latency 250ms over 200 calls"}},
+		{"exhaustion: queues without limit", PoolExhaustionCheck{Service: inv, Latency: 200 * ms}, func() *History {
+			b := newHB()
+			for i := range 200 {
+				// 64 workers on 4 connections: each call waits 16 x 200ms.
+				b.call(inv, time.Duration(i)*10*ms, min(time.Duration(i+1)*200*ms, 3200*ms), 200, ClassNone)
+			}
+			return b.done()
+		}, StatusFail, []string{"p99 latency 3.2s over 200 calls", "latency 200ms + pool wait 250ms", "calls queue"}},
+		{"exhaustion: judged in the fault window", PoolExhaustionCheck{Latency: 200 * ms}, func() *History {
+			b := newHB()
+			b.okCalls(inv, 0, 2*sec, 10*ms, 5*sec, false, 0) // slow before the fault: not judged
+			b.step(2*sec, AddToxic(inv, Latency("lat", Downstream, 200*ms, 0)))
+			b.okCalls(inv, 2*sec, 4*sec, 10*ms, 210*ms, false, 0)
+			b.step(4*sec, RemoveToxic(inv, "lat"))
+			return b.done()
+		}, StatusPass, []string{"p99 latency 210ms over 200 calls"}},
+		{"exhaustion: goroutines grow with the queue", PoolExhaustionCheck{Service: inv, Latency: 200 * ms, GoroutinesPerCall: 2}, func() *History {
+			b := newHB()
+			b.okCalls(inv, 0, 2*sec, 10*ms, 200*ms, false, 0)
+			b.h.Samples = []Sample{{At: int64(sec), Goroutines: 30}, {At: int64(1500 * ms), Goroutines: 5000}}
+			return b.done()
+		}, StatusFail, []string{"5000 goroutines at 1.5s for an offered concurrency of 8"}},
+		{"exhaustion: latency not declared", PoolExhaustionCheck{Service: inv}, func() *History { return pooled().done() }, StatusNotApplicable, []string{"declared no injected service latency"}},
+		{"exhaustion: too few calls", PoolExhaustionCheck{Service: inv, Latency: 200 * ms}, func() *History {
+			b := newHB()
+			b.okCalls(inv, 0, sec, 100*ms, 200*ms, false, 0)
+			return b.done()
+		}, StatusNotApplicable, []string{"fewer than 20 calls"}},
+	}
+	runCheckCases(t, cases)
+}
