@@ -223,8 +223,8 @@ func (c BreakerHalfOpenCheck) Judge(h *History) Verdict {
 
 // BreakerRecoversCheck fails when calls do not succeed again soon enough
 // after the fault clears: the time from the end of the fault window to the
-// start of the first MinCalls consecutive calls (default 10) of which at
-// least MinSuccess (default 90%) succeed must be <= RecoveryTime + the open
+// first success of the first MinCalls consecutive calls (default 10) of
+// which at least MinSuccess (default 90%) succeed must be <= RecoveryTime + the open
 // delay. The open delay is added because a breaker that opened just before
 // the fault cleared rightly waits it out before probing; a breaker that
 // never half-opens never recovers.
@@ -289,7 +289,12 @@ func (c BreakerRecoversCheck) Judge(h *History) Verdict {
 				ok--
 			}
 			if k >= minCalls-1 && ok >= need {
-				took, found = time.Duration(calls[k-minCalls+1].Start)-t.window.End, true
+				// Recovered with the first success of that run of calls.
+				j := k - minCalls + 1
+				for !calls[j].OK() {
+					j++
+				}
+				took, found = time.Duration(calls[j].Start)-t.window.End, true
 				break
 			}
 		}
