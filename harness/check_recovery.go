@@ -118,13 +118,14 @@ func recoveryPhases(h *History, service string, minSpan time.Duration, minCalls 
 		return nil, nil, 0, 0, fmt.Sprintf("no baseline: %s with %d calls before the fault, need %s and %d", fmtDur(bSpan), len(before), fmtDur(minSpan), minCalls)
 	}
 	aFrom := last.End + contractFor(h, service).RecoveryTime
+	// Calls are started until the workload's duration; the tail ends there
+	// (or at the end of the last call when the duration is not recorded).
 	end := runEnd(h)
-	// Calls started near the end may be cut short by the run's end; the tail
-	// ends at the last call's start.
-	after = serviceCalls(h, service, aFrom, end+1)
-	if len(after) > 0 {
-		aSpan = time.Duration(after[len(after)-1].Start) - aFrom
+	if d := h.Workload.Duration; d > 0 && d < end {
+		end = d
 	}
+	after = serviceCalls(h, service, aFrom, end)
+	aSpan = end - aFrom
 	if aSpan < minSpan || len(after) < minCalls {
 		return nil, nil, 0, 0, fmt.Sprintf("the run ended too soon after the fault cleared at %s plus the recovery time: %s with %d calls, need %s and %d",
 			fmtDur(last.End), fmtDur(max(aSpan, 0)), len(after), fmtDur(minSpan), minCalls)

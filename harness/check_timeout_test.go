@@ -28,7 +28,7 @@ func TestRequestBoundCheck(t *testing.T) {
 		{"the profile's timeout per service", RequestBoundCheck{}, func() *History {
 			b := newHB()
 			b.h.Profile.Services = map[string]Contract{inv: {RequestTimeout: 100 * time.Millisecond}}
-			b.call(inv, 0, 700*time.Millisecond, 200, ClassNone)   // bound 100+25+500 = 625ms
+			b.call(inv, 0, 700*time.Millisecond, 200, ClassNone)  // bound 100+25+500 = 625ms
 			b.call(pay, 0, 1900*time.Millisecond, 200, ClassNone) // bound 3s: fine
 			return b.done()
 		}, StatusFail, []string{"1 of 2 calls", "inventory get_item"}},
