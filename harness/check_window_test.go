@@ -247,3 +247,48 @@ func TestAllCheckIDsAreUniqueAndMatchTheChecks(t *testing.T) {
 	}
 	assert.Len(t, CheckDocs(), len(ids))
 }
+
+// BenchmarkJudgeAll judges every check on a history of 100k calls with
+// server truth and an outage; compare ns/op against BenchmarkSortCalls (one
+// sort of the same calls) to see the checks stay O(n log n).
+func BenchmarkJudgeAll(b *testing.B) {
+	h := bigHistory(100_000)
+	checks := []Check{
+		PoolBoundCheck{}, PoolChurnCheck{}, PoolExhaustionCheck{Latency: time.Millisecond}, RequestBoundCheck{},
+		RetryAttemptsCheck{}, RetryBackoffCheck{}, RetryAfterCheck{RetryAfter: time.Second}, LedgerCheck{},
+		BreakerOpensCheck{}, BreakerHalfOpenCheck{}, BreakerRecoversCheck{},
+		IsolationCheck{Down: "inventory"}, RecoveryThroughputCheck{}, RecoveryLatencyCheck{}, IntegrityDigestCheck{},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Judge(h, checks...)
+	}
+}
+
+func BenchmarkSortCalls(b *testing.B) {
+	h := bigHistory(100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		serviceCalls(h, "inventory", 0, time.Hour)
+	}
+}
+
+func bigHistory(n int) *History {
+	b := newHB("inventory", "payment")
+	b.outage("inventory", 4*time.Second, 6*time.Second)
+	st := b.truth("payment")
+	b.conn("inventory", 0, -1)
+	for i := range n {
+		at := time.Duration(i) * 100 * time.Microsecond
+		if i%2 == 0 {
+			b.h.Calls = append(b.h.Calls, CallRecord{Seq: uint32(i), Start: int64(at), End: int64(at + time.Millisecond), Service: ServiceInventory, Op: OpGetItem, Status: 200, Digest: DigestOK})
+			b.truth("inventory").Requests = append(b.truth("inventory").Requests, fakeservers.RequestRecord{RequestID: b.h.RequestID(uint32(i)), Attempt: 1, ConnID: 1, Arrived: b.at(at), Finished: b.at(at + time.Millisecond), Method: "GET", Status: 200})
+		} else {
+			b.h.Calls = append(b.h.Calls, CallRecord{Seq: uint32(i), Start: int64(at), End: int64(at + time.Millisecond), Service: ServicePayment, Op: OpCreateCharge, Status: 201, Digest: DigestOK})
+			st.Requests = append(st.Requests, fakeservers.RequestRecord{RequestID: b.h.RequestID(uint32(i)), Attempt: 1, ConnID: 1, Arrived: b.at(at), Finished: b.at(at + time.Millisecond), Method: "POST", Status: 201})
+			st.Charges[b.h.OrderID(uint32(i))] = 1
+		}
+	}
+	b.seq = uint32(n)
+	return b.done()
+}
