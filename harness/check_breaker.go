@@ -188,7 +188,7 @@ func (c BreakerHalfOpenCheck) Judge(h *History) Verdict {
 			continue
 		}
 		judged++
-		span := t.contract.BreakerOpenDelay / 2
+		span := max(t.contract.BreakerOpenDelay/2, time.Millisecond)
 		probes := c.Probes
 		if probes == 0 {
 			probes = t.contract.HalfOpenProbes
