@@ -28,7 +28,7 @@ const (
 	checkLeakGoroutines     = "leak.goroutines"
 	checkLeakFDs            = "leak.fds"
 	checkLeakServerConns    = "leak.server_connections"
-	checkNoHang             = "timeouts.no_hang"
+	checkNoHang             = "timeout.no_hang"
 	checkPoolChurn          = "pool.churn"
 	checkPoolBound          = "pool.bound"
 	checkPoolFailFast       = "pool.exhaustion_fail_fast"

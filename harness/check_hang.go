@@ -10,7 +10,7 @@ import (
 // on its own, whatever the network does.
 type NoHangCheck struct{}
 
-func (NoHangCheck) ID() string { return "timeouts.no_hang" }
+func (NoHangCheck) ID() string { return CheckNoHang }
 
 func (c NoHangCheck) Judge(h *History) Verdict {
 	v := verdict(c.ID(), h, "calls")

@@ -18,7 +18,7 @@ const (
 	CheckLeakGoroutines      = "leak.goroutines"
 	CheckLeakFDs             = "leak.fds"
 	CheckLeakServerConns     = "leak.server_connections"
-	CheckNoHang              = "timeouts.no_hang"
+	CheckNoHang              = "timeout.no_hang"
 	CheckPoolBound           = "pool.bound"
 	CheckPoolChurn           = "pool.churn"
 	CheckPoolExhaustion      = "pool.exhaustion_fail_fast"
