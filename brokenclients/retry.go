@@ -38,6 +38,12 @@ type retryingClient struct {
 	maxBackoff    time.Duration
 	maxRetryAfter time.Duration
 	timeout       time.Duration // the whole logical call, body read included
+
+	// abandoned holds the contexts of leaked answers, for this package's
+	// tests to end at cleanup: an unread body keeps its connection's
+	// goroutines blocked forever, even after the server closed it.
+	mu        sync.Mutex
+	abandoned []context.CancelCauseFunc
 }
 
 func newRetrying(svc harness.Service, bugs retryBugs) (harness.Client, error) {
@@ -104,6 +110,10 @@ func (c *retryingClient) Do(req *http.Request) (*http.Response, error) {
 			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 			_ = resp.Body.Close()
 			cancel(nil)
+		} else if resp != nil {
+			c.mu.Lock()
+			c.abandoned = append(c.abandoned, cancel)
+			c.mu.Unlock()
 		}
 		if err := sleep(req.Context(), delay); err != nil {
 			return nil, fmt.Errorf("brokenclients: %s: waiting %s before retry %d: %w", c.name, delay, attempt, err)

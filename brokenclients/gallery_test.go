@@ -1,0 +1,154 @@
+package brokenclients
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/pooledclient"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func names(es []Entry) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Name
+	}
+	return out
+}
+
+func TestAll_EntriesAreComplete(t *testing.T) {
+	known := map[string]bool{}
+	for _, id := range []string{
+		checkLeakGoroutines, checkLeakFDs, checkLeakServerConns, checkNoHang, checkPoolChurn, checkPoolBound,
+		checkPoolFailFast, checkIntegrityDigest, checkRetryAttempts, checkRetryBackoff, checkRetryAfter,
+		checkNoDuplicateCharge, checkBreakerRecovers, checkBreakerHalfOpenMax,
+	} {
+		known[id] = true
+	}
+	kebab := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	all := All()
+	require.Len(t, all, 12)
+	assert.Equal(t, names(all), names(All()), "All must return a stable order")
+	seen := map[string]bool{}
+	for _, e := range all {
+		assert.Regexp(t, kebab, e.Name)
+		assert.False(t, seen[e.Name], "duplicate name %s", e.Name)
+		seen[e.Name] = true
+		assert.NotEmpty(t, e.Bug, e.Name)
+		assert.NotNil(t, e.Factory, e.Name)
+		require.NotEmpty(t, e.CaughtBy, e.Name)
+		for _, id := range e.CaughtBy {
+			assert.True(t, known[id], "%s: unknown check id %q", e.Name, id)
+		}
+	}
+}
+
+// The ids of checks the harness already has must be the harness's own.
+func TestCheckIDs_MatchHarness(t *testing.T) {
+	for _, tc := range []struct{ ours, harness string }{
+		{checkLeakGoroutines, harness.GoroutineLeakCheck{}.ID()},
+		{checkLeakFDs, harness.FDLeakCheck{}.ID()},
+		{checkLeakServerConns, harness.ServerConnLeakCheck{}.ID()},
+		{checkNoHang, harness.NoHangCheck{}.ID()},
+	} {
+		assert.Equal(t, tc.harness, tc.ours)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	for _, e := range All() {
+		got, err := Lookup(e.Name)
+		require.NoError(t, err)
+		assert.Equal(t, e.Name, got.Name)
+		assert.Equal(t, e.CaughtBy, got.CaughtBy)
+	}
+	_, err := Lookup("no-such-client")
+	require.ErrorIs(t, err, ErrUnknownClient)
+	for _, n := range names(All()) {
+		assert.Contains(t, err.Error(), n, "the error lists the valid names")
+	}
+}
+
+// ReferenceConfig holds harness.DefaultContract, so a gallery client run
+// under the default profile is judged against the reference's numbers.
+func TestReferenceConfig_HonoursDefaultContract(t *testing.T) {
+	cfg, err := ReferenceConfig(harness.Service{Name: "inventory", BaseURL: "http://127.0.0.1:1"})
+	require.NoError(t, err)
+	d := harness.DefaultContract
+	assert.Equal(t, d.MaxConns, cfg.MaxConnsPerHost)
+	assert.Equal(t, d.PoolWait, cfg.PoolWait)
+	assert.Equal(t, d.RequestTimeout, cfg.RequestTimeout)
+	assert.Equal(t, d.MaxAttempts, cfg.Retry.MaxAttempts)
+	assert.Equal(t, d.BreakerOpenDelay, cfg.Breaker.OpenDelay)
+	assert.Less(t, cfg.Breaker.OpenDelay, d.RecoveryTime)
+
+	_, err = ReferenceConfig(harness.Service{BaseURL: "http://127.0.0.1:1"})
+	require.Error(t, err, "a service without a name is refused")
+	for _, e := range All() {
+		_, err := e.Factory(harness.Service{BaseURL: "http://127.0.0.1:1"})
+		assert.Error(t, err, "%s must refuse a service without a name", e.Name)
+	}
+}
+
+// Every gallery client works in the happy path over TLS, trusting the
+// service's CA and nothing else: a client given another CA is refused.
+func TestGallery_TLSTrustsOnlyServiceCA(t *testing.T) {
+	s, svc := startService(t, fakeservers.Inventory, true)
+	other, err := fakeservers.NewCA()
+	require.NoError(t, err)
+	wrong := svc
+	wrong.CAs = other.Pool()
+	for _, e := range All() {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newClient(t, subject{e.Name, e.Factory}, svc)
+			got := get(c, itemURL(svc, "sku-1"), "")
+			require.NoError(t, got.err)
+			assert.Equal(t, http.StatusOK, got.status)
+
+			bad := newClient(t, subject{e.Name, e.Factory}, wrong)
+			got = get(bad, itemURL(wrong, "sku-1"), "untrusted-"+e.Name)
+			require.Error(t, got.err)
+			if !errors.Is(got.err, pooledclient.ErrCircuitOpen) { // retried TLS failures may trip the breaker
+				assert.Equal(t, harness.ClassTLS, harness.Classify(got.err), "%v", got.err)
+			}
+			assert.Empty(t, attemptsOf(s, "untrusted-"+e.Name), "no request got past the handshake")
+		})
+	}
+}
+
+// Apart from no-timeouts, every gallery client keeps the reference's request
+// timeout: a server that takes longer than it is given up on, and the error
+// reads as a timeout.
+func TestGallery_OnlyNoTimeoutsHangs(t *testing.T) {
+	const delay = 4 * time.Second
+	_, svc := startService(t, fakeservers.Inventory, false,
+		fakeservers.Fault{Kind: fakeservers.FaultDelay, Route: fakeservers.RouteItem, Delay: fakeservers.Duration(delay)})
+	all := All()
+	clients := make([]harness.Client, len(all))
+	for i, e := range all {
+		clients[i] = newClient(t, subject{e.Name, e.Factory}, svc)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*delay) // bounds the hanging one
+	t.Cleanup(cancel)
+	outs := concurrently(len(all), func(i int) outcome {
+		return call(ctx, clients[i], http.MethodGet, itemURL(svc, "sku-1"), id("hang", i), nil, nil)
+	})
+	for i, e := range all {
+		got := outs[i]
+		if e.Name == "no-timeouts" {
+			require.NoError(t, got.err, e.Name)
+			assert.GreaterOrEqual(t, got.elapsed, delay, "%s waits for the server however long it takes", e.Name)
+			continue
+		}
+		require.Error(t, got.err, "%s must give up before the server's %s delay", e.Name, delay)
+		assert.Equal(t, harness.ClassTimeout, harness.Classify(got.err), "%s: %v", e.Name, got.err)
+		assert.Less(t, got.elapsed, delay, e.Name)
+	}
+}
