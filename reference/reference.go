@@ -1,0 +1,71 @@
+package reference
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/pooledclient"
+)
+
+// recoveryMargin covers scheduling on a loaded machine in RecoveryTime.
+const recoveryMargin = 500 * time.Millisecond
+
+// Configs returns the reference configuration of every service: the
+// pooledclient defaults, unchanged.
+func Configs() []pooledclient.Config { return pooledclient.DefaultConfigs() }
+
+// Factory builds the reference client of one service, pointed at the
+// service's endpoint and trusting only its CA, and pre-dials its MinConns
+// connections.
+//
+// A failed warm-up is not an error: a service that starts while a
+// dependency is down must start cold and dial on demand, so the factory
+// returns the client either way (the checks judge what happens next).
+func Factory(svc harness.Service) (harness.Client, error) {
+	cfg, err := pooledclient.DefaultConfig(svc.Name, svc.BaseURL, svc.CAs)
+	if err != nil {
+		return nil, fmt.Errorf("reference client for %s: %w", svc.Name, err)
+	}
+	cl, err := pooledclient.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reference client for %s: %w", svc.Name, err)
+	}
+	// Warm bounds itself by the service's RequestTimeout.
+	_ = cl.Warm(context.Background())
+	return cl, nil
+}
+
+// Profile is the contract the reference configurations declare, service by
+// service, derived from Configs so the two cannot drift apart.
+func Profile() harness.Profile {
+	p := harness.Profile{Default: harness.DefaultContract, Services: map[string]harness.Contract{}}
+	for _, c := range Configs() {
+		p.Services[c.Name] = ContractOf(c)
+	}
+	return p
+}
+
+// ContractOf is what one pooledclient configuration promises.
+//
+// RecoveryTime: once a fault clears, a breaker that opened just before
+// stays open for OpenDelay, then its probes may each take up to one
+// RequestTimeout before the breaker closes; a second of margin covers
+// scheduling on a loaded machine. Without a breaker, recovery is bounded by
+// the calls already in flight: one RequestTimeout, plus the same margin.
+func ContractOf(c pooledclient.Config) harness.Contract {
+	k := harness.Contract{
+		MaxConns:       c.MaxConnsPerHost,
+		PoolWait:       c.PoolWait,
+		RequestTimeout: c.RequestTimeout,
+		MaxAttempts:    max(1, c.Retry.MaxAttempts),
+		RecoveryTime:   c.RequestTimeout + recoveryMargin,
+	}
+	if !c.Breaker.Disabled {
+		k.BreakerOpenDelay = c.Breaker.OpenDelay
+		k.HalfOpenProbes = c.Breaker.HalfOpenProbes
+		k.RecoveryTime += c.Breaker.OpenDelay
+	}
+	return k
+}

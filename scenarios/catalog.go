@@ -1,0 +1,491 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+)
+
+// ErrUnknownScenario is wrapped by Lookup when no scenario has the name.
+var ErrUnknownScenario = errors.New("unknown scenario")
+
+// seed is every catalog scenario's own seed; Certify can override it.
+const seed int64 = 20240601
+
+// Scenario names, in Standard order.
+const (
+	Baseline              = "baseline"
+	LatencySpike          = "latency-spike"
+	ConnectionResets      = "connection-resets"
+	Blackhole             = "blackhole"
+	SlowBody              = "slow-body"
+	ConnectNeverCompletes = "connect-never-completes"
+	ServerErrorStorm      = "5xx-storm"
+	Flaky5xx              = "flaky-5xx"
+	RetryAfter429         = "429-retry-after"
+	ProcessThenFail       = "process-then-fail"
+	Restart               = "restart"
+	KeepAliveRace         = "keepalive-race"
+	PoolExhaustion        = "pool-exhaustion"
+	FragmentedResponses   = "fragmented-responses"
+	OneServiceDown        = "one-service-down"
+)
+
+// builders make each scenario at full length (quick false) or shortened
+// for Quick (quick true), in Standard order.
+var builders = []struct {
+	name  string
+	quick bool // part of Quick
+	build func(quick bool) harness.Scenario
+}{
+	{Baseline, true, baseline},
+	{LatencySpike, false, latencySpike},
+	{ConnectionResets, false, connectionResets},
+	{Blackhole, true, blackhole},
+	{SlowBody, false, slowBody},
+	{ConnectNeverCompletes, false, connectNeverCompletes},
+	{ServerErrorStorm, false, serverErrorStorm},
+	{Flaky5xx, false, flaky5xx},
+	{RetryAfter429, true, retryAfter429},
+	{ProcessThenFail, true, processThenFail},
+	{Restart, false, restart},
+	{KeepAliveRace, false, keepAliveRace},
+	{PoolExhaustion, true, poolExhaustion},
+	{FragmentedResponses, false, fragmentedResponses},
+	{OneServiceDown, false, oneServiceDown},
+}
+
+// Standard is the full certification catalog, in the order it runs.
+func Standard() []harness.Scenario {
+	out := make([]harness.Scenario, 0, len(builders))
+	for _, b := range builders {
+		out = append(out, b.build(false))
+	}
+	return out
+}
+
+// Quick is a subset of Standard with shorter durations, for a fast first
+// answer; a client is certified by Standard only.
+func Quick() []harness.Scenario {
+	var out []harness.Scenario
+	for _, b := range builders {
+		if b.quick {
+			out = append(out, b.build(true))
+		}
+	}
+	return out
+}
+
+// Names lists the Standard scenario names, in order.
+func Names() []string {
+	out := make([]string, len(builders))
+	for i, b := range builders {
+		out[i] = b.name
+	}
+	return out
+}
+
+// Lookup returns the Standard scenario with name.
+func Lookup(name string) (harness.Scenario, error) {
+	for _, b := range builders {
+		if b.name == name {
+			return b.build(false), nil
+		}
+	}
+	return harness.Scenario{}, fmt.Errorf("scenarios: %q: %w; choose one of %s", name, ErrUnknownScenario, strings.Join(Names(), ", "))
+}
+
+// Select returns the Standard scenarios with the given names, in catalog
+// order, or every one when names is empty.
+func Select(names ...string) ([]harness.Scenario, error) {
+	if len(names) == 0 {
+		return Standard(), nil
+	}
+	for _, n := range names {
+		if !slices.Contains(Names(), n) {
+			return nil, fmt.Errorf("scenarios: %q: %w; choose among %s", n, ErrUnknownScenario, strings.Join(Names(), ", "))
+		}
+	}
+	var out []harness.Scenario
+	for _, s := range Standard() {
+		if slices.Contains(names, s.Name) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// ms shortens the schedules below.
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// pick returns q for Quick and s for Standard.
+func pick[T any](quick bool, q, s T) T {
+	if quick {
+		return q
+	}
+	return s
+}
+
+// checks builds a Checks function: the leak checks and the no-hang check
+// run everywhere; more holds the scenario's own properties to the profile.
+func checks(more func(p harness.Profile) []harness.Check) func(harness.Profile) []harness.Check {
+	return func(p harness.Profile) []harness.Check {
+		out := append(harness.LeakChecks(), harness.NoHangCheck{})
+		if more != nil {
+			out = append(out, more(p)...)
+		}
+		return out
+	}
+}
+
+var (
+	evenMix      = harness.Mix{Inventory: 3, Payment: 1, Notification: 1}
+	inventory    = harness.Mix{Inventory: 1}
+	itemsRoute   = fakeservers.RouteItem
+	chargesRoute = fakeservers.RouteCharges
+)
+
+func baseline(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name:     Baseline,
+		Proves:   "with no fault at all, the client keeps its pool bounded and reused, reads every body whole, charges once and leaks nothing",
+		Family:   harness.FamilyLeak,
+		Seed:     seed,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1000), ms(1500)), Workers: 8, Mix: evenMix},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.PoolBoundCheck{}, harness.PoolChurnCheck{}, harness.IntegrityDigestCheck{},
+				harness.RetryAttemptsCheck{}, harness.LedgerCheck{}}
+		}),
+	}
+}
+
+const (
+	spikeLatency = 150 * time.Millisecond
+	spikeJitter  = 50 * time.Millisecond
+)
+
+func latencySpike(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name:   LatencySpike,
+		Proves: "under a latency spike with jitter on inventory and more callers than its pool, the client keeps the pool bounded, fails the excess fast, and returns to its baseline latency once the spike ends",
+		Family: harness.FamilyPool,
+		Seed:   seed,
+		// 48 callers against a pool of at most 32 (16 by default).
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2500), Workers: 48, Mix: inventory},
+		Steps: []harness.Step{
+			{At: ms(300), Label: "latency 150ms ±50ms on inventory", Action: harness.AddToxic(fakeservers.Inventory, harness.Latency("spike", harness.Downstream, spikeLatency, spikeJitter))},
+			{At: ms(2200), Label: "latency ends", Action: harness.RemoveToxic(fakeservers.Inventory, "spike")},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.PoolBoundCheck{}, harness.RequestBoundCheck{},
+				// The slowest answer the spike injects is latency + jitter.
+				harness.PoolExhaustionCheck{Service: fakeservers.Inventory, Latency: spikeLatency + spikeJitter}}
+		}),
+	}
+}
+
+func connectionResets(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: ConnectionResets,
+		Proves: "when every connection to inventory is reset for a while, calls fail fast instead of hanging, the dead connections are dropped, " +
+			"and the client serves at its baseline rate again within its declared recovery time",
+		Family: harness.FamilyRecovery,
+		Seed:   seed,
+		// reset_peer on the upstream stream resets a connection as soon as
+		// the client writes to it, before the request reaches the server: it
+		// reaches the connections already open (they are closed on their
+		// next use) and new ones alike.
+		//
+		// Not per-request resets (process_then_fail then reset on reads): a
+		// server that reads a GET and then resets makes Go's http.Transport
+		// replay it at once on another pooled connection, again and again
+		// while pooled connections keep dying, which the retry checks rightly
+		// count against the client (see the report of issue 5).
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(4600), Workers: 16,
+			Mix: harness.Mix{Inventory: 3, Notification: 1}},
+		Steps: []harness.Step{
+			{At: ms(800), Label: "reset_peer on every inventory connection", Action: harness.AddToxic(fakeservers.Inventory, harness.ResetPeer("reset", harness.Upstream, 0))},
+			{At: ms(1300), Label: "reset_peer removed", Action: harness.RemoveToxic(fakeservers.Inventory, "reset")},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			inv := fakeservers.Inventory
+			return []harness.Check{harness.RequestBoundCheck{}, harness.PoolBoundCheck{},
+				harness.RecoveryThroughputCheck{Service: inv}, harness.RecoveryLatencyCheck{Service: inv}}
+		}),
+	}
+}
+
+func blackhole(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name:   Blackhole,
+		Proves: "when inventory's answers vanish (a blackhole: the connection stays open, nothing comes back), every call still ends within the declared request timeout",
+		Family: harness.FamilyTimeout,
+		Seed:   seed,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(2000), ms(2500)), Workers: 12,
+			Mix: harness.Mix{Inventory: 3, Notification: 1}},
+		Steps: []harness.Step{
+			{At: ms(300), Label: "blackhole on inventory", Action: harness.AddToxic(fakeservers.Inventory, harness.Timeout("blackhole", harness.Downstream, 0))},
+			// Removing a timeout toxic closes the connections it held.
+			{At: pick(quick, ms(1500), ms(1800)), Label: "blackhole removed", Action: harness.RemoveToxic(fakeservers.Inventory, "blackhole")},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.RequestBoundCheck{}, harness.PoolBoundCheck{}}
+		}),
+	}
+}
+
+func slowBody(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: SlowBody,
+		Proves: "when inventory sends its headers promptly and then trickles the body, the client's timeout covers the body read, " +
+			"so a call ends within the declared request timeout instead of when the server is done",
+		Family: harness.FamilyTimeout,
+		Seed:   seed,
+		// The fake server's slow_body, not Toxiproxy's bandwidth toxic: the
+		// workload's bodies are ~600 bytes, which the bandwidth toxic at its
+		// lowest rate (1 KB/s) delivers headers and all within a second, so
+		// it tests nothing a latency toxic does not. slow_body writes the
+		// headers at once and the body at 40 B/s (~15 s), per request.
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2500), Workers: 12,
+			Mix: harness.Mix{Inventory: 3, Notification: 1}},
+		Steps: []harness.Step{
+			{At: ms(300), Label: "inventory trickles 30% of bodies at 40 B/s", Action: harness.SetHTTPFaults(fakeservers.Inventory,
+				fakeservers.Fault{Name: "trickle", Kind: fakeservers.FaultSlowBody, Route: itemsRoute, Method: "GET", Probability: 0.3, BytesPerSecond: 40})},
+			{At: ms(1800), Label: "bodies at full speed", Action: harness.ClearHTTPFaults(fakeservers.Inventory)},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			// A body cut by the timeout must come back as an error, never
+			// as a short success.
+			return []harness.Check{harness.RequestBoundCheck{}, harness.IntegrityDigestCheck{}}
+		}),
+	}
+}
+
+func connectNeverCompletes(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: ConnectNeverCompletes,
+		Proves: "when new connections to inventory never become usable (the proxy accepts TCP but nothing passes, so the TLS handshake never completes), " +
+			"the client's connect and handshake timeouts end every call within the declared request timeout",
+		Family: harness.FamilyTimeout,
+		Seed:   seed,
+		// On loopback a TCP connect always completes (the kernel answers the
+		// SYN even for a listener that never accepts), so a connect that
+		// hangs is made one layer up: a timeout toxic on the upstream stream
+		// swallows the ClientHello. Disabling and re-enabling the proxy
+		// right after drops the open connections, so every call from then on
+		// needs a new connection and meets the stalled handshake.
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2500), Workers: 8,
+			Mix: harness.Mix{Inventory: 3, Notification: 1}},
+		Steps: []harness.Step{
+			{At: ms(300), Label: "inventory swallows every byte from the client", Action: harness.AddToxic(fakeservers.Inventory, harness.Timeout("stall", harness.Upstream, 0))},
+			{At: ms(300), Label: "inventory drops its open connections", Action: harness.DisableProxy(fakeservers.Inventory)},
+			{At: ms(300), Label: "inventory accepts connections again (that never complete)", Action: harness.EnableProxy(fakeservers.Inventory)},
+			{At: ms(1800), Label: "connections complete again", Action: harness.RemoveToxic(fakeservers.Inventory, "stall")},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.RequestBoundCheck{}, harness.PoolBoundCheck{}}
+		}),
+	}
+}
+
+func serverErrorStorm(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: ServerErrorStorm,
+		Proves: "when inventory answers 503 to nearly every read, the client's breaker opens so the attempts reaching the server collapse, " +
+			"half-open admits only a few probes, and the client is healthy again within its declared recovery time once the storm ends",
+		Family: harness.FamilyBreaker,
+		Seed:   seed,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(5600), Workers: 12,
+			Mix: harness.Mix{Inventory: 3, Notification: 1}},
+		Steps: []harness.Step{
+			{At: ms(800), Label: "inventory answers 503 to 90% of reads", Action: harness.SetHTTPFaults(fakeservers.Inventory,
+				fakeservers.Fault{Name: "storm", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.9, Status: 503})},
+			{At: ms(2300), Label: "storm over", Action: harness.ClearHTTPFaults(fakeservers.Inventory)},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			inv := fakeservers.Inventory
+			return []harness.Check{
+				harness.BreakerOpensCheck{Service: inv}, harness.BreakerHalfOpenCheck{Service: inv}, harness.BreakerRecoversCheck{Service: inv},
+				harness.RetryAttemptsCheck{}, harness.RecoveryThroughputCheck{Service: inv},
+			}
+		}),
+	}
+}
+
+func flaky5xx(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: Flaky5xx,
+		Proves: "when inventory answers 503 to one read in five, the client retries them with spaced, jittered backoff " +
+			"and within its declared attempts, without multiplying the load on the server",
+		Family: harness.FamilyRetry,
+		Seed:   seed,
+		// Few enough failures that no breaker trips: every failed read is a
+		// candidate for a retry, so the gaps between attempts are many (the
+		// storm trips the breaker within a few retries).
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2500), Workers: 12, Mix: inventory},
+		Steps: []harness.Step{
+			{At: ms(300), Label: "inventory answers 503 to 20% of reads", Action: harness.SetHTTPFaults(fakeservers.Inventory,
+				fakeservers.Fault{Name: "flaky", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.2, Status: 503})},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.RetryAttemptsCheck{}, harness.RetryBackoffCheck{Service: fakeservers.Inventory}}
+		}),
+	}
+}
+
+func retryAfter429(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: RetryAfter429,
+		Proves: "when the services answer 429 with Retry-After: 1, the client never retries sooner than asked " +
+			"(it waits, or gives the 429 back when its deadline is nearer), and keyed charges stay single",
+		Family: harness.FamilyRetry,
+		Seed:   seed,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(2500)), Workers: 8,
+			Mix: harness.Mix{Inventory: 3, Payment: 1}, KeyedCharges: true},
+		Steps: []harness.Step{
+			{At: ms(200), Label: "inventory throttles 30% of reads (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Inventory,
+				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.3, Status: 429, RetryAfter: "1"})},
+			{At: ms(200), Label: "payment throttles 30% of charges (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Payment,
+				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: chargesRoute, Method: "POST", Probability: 0.3, Status: 429, RetryAfter: "1"})},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.RetryAfterCheck{RetryAfter: time.Second}, harness.RetryAttemptsCheck{}, harness.LedgerCheck{}}
+		}),
+	}
+}
+
+func processThenFail(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: ProcessThenFail,
+		Proves: "when payment commits a charge and then the connection dies or it answers 500, a client retrying a charge that carries " +
+			"no Idempotency-Key would charge the customer twice: the client never does",
+		Family: harness.FamilyRetry,
+		Seed:   seed,
+		// Charges carry no Idempotency-Key (Workload.KeyedCharges false):
+		// only an unsafe client duplicates.
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(2000)), Workers: 6,
+			Mix: harness.Mix{Payment: 1}},
+		Steps: []harness.Step{
+			{At: ms(100), Label: "payment commits then resets 20% / answers 500 to 10% of charges", Action: harness.SetHTTPFaults(fakeservers.Payment,
+				fakeservers.Fault{Name: "commit-reset", Kind: fakeservers.FaultProcessThenFail, Route: chargesRoute, Method: "POST", Probability: 0.2, Then: fakeservers.ThenReset},
+				fakeservers.Fault{Name: "commit-500", Kind: fakeservers.FaultProcessThenFail, Route: chargesRoute, Method: "POST", Probability: 0.125, Then: fakeservers.ThenStatus, Status: 500})},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.LedgerCheck{}, harness.RetryAttemptsCheck{}}
+		}),
+	}
+}
+
+func restart(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: Restart,
+		Proves: "when inventory goes away (every connection dropped, new ones refused) and comes back, " +
+			"the client recovers its throughput and latency within its declared recovery time",
+		Family: harness.FamilyRecovery,
+		Seed:   seed,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(4800), Workers: 12,
+			Mix: harness.Mix{Inventory: 3, Notification: 1}},
+		Steps: []harness.Step{
+			{At: ms(800), Label: "inventory down", Action: harness.DisableProxy(fakeservers.Inventory)},
+			{At: ms(1300), Label: "inventory back", Action: harness.EnableProxy(fakeservers.Inventory)},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			inv := fakeservers.Inventory
+			return []harness.Check{harness.RecoveryThroughputCheck{Service: inv}, harness.RecoveryLatencyCheck{Service: inv},
+				harness.BreakerRecoversCheck{Service: inv}, harness.PoolBoundCheck{}}
+		}),
+	}
+}
+
+// keepAliveIdle is the server idle timeout of the keep-alive race: far
+// below any client's own, and spaced calls land just past it.
+const keepAliveIdle = 200 * time.Millisecond
+
+func keepAliveRace(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: KeepAliveRace,
+		Proves: "when the server closes idle connections sooner than the client does and calls come just as it closes them, " +
+			"the client drops the dead connections (no leak), keeps its pool and attempts bounded and never returns a cut body as a success",
+		Family: harness.FamilyRecovery,
+		Seed:   seed,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2500), Workers: 6,
+			ThinkTime: keepAliveIdle + ms(5), Mix: harness.Mix{Inventory: 2, Notification: 1}},
+		Steps: []harness.Step{
+			{At: 0, Label: "inventory closes connections idle 200ms", Action: harness.SetKeepAlive(fakeservers.Inventory, fakeservers.KeepAlive{IdleTimeout: fakeservers.Duration(keepAliveIdle)})},
+			{At: 0, Label: "notification closes connections idle 200ms", Action: harness.SetKeepAlive(fakeservers.Notification, fakeservers.KeepAlive{IdleTimeout: fakeservers.Duration(keepAliveIdle)})},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.IntegrityDigestCheck{}, harness.RetryAttemptsCheck{}, harness.PoolBoundCheck{}}
+		}),
+	}
+}
+
+// exhaustionLatency is how long inventory takes to answer while the pool is
+// exhausted.
+const exhaustionLatency = 400 * time.Millisecond
+
+func poolExhaustion(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: PoolExhaustion,
+		Proves: "when every inventory call is slow and three times more callers than its pool want one, the client opens no more " +
+			"connections than declared and fails the excess within its pool-wait bound instead of queueing them",
+		Family: harness.FamilyPool,
+		Seed:   seed,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(2000)), Workers: 96,
+			Mix: inventory},
+		Steps: []harness.Step{
+			{At: 0, Label: "inventory answers after 400ms", Action: harness.SetHTTPFaults(fakeservers.Inventory,
+				fakeservers.Fault{Name: "slow", Kind: fakeservers.FaultDelay, Route: itemsRoute, Method: "GET", Delay: fakeservers.Duration(exhaustionLatency)})},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.PoolBoundCheck{}, harness.RequestBoundCheck{},
+				harness.PoolExhaustionCheck{Service: fakeservers.Inventory, Latency: exhaustionLatency}}
+		}),
+	}
+}
+
+func fragmentedResponses(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: FragmentedResponses,
+		Proves: "when every response arrives in small fragments, the client reads each body whole (its digest matches) " +
+			"and keeps its pool bounded",
+		Family: harness.FamilyPool,
+		Seed:   seed,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2000), Workers: 8, Mix: evenMix},
+		Steps: []harness.Step{
+			{At: 0, Label: "inventory responses in ~64-byte fragments", Action: harness.AddToxic(fakeservers.Inventory, harness.Slicer("frag", harness.Downstream, 64, 32, ms(1)))},
+			{At: 0, Label: "payment responses in ~64-byte fragments", Action: harness.AddToxic(fakeservers.Payment, harness.Slicer("frag", harness.Downstream, 64, 32, ms(1)))},
+			{At: 0, Label: "notification responses in ~64-byte fragments", Action: harness.AddToxic(fakeservers.Notification, harness.Slicer("frag", harness.Downstream, 64, 32, ms(1)))},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			// No pool.churn: the fault lasts the whole run and churn is
+			// only judged outside faults; baseline judges it.
+			return []harness.Check{harness.IntegrityDigestCheck{}, harness.PoolBoundCheck{}}
+		}),
+	}
+}
+
+func oneServiceDown(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: OneServiceDown,
+		Proves: "when payment is down for good, the client fails payment calls fast and inventory and notification " +
+			"stay as healthy as before: one service's outage does not spread",
+		Family: harness.FamilyBreaker,
+		Seed:   seed,
+		// An open loop: a closed loop's workers stuck on payment would
+		// slow the other services by construction, blaming the client for
+		// the workload.
+		Workload: harness.Workload{Mode: harness.OpenLoop, Duration: ms(3000), Rate: 200, MaxInFlight: 200, Mix: evenMix},
+		Steps: []harness.Step{
+			{At: ms(1000), Label: "payment down", Action: harness.DisableProxy(fakeservers.Payment)},
+		},
+		Checks: checks(func(harness.Profile) []harness.Check {
+			return []harness.Check{harness.IsolationCheck{Down: fakeservers.Payment}, harness.BreakerOpensCheck{Service: fakeservers.Payment}}
+		}),
+	}
+}

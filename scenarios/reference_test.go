@@ -1,0 +1,70 @@
+package scenarios_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/reference"
+	"github.com/poolproof/poolproof/scenarios"
+)
+
+// newEnv starts an embedded environment owned by the test.
+func newEnv(t testing.TB) *harness.Embedded {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env, err := harness.NewEmbedded(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = env.Close() })
+	return env
+}
+
+// certify runs the catalog against the reference client and logs a
+// scorecard line per scenario.
+func certify(t *testing.T, list []harness.Scenario) *harness.Certificate {
+	t.Helper()
+	env := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	cert, err := harness.Certify(ctx, env, reference.Factory, reference.Profile(), list)
+	require.NoError(t, err)
+	for _, r := range cert.Results {
+		var b strings.Builder
+		for _, v := range r.Verdicts {
+			fmt.Fprintf(&b, "\n    %s", v)
+		}
+		t.Logf("%-24s %6.2fs calls=%d%s", r.Scenario, r.Elapsed.Seconds(), len(r.History.Calls), b.String())
+	}
+	t.Logf("certification: %d scenarios in %v", len(cert.Results), cert.Elapsed.Round(time.Millisecond))
+	return cert
+}
+
+func requirePassed(t *testing.T, cert *harness.Certificate) {
+	t.Helper()
+	var lines []string
+	for _, v := range cert.Failures() {
+		lines = append(lines, v.String())
+	}
+	for _, v := range cert.NotApplicable() {
+		lines = append(lines, v.String())
+	}
+	require.True(t, cert.Passed(), "the reference client must pass every scenario:\n%s", strings.Join(lines, "\n"))
+	require.Empty(t, cert.NotApplicable(), "on the embedded environment every check can be judged")
+}
+
+func TestReferenceCertifiesQuick(t *testing.T) {
+	requirePassed(t, certify(t, scenarios.Quick()))
+}
+
+func TestReferenceCertifiesStandard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the Standard certification takes about a minute")
+	}
+	requirePassed(t, certify(t, scenarios.Standard()))
+}
