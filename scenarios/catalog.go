@@ -454,8 +454,8 @@ func fragmentedResponses(quick bool) harness.Scenario {
 		Name: FragmentedResponses,
 		Proves: "when every response arrives in small fragments, the client reads each body whole (its digest matches) " +
 			"and keeps its pool bounded",
-		Family: harness.FamilyPool,
-		Seed:   seed,
+		Family:   harness.FamilyPool,
+		Seed:     seed,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2000), Workers: 8, Mix: evenMix},
 		Steps: []harness.Step{
 			{At: 0, Label: "inventory responses in ~64-byte fragments", Action: harness.AddToxic(fakeservers.Inventory, harness.Slicer("frag", harness.Downstream, 64, 32, ms(1)))},
