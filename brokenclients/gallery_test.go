@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,32 +124,93 @@ func TestGallery_TLSTrustsOnlyServiceCA(t *testing.T) {
 	}
 }
 
-// Apart from no-timeouts, every gallery client keeps the reference's request
-// timeout: a server that takes longer than it is given up on, and the error
-// reads as a timeout.
+// Apart from no-timeouts, every gallery client keeps the reference's 2s
+// request timeout: a server that answers, or sends its body, more slowly
+// than that is abandoned, and the error reads as a timeout. no-timeouts is
+// held until the caller itself gives up.
 func TestGallery_OnlyNoTimeoutsHangs(t *testing.T) {
-	const delay = 4 * time.Second
-	_, svc := startService(t, fakeservers.Inventory, false,
-		fakeservers.Fault{Kind: fakeservers.FaultDelay, Route: fakeservers.RouteItem, Delay: fakeservers.Duration(delay)})
-	all := All()
-	clients := make([]harness.Client, len(all))
-	for i, e := range all {
-		clients[i] = newClient(t, subject{e.Name, e.Factory}, svc)
+	const (
+		callerLimit = 4 * time.Second // the caller's own deadline ends the hang
+		gaveUpBy    = 3500 * time.Millisecond
+	)
+	for _, tc := range []struct {
+		name  string
+		fault fakeservers.Fault
+		path  string
+	}{
+		{"slow headers", fakeservers.Fault{Kind: fakeservers.FaultDelay, Route: fakeservers.RouteItem, Delay: fakeservers.Duration(3 * callerLimit)}, "/v1/items/sku-1"},
+		// 8s for the whole body, 4s even for body-not-read-to-eof's half.
+		{"slow body", fakeservers.Fault{Kind: fakeservers.FaultSlowBody, Route: fakeservers.RouteCatalog, BytesPerSecond: 1024}, "/v1/catalog?size=8192"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, svc := startService(t, fakeservers.Inventory, false, tc.fault)
+			all := All()
+			clients := make([]harness.Client, len(all))
+			for i, e := range all {
+				clients[i] = newClient(t, subject{e.Name, e.Factory}, svc)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), callerLimit)
+			t.Cleanup(cancel)
+			outs := concurrently(len(all), func(i int) outcome {
+				return call(ctx, clients[i], http.MethodGet, svc.BaseURL+tc.path, id("hang", i), nil, nil)
+			})
+			for i, e := range all {
+				got := outs[i]
+				if e.Name == "no-timeouts" {
+					assert.GreaterOrEqual(t, got.elapsed, callerLimit-50*time.Millisecond, "%s waits until the caller gives up", e.Name)
+					continue
+				}
+				require.Error(t, got.err, "%s must give up before the server is done", e.Name)
+				assert.Equal(t, harness.ClassTimeout, harness.Classify(got.err), "%s: %v", e.Name, got.err)
+				assert.Less(t, got.elapsed, gaveUpBy, "%s gives up at its own 2s timeout, not the caller's", e.Name)
+			}
+		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*delay) // bounds the hanging one
-	t.Cleanup(cancel)
-	outs := concurrently(len(all), func(i int) outcome {
-		return call(ctx, clients[i], http.MethodGet, itemURL(svc, "sku-1"), id("hang", i), nil, nil)
-	})
+}
+
+// Apart from unbounded-pool and new-client-per-request (a new pool per
+// call), every gallery client keeps the reference's connection bound.
+func TestGallery_OnlyUnboundedOnesExceedThePool(t *testing.T) {
+	const calls = 40
+	all := All()
+	peaks := make([]int, len(all))
+	var wg sync.WaitGroup
 	for i, e := range all {
-		got := outs[i]
-		if e.Name == "no-timeouts" {
-			require.NoError(t, got.err, e.Name)
-			assert.GreaterOrEqual(t, got.elapsed, delay, "%s waits for the server however long it takes", e.Name)
+		s, svc := startService(t, fakeservers.Inventory, false,
+			fakeservers.Fault{Kind: fakeservers.FaultDelay, Route: fakeservers.RouteItem, Delay: fakeservers.Duration(300 * time.Millisecond)})
+		c := newClient(t, subject{e.Name, e.Factory}, svc)
+		wg.Go(func() {
+			concurrently(calls, func(j int) outcome { return get(c, itemURL(svc, "sku-1"), id("load", j)) })
+			peaks[i] = s.Stats().PeakOpen
+		})
+	}
+	wg.Wait()
+	for i, e := range all {
+		if e.Name == "unbounded-pool" || e.Name == "new-client-per-request" {
+			assert.Greater(t, peaks[i], refMaxConns, e.Name)
 			continue
 		}
-		require.Error(t, got.err, "%s must give up before the server's %s delay", e.Name, delay)
-		assert.Equal(t, harness.ClassTimeout, harness.Classify(got.err), "%s: %v", e.Name, got.err)
-		assert.Less(t, got.elapsed, delay, e.Name)
+		assert.LessOrEqual(t, peaks[i], refMaxConns, e.Name)
+	}
+}
+
+// Apart from retries-unsafe-post, no gallery client sends an unkeyed POST
+// twice, even when its connection dies after the server processed it.
+func TestGallery_OnlyUnsafePostChargesTwice(t *testing.T) {
+	for _, e := range All() {
+		t.Run(e.Name, func(t *testing.T) {
+			s, svc := startService(t, fakeservers.Payment, false, fakeservers.Fault{
+				Kind: fakeservers.FaultProcessThenFail, Route: fakeservers.RouteCharges, Method: http.MethodPost, Then: fakeservers.ThenReset})
+			c := newClient(t, subject{e.Name, e.Factory}, svc)
+			got := call(context.Background(), c, http.MethodPost, svc.BaseURL+fakeservers.RouteCharges, "charge-1",
+				chargeBody(t, "order-1"), http.Header{"Content-Type": {"application/json"}})
+			require.Error(t, got.err)
+			charges := s.Stats().Charges["order-1"]
+			if e.Name == "retries-unsafe-post" {
+				assert.GreaterOrEqual(t, charges, 2)
+				return
+			}
+			assert.Equal(t, 1, charges)
+		})
 	}
 }
