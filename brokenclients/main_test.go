@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 
 // startService runs a fake service with faults for the test and returns
 // the harness's view of it.
-func startService(t *testing.T, service string, useTLS bool, faults ...fakeservers.Fault) (*fakeservers.Server, harness.Service) {
+func startService(t testing.TB, service string, useTLS bool, faults ...fakeservers.Fault) (*fakeservers.Server, harness.Service) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
