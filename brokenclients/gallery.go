@@ -21,26 +21,6 @@ type Entry struct {
 	Factory  func(harness.Service) (harness.Client, error)
 }
 
-// Ids of the checks that catch the gallery's bugs. The leak and hang ids are
-// the harness's own (a test holds them equal); the others name checks the
-// harness is still growing.
-const (
-	checkLeakGoroutines     = "leak.goroutines"
-	checkLeakFDs            = "leak.fds"
-	checkLeakServerConns    = "leak.server_connections"
-	checkNoHang             = "timeout.no_hang"
-	checkPoolChurn          = "pool.churn"
-	checkPoolBound          = "pool.bound"
-	checkPoolFailFast       = "pool.exhaustion_fail_fast"
-	checkIntegrityDigest    = "integrity.digest"
-	checkRetryAttempts      = "retry.attempts_bounded"
-	checkRetryBackoff       = "retry.backoff"
-	checkRetryAfter         = "retry.retry_after"
-	checkNoDuplicateCharge  = "ledger.no_duplicate_charge"
-	checkBreakerRecovers    = "breaker.recovers"
-	checkBreakerHalfOpenMax = "breaker.half_open_probes"
-)
-
 // All returns the gallery, in a stable order.
 func All() []Entry {
 	return []Entry{
@@ -48,84 +28,84 @@ func All() []Entry {
 			Name: "new-client-per-request",
 			Bug: "builds a new client (transport, pool and breaker) for every call and never closes it: " +
 				"every call pays a fresh TCP and TLS handshake, and the idle connections and their goroutines pile up until the process runs out of file descriptors",
-			CaughtBy: []string{checkPoolChurn, checkLeakFDs, checkLeakGoroutines},
+			CaughtBy: []string{harness.CheckPoolChurn, harness.CheckLeakFDs, harness.CheckLeakGoroutines},
 			Factory:  newClientPerRequest,
 		},
 		{
 			Name: "body-not-read-to-eof",
 			Bug: "treats the first half of each response body as all of it and closes the rest unread: " +
 				"callers act on truncated data, and every call throws its connection away instead of reusing it",
-			CaughtBy: []string{checkIntegrityDigest, checkPoolChurn},
+			CaughtBy: []string{harness.CheckIntegrityDigest, harness.CheckPoolChurn},
 			Factory:  newBodyNotReadToEOF,
 		},
 		{
 			Name: "retry-bodies-not-closed",
 			Bug: "retries 5xx answers itself but never closes the bodies of the answers it throws away: " +
 				"each retried call leaks a connection and its goroutines until the pool is exhausted",
-			CaughtBy: []string{checkLeakServerConns, checkLeakGoroutines},
+			CaughtBy: []string{harness.CheckLeakServerConns, harness.CheckLeakGoroutines},
 			Factory:  newRetryBodiesNotClosed,
 		},
 		{
 			Name: "no-timeouts",
 			Bug: "sets no timeout anywhere (connect, TLS handshake, response headers, whole call): " +
 				"one slow or silent server holds callers and connections for as long as it likes",
-			CaughtBy: []string{checkNoHang},
+			CaughtBy: []string{harness.CheckNoHang},
 			Factory:  newNoTimeouts,
 		},
 		{
 			Name: "unbounded-pool",
 			Bug: "puts no limit on connections per host: under load or a slow server it opens a connection " +
 				"for every call in flight, overwhelming the server and exhausting file descriptors",
-			CaughtBy: []string{checkPoolBound},
+			CaughtBy: []string{harness.CheckPoolBound},
 			Factory:  newUnboundedPool,
 		},
 		{
 			Name: "unbounded-queue",
 			Bug: "bounds its pool but lets a call wait for a free connection as long as the whole request timeout " +
 				"(net/http's default is forever): when the pool is exhausted calls queue up instead of failing fast, and latency explodes",
-			CaughtBy: []string{checkPoolFailFast},
+			CaughtBy: []string{harness.CheckPoolExhaustion},
 			Factory:  newUnboundedQueue,
 		},
 		{
 			Name: "retries-without-backoff",
 			Bug: "retries failed calls immediately, up to 10 times, with no backoff and no retry budget: " +
 				"a struggling server gets a retry storm instead of room to recover",
-			CaughtBy: []string{checkRetryAttempts, checkRetryBackoff},
+			CaughtBy: []string{harness.CheckRetryAttempts, harness.CheckRetryBackoff},
 			Factory:  newRetriesWithoutBackoff,
 		},
 		{
 			Name: "retries-unsafe-post",
 			Bug: "retries a POST that carries no Idempotency-Key after a connection error or a 5xx: " +
 				"when the server processed the first attempt, the customer is charged twice",
-			CaughtBy: []string{checkNoDuplicateCharge},
+			CaughtBy: []string{harness.CheckLedgerNoDuplicate},
 			Factory:  newRetriesUnsafePost,
 		},
 		{
 			Name: "retry-after-ignored",
 			Bug: "retries a 429 after its own short backoff, ignoring the server's Retry-After: " +
 				"it hammers a server that asked it to slow down and gets throttled harder",
-			CaughtBy: []string{checkRetryAfter},
+			CaughtBy: []string{harness.CheckRetryAfter},
 			Factory:  newRetryAfterIgnored,
 		},
 		{
 			Name: "breaker-never-half-opens",
 			Bug: "has a circuit breaker that opens and never lets a probe through again: " +
 				"after one outage the service stays cut off until the process restarts",
-			CaughtBy: []string{checkBreakerRecovers},
+			CaughtBy: []string{harness.CheckBreakerRecovers},
 			Factory:  newBreakerNeverHalfOpens,
 		},
 		{
 			Name: "half-open-admits-all",
 			Bug: "has a circuit breaker whose half-open state admits every call instead of a few probes: " +
 				"the moment the open delay ends, the full load hits a service that may still be down",
-			CaughtBy: []string{checkBreakerHalfOpenMax},
+			CaughtBy: []string{harness.CheckBreakerHalfOpen},
 			Factory:  newHalfOpenAdmitsAll,
 		},
 		{
 			Name: "goroutine-per-call",
 			Bug: "starts a goroutine per call to report its latency on a channel nobody reads: " +
 				"every call leaks a blocked goroutine and its memory until the process dies",
-			CaughtBy: []string{checkLeakGoroutines},
+			CaughtBy: []string{harness.CheckLeakGoroutines},
 			Factory:  newGoroutinePerCall,
 		},
 	}
