@@ -1,0 +1,94 @@
+package scenarios_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolproof/poolproof/brokenclients"
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/scenarios"
+)
+
+// exercisedBy names, per check, the Standard scenarios whose faults expose
+// the bugs that check is meant to catch (leak checks run everywhere, but a
+// retry leak needs retries to show).
+var exercisedBy = map[string][]string{
+	harness.CheckLeakGoroutines:      {scenarios.Baseline, scenarios.Flaky5xx},
+	harness.CheckLeakFDs:             {scenarios.Baseline},
+	harness.CheckLeakServerConns:     {scenarios.Flaky5xx},
+	harness.CheckNoHang:              {scenarios.SlowBody},
+	harness.CheckPoolBound:           {scenarios.PoolExhaustion},
+	harness.CheckPoolChurn:           {scenarios.Baseline},
+	harness.CheckPoolExhaustion:      {scenarios.PoolExhaustion},
+	harness.CheckTimeoutRequestBound: {scenarios.SlowBody},
+	harness.CheckRetryAttempts:       {scenarios.Flaky5xx},
+	harness.CheckRetryBackoff:        {scenarios.Flaky5xx},
+	harness.CheckRetryAfter:          {scenarios.RetryAfter429},
+	harness.CheckLedgerNoDuplicate:   {scenarios.ProcessThenFail},
+	harness.CheckBreakerOpens:        {scenarios.ServerErrorStorm},
+	harness.CheckBreakerHalfOpen:     {scenarios.ServerErrorStorm},
+	harness.CheckBreakerRecovers:     {scenarios.ServerErrorStorm},
+	harness.CheckIsolation:           {scenarios.OneServiceDown},
+	harness.CheckRecoveryThroughput:  {scenarios.Restart},
+	harness.CheckRecoveryLatency:     {scenarios.Restart},
+	harness.CheckIntegrityDigest:     {scenarios.Baseline},
+}
+
+func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
+	for id, list := range exercisedBy {
+		for _, name := range list {
+			s, err := scenarios.Lookup(name)
+			require.NoError(t, err)
+			assert.Contains(t, s.CheckIDs(harness.DefaultProfile()), id, "%s judges %s", name, id)
+		}
+	}
+}
+
+// Each gallery client is caught, in the scenarios that exercise them, by
+// every check its entry says must catch it: the catalog's checks can fail.
+// The gallery clients honour harness.DefaultContract but for their bug, so
+// they are held to DefaultProfile.
+func TestBrokenClientsAreCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the gallery through its scenarios (about two minutes)")
+	}
+	for _, e := range brokenclients.All() {
+		t.Run(e.Name, func(t *testing.T) {
+			require.NotEmpty(t, e.CaughtBy)
+			var want []string
+			for _, id := range e.CaughtBy {
+				names, ok := exercisedBy[id]
+				require.True(t, ok, "no scenario exercises %s", id)
+				for _, n := range names {
+					if !slices.Contains(want, n) {
+						want = append(want, n)
+					}
+				}
+			}
+			list, err := scenarios.Select(want...)
+			require.NoError(t, err)
+
+			// A fresh environment per client: a hung client's abandoned
+			// calls must not hold connections into the next one's run.
+			env := newEnv(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cert, err := harness.Certify(ctx, env, e.Factory, harness.DefaultProfile(), list)
+			require.NoError(t, err)
+
+			failed := map[string][]string{}
+			for _, v := range cert.Failures() {
+				failed[v.Check] = append(failed[v.Check], v.Scenario)
+			}
+			for _, id := range e.CaughtBy {
+				assert.NotEmpty(t, failed[id], "%s must be caught by %s in %v; failures: %v", e.Name, id, exercisedBy[id], cert.Failures())
+			}
+			assert.False(t, cert.Passed())
+		})
+	}
+}
