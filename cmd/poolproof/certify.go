@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/poolproof/poolproof/brokenclients"
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/reference"
+	"github.com/poolproof/poolproof/scenarios"
+)
+
+func init() {
+	register(command{
+		name:    "certify",
+		summary: "certify a client: run the scenario catalog, print a scorecard; exit 1 when any check fails",
+		run:     runCertify,
+	})
+}
+
+// Client names that are not in the broken-client gallery.
+const (
+	clientReference = "reference"
+	clientPlain     = "plain"
+)
+
+// certifyFlags are the certify command's options, parsed and checked.
+type certifyFlags struct {
+	env       string
+	profile   string
+	scenarios string
+	client    string
+	seed      int64
+	reportDir string
+}
+
+// usageError is a bad command line: exit code 2, one line on stderr.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseCertifyFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
+		return 2
+	}
+	catalog, err := selectScenarios(f.profile, f.scenarios)
+	if err != nil {
+		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
+		return 2
+	}
+	factory, profile, err := selectClient(f.client)
+	if err != nil {
+		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
+		return 2
+	}
+	if f.reportDir != "" {
+		if err := os.MkdirAll(filepath.Join(f.reportDir, "histories"), 0o755); err != nil {
+			fmt.Fprintf(stderr, "poolproof certify: -report %s: %v: choose a folder you can write to\n", f.reportDir, err)
+			return 2
+		}
+	}
+
+	env, err := harness.NewEmbedded(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "poolproof certify: starting the embedded environment: %v\n", err)
+		return 1
+	}
+	defer env.Close()
+
+	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios on the %s environment\n",
+		f.client, f.profile, len(catalog), env.Name())
+	progress := newProgressPrinter(stderr)
+	opts := []harness.CertifyOption{harness.WithCertifyProgress(progress.update)}
+	if f.seed != 0 {
+		opts = append(opts, harness.WithSeedOverride(f.seed))
+	}
+	cert, certErr := harness.Certify(ctx, env, factory, profile, catalog, opts...)
+	if cert == nil {
+		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
+		return 1
+	}
+	writeScorecard(stdout, f.client, cert)
+	if f.reportDir != "" {
+		if err := saveHistories(filepath.Join(f.reportDir, "histories"), cert); err != nil {
+			fmt.Fprintf(stderr, "poolproof certify: saving histories: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "histories saved in %s\n", filepath.Join(f.reportDir, "histories"))
+	}
+	if certErr != nil {
+		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
+		return 1
+	}
+	if !cert.Passed() {
+		return 1
+	}
+	return 0
+}
+
+func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
+	var f certifyFlags
+	fs := flag.NewFlagSet("poolproof certify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.env, "env", "embedded", "environment: embedded (fake services and Toxiproxy in this process)")
+	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick or standard")
+	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
+	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
+	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
+	fs.StringVar(&f.reportDir, "report", "", "folder to save the run histories in (JSON), so verdicts can be recomputed")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "usage: poolproof certify [flags]")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return f, err
+		}
+		return f, usageError{err.Error() + " (run \"poolproof certify -h\" for the flags)"}
+	}
+	if fs.NArg() > 0 {
+		return f, usageError{fmt.Sprintf("unexpected argument %q: certify takes flags only", fs.Arg(0))}
+	}
+	if f.env != "embedded" {
+		return f, usageError{fmt.Sprintf("-env %q: this build certifies on the embedded environment only; use -env embedded", f.env)}
+	}
+	return f, nil
+}
+
+// selectScenarios picks the profile's catalog, narrowed to the names or
+// families in filter.
+func selectScenarios(profile, filter string) ([]harness.Scenario, error) {
+	var all []harness.Scenario
+	switch profile {
+	case "quick":
+		all = scenarios.Quick()
+	case "standard":
+		all = scenarios.Standard()
+	default:
+		return nil, usageError{fmt.Sprintf("-profile %q: use quick or standard", profile)}
+	}
+	if strings.TrimSpace(filter) == "" {
+		return all, nil
+	}
+	var picked []harness.Scenario
+	for _, want := range strings.Split(filter, ",") {
+		want = strings.TrimSpace(want)
+		matched := false
+		for _, s := range all {
+			if s.Name != want && s.Family != want {
+				continue
+			}
+			matched = true
+			if !slices.ContainsFunc(picked, func(p harness.Scenario) bool { return p.Name == s.Name }) {
+				picked = append(picked, s)
+			}
+		}
+		if !matched {
+			names := make([]string, len(all))
+			for i, s := range all {
+				names[i] = s.Name
+			}
+			return nil, usageError{fmt.Sprintf("-scenario %q: no scenario or family of that name in the %s profile; scenarios: %s; families: %s",
+				want, profile, strings.Join(names, ", "), strings.Join(harness.Families, ", "))}
+		}
+	}
+	return picked, nil
+}
+
+// selectClient returns the factory of the named client and the contract it
+// is held to. Gallery clients are the reference client with one bug, so they
+// are held to the reference contract; so is the plain client, whose Go
+// defaults break it.
+func selectClient(name string) (harness.ClientFactory, harness.Profile, error) {
+	switch name {
+	case clientReference:
+		return reference.Factory, reference.Profile(), nil
+	case clientPlain:
+		return plainClient, reference.Profile(), nil
+	}
+	e, err := brokenclients.Lookup(name)
+	if err != nil {
+		return nil, harness.Profile{}, usageError{fmt.Sprintf("-client %q: not a client poolproof knows; use reference, plain or one of %s", name, strings.Join(galleryNames(), ", "))}
+	}
+	return e.Factory, reference.Profile(), nil
+}
+
+// plainClient is an http.Client with Go's defaults, trusting the service's CA.
+func plainClient(svc harness.Service) (harness.Client, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if svc.CAs != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: svc.CAs, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: t}, nil
+}
+
+func galleryNames() []string {
+	all := brokenclients.All()
+	names := make([]string, len(all))
+	for i, e := range all {
+		names[i] = e.Name
+	}
+	return names
+}
+
+func saveHistories(dir string, cert *harness.Certificate) error {
+	for _, r := range cert.Results {
+		if r.History == nil {
+			continue
+		}
+		f, err := os.Create(filepath.Join(dir, r.Scenario+".json"))
+		if err != nil {
+			return err
+		}
+		err = r.History.Save(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.Scenario, err)
+		}
+	}
+	return nil
+}
