@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test lint bench build
+.PHONY: test lint bench build certify
 
 # test: every package with the race detector; fresh results, no cache.
 test:
@@ -20,3 +20,7 @@ bench:
 
 build:
 	$(GO) build -o bin/poolproof ./cmd/poolproof
+
+# certify: the main job, certifying the reference client on the embedded environment.
+certify:
+	$(GO) run ./cmd/poolproof certify
