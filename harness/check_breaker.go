@@ -99,6 +99,9 @@ func (c BreakerOpensCheck) Judge(h *History) Verdict {
 		reasons []string
 		ratioW  = -1.0
 		ratioAt string
+		// the slowest failure p50 relative to its bound, reported when no
+		// attempt ratio could be judged
+		slowP50, slowFast time.Duration
 	)
 	for _, t := range targets {
 		calls := serviceCalls(h, t.svc, t.region.Start, t.region.End)
@@ -131,13 +134,16 @@ func (c BreakerOpensCheck) Judge(h *History) Verdict {
 				t.svc, t.window, fmtDur(t.region.Start), fmtDur(p50)))
 		}
 		reasons = append(reasons, fmt.Sprintf("%s: failed calls %s at p50", t.svc, fmtDur(p50)))
+		if slowFast == 0 || float64(p50)/float64(fast) > float64(slowP50)/float64(slowFast) {
+			slowP50, slowFast = p50, fast
+		}
 	}
 	if judged == 0 {
 		return v.notApplicable(fmt.Sprintf("fewer than %d calls after the breaker could trip in any outage", minCalls))
 	}
 	if ratioW < 0 {
 		v.Unit = "ms"
-		return v.pass(0, 0, fmt.Sprintf("the outage kept attempts from the server, so only fast failure is judged: %v", reasons))
+		return v.pass(ms(slowP50), ms(slowFast), fmt.Sprintf("the outage kept attempts from the server, so only fast failure is judged: %v", reasons))
 	}
 	return v.pass(round2(ratioW), ratioBound, fmt.Sprintf("attempts reaching the server collapsed during the outage (%s); %v", ratioAt, reasons))
 }

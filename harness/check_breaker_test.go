@@ -3,6 +3,9 @@ package harness
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // breakerRun is an inventory outage (503s) from 2s to 5s against a client
@@ -114,4 +117,16 @@ func TestBreakerChecks(t *testing.T) {
 		{"recovers: no breaker", BreakerRecoversCheck{}, noBreaker, StatusNotApplicable, []string{"no circuit breaker"}},
 	}
 	runCheckCases(t, cases)
+}
+
+func TestBreakerOpensBelowServerReportsFailureLatencyAgainstItsBound(t *testing.T) {
+	v := BreakerOpensCheck{}.Judge(breakerRun{belowServer: true}.build())
+	require.Equal(t, StatusPass, v.Status, v.String())
+	assert.Equal(t, "ms", v.Unit)
+	assert.Equal(t, 200.0, v.Bound, "the fast-failure bound, max(50ms, RequestTimeout/10) with the default 2s timeout")
+	assert.LessOrEqual(t, v.Measured, v.Bound)
+
+	v = BreakerOpensCheck{}.Judge(breakerRun{belowServer: true, slowFail: 2 * time.Second}.build())
+	require.Equal(t, StatusFail, v.Status, v.String())
+	assert.Equal(t, 2000.0, v.Measured)
 }
