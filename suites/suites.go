@@ -1,0 +1,172 @@
+package suites
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/scenarios"
+)
+
+// Option tunes Certify.
+type Option func(*config)
+
+type config struct {
+	scenarios []harness.Scenario
+	seed      int64
+}
+
+// WithScenarios certifies these scenarios instead of scenarios.Standard().
+// The last of WithScenarios and WithQuick wins.
+func WithScenarios(s []harness.Scenario) Option {
+	return func(c *config) { c.scenarios = s }
+}
+
+// WithQuick certifies scenarios.Quick(), the short subset for fast feedback.
+func WithQuick() Option {
+	return func(c *config) { c.scenarios = scenarios.Quick() }
+}
+
+// WithSeed replaces every scenario's seed and seeds the environment's fault
+// draws, so a failed run can be replayed with the seed its failure names.
+func WithSeed(seed int64) Option {
+	return func(c *config) { c.seed = seed }
+}
+
+// envStartTimeout bounds the embedded environment's start-up; it starts in
+// well under a second, the margin is for a loaded CI machine.
+const envStartTimeout = 30 * time.Second
+
+// Certify declares the certification of the clients factory builds against
+// profile: an Ordered container that owns one embedded environment, one
+// container per scenario family (labelled with the family) and one spec per
+// scenario (labelled with the scenario's name, so -ginkgo.label-filter picks
+// scenarios or families). Call it at package level:
+//
+//	var _ = suites.Certify(myFactory, myProfile)
+//
+// Every spec runs even after another failed (ContinueOnFailure): a
+// certification reports every failed check, not only the first. The running
+// and judging is harness.Certify, shared with the CLI; this only maps it onto
+// Ginkgo.
+func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Option) bool {
+	cfg := config{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.scenarios == nil {
+		cfg.scenarios = scenarios.Standard()
+	}
+	catalog := cfg.scenarios
+
+	return Describe("poolproof certification", Ordered, ContinueOnFailure, Label("poolproof"), func() {
+		var env *harness.Embedded
+
+		BeforeAll(func(ctx SpecContext) {
+			// A nil factory or an invalid catalog is the caller's bug; say so
+			// in the first spec instead of as one failed verdict per scenario.
+			Expect(factory).NotTo(BeNil(), "suites.Certify: factory is nil; pass the function that builds your client")
+			for _, s := range catalog {
+				Expect(s.Validate()).To(Succeed(), "suites.Certify: scenario %q is invalid; fix it or leave it out of WithScenarios", s.Name)
+			}
+			var envOpts []harness.EmbeddedOption
+			if cfg.seed != 0 {
+				envOpts = append(envOpts, harness.WithSeed(cfg.seed))
+			}
+			startCtx, cancel := context.WithTimeout(ctx, envStartTimeout)
+			defer cancel()
+			e, err := harness.NewEmbedded(startCtx, envOpts...)
+			Expect(err).NotTo(HaveOccurred(), "suites.Certify: starting the embedded environment")
+			env = e
+			DeferCleanup(env.Close)
+		}, NodeTimeout(2*envStartTimeout))
+
+		for _, family := range familiesOf(catalog) {
+			Describe(family, Label(family), func() {
+				for _, s := range catalog {
+					if s.Family != family {
+						continue
+					}
+					It(s.Name, Label(s.Name), func(ctx SpecContext) {
+						runOne(ctx, env, factory, profile, s, cfg.seed)
+					}, SpecTimeout(specTimeout(s, profile)))
+				}
+			})
+		}
+	})
+}
+
+// runOne certifies one scenario and fails the spec with every failed verdict.
+func runOne(ctx context.Context, env *harness.Embedded, factory harness.ClientFactory, profile harness.Profile, s harness.Scenario, seed int64) {
+	var copts []harness.CertifyOption
+	if seed != 0 {
+		copts = append(copts, harness.WithSeedOverride(seed))
+	}
+	cert, err := harness.Certify(ctx, env, factory, profile, []harness.Scenario{s}, copts...)
+	Expect(err).NotTo(HaveOccurred(), "certifying scenario %q", s.Name)
+	Expect(cert).NotTo(BeNil())
+	for _, r := range cert.Results {
+		AddReportEntry(r.Scenario, fmt.Sprintf("seed %d, %d verdicts, %s", r.Seed, len(r.Verdicts), r.Elapsed.Round(time.Millisecond)))
+	}
+	if cert.Passed() {
+		return
+	}
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "scenario %q failed", s.Name)
+	for _, v := range cert.Failures() {
+		fmt.Fprintf(&msg, "\n  %s", v)
+	}
+	for _, r := range cert.Results {
+		if r.Err != "" {
+			fmt.Fprintf(&msg, "\n  run error: %s", r.Err)
+		}
+	}
+	if cert.Interrupted {
+		msg.WriteString("\n  interrupted before the scenario finished")
+	}
+	Fail(msg.String())
+}
+
+// specTimeout gives a scenario its own length plus room for reset, idle
+// close, the client's timeouts and a loaded machine, so a hung run fails
+// with Ginkgo's timeout report instead of hanging the test binary.
+func specTimeout(s harness.Scenario, p harness.Profile) time.Duration {
+	var slowest time.Duration
+	for _, svc := range fakeservers.Services {
+		c := p.For(svc)
+		if d := c.RequestTimeout + c.RecoveryTime; d > slowest {
+			slowest = d
+		}
+	}
+	return 10*s.Workload.Duration + 4*slowest + time.Minute
+}
+
+// familiesOf lists the families catalog uses, in harness.Families order,
+// then any family harness does not know (Validate rejects those later, but
+// they must not silently vanish from the tree).
+func familiesOf(catalog []harness.Scenario) []string {
+	used := map[string]bool{}
+	for _, s := range catalog {
+		used[s.Family] = true
+	}
+	var out []string
+	for _, f := range harness.Families {
+		if used[f] {
+			out = append(out, f)
+			delete(used, f)
+		}
+	}
+	for _, s := range catalog {
+		if used[s.Family] {
+			out = append(out, s.Family)
+			delete(used, s.Family)
+		}
+	}
+	return out
+}
