@@ -1,0 +1,54 @@
+package suites
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/poolproof/poolproof/harness"
+)
+
+func TestFamiliesOf(t *testing.T) {
+	tests := []struct {
+		name     string
+		families []string
+		want     []string
+	}{
+		{"empty catalog", nil, nil},
+		{"harness order, not catalog order", []string{harness.FamilyRetry, harness.FamilyLeak, harness.FamilyRetry}, []string{harness.FamilyLeak, harness.FamilyRetry}},
+		{"unknown family kept last", []string{"custom", harness.FamilyPool}, []string{harness.FamilyPool, "custom"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var catalog []harness.Scenario
+			for i, f := range tt.families {
+				catalog = append(catalog, harness.Scenario{Name: string(rune('a' + i)), Family: f})
+			}
+			assert.Equal(t, tt.want, familiesOf(catalog))
+		})
+	}
+}
+
+func TestSpecTimeoutLeavesRoomForTheRun(t *testing.T) {
+	s := harness.Scenario{Workload: harness.Workload{Duration: 2 * time.Second}}
+	p := harness.DefaultProfile()
+	got := specTimeout(s, p)
+	c := p.For("inventory")
+	assert.Greater(t, got, s.Workload.Duration+c.RequestTimeout+c.RecoveryTime)
+}
+
+func TestOptions(t *testing.T) {
+	quick := config{}
+	WithQuick()(&quick)
+	assert.NotEmpty(t, quick.scenarios)
+
+	last := config{}
+	WithQuick()(&last)
+	WithScenarios([]harness.Scenario{{Name: "x"}})(&last)
+	assert.Len(t, last.scenarios, 1, "the last of WithQuick and WithScenarios wins")
+
+	seeded := config{}
+	WithSeed(42)(&seeded)
+	assert.Equal(t, int64(42), seeded.seed)
+}
