@@ -65,7 +65,21 @@ func TestPoolChecks(t *testing.T) {
 				b.conn(inv, time.Duration(c.Start), time.Duration(c.End))
 			}
 			return b.done()
-		}, StatusFail, []string{"inventory: 1600 new connections for 1600 steady-state calls", "keep connections alive"}},
+		}, StatusFail, []string{"inventory: 1588 new connections beyond the pool's max for 1600 steady-state calls", "keep connections alive"}},
+		{"churn: a lazy pool growing to its max after the warm-up is not churn", PoolChurnCheck{}, func() *History {
+			b := pooled() // 4 connections open from the start; the max is 16
+			for range 12 {
+				b.conn(inv, 6*sec, -1)
+			}
+			return b.done()
+		}, StatusPass, []string{"inventory: 0 new connections for 1600 steady-state calls (besides 12 that grew the pool toward its max)"}},
+		{"churn: growth past the max is churn", PoolChurnCheck{}, func() *History {
+			b := pooled()
+			for range 24 {
+				b.conn(inv, 6*sec, 7*sec)
+			}
+			return b.done()
+		}, StatusFail, []string{"inventory: 12 new connections beyond the pool's max for 1600 steady-state calls"}},
 		{"churn: reconnects after a fault are expected", PoolChurnCheck{}, func() *History {
 			b := pooled()
 			b.step(4*sec, DisableProxy(inv))
