@@ -41,26 +41,18 @@ func plainFactory(svc harness.Service) (harness.Client, error) {
 	return &http.Client{Transport: t, Timeout: c.RequestTimeout}, nil
 }
 
-// plainMeets is the Quick catalog without two scenarios a plain
-// *http.Client does not reliably meet.
-//
-// baseline: Go's transport opens connections lazily, only when concurrency
-// first reaches a new height; on a loaded machine that height is sometimes
-// first reached after the warm-up, which pool.churn rightly counts as new
-// connections in steady state (seen: 2 for 332 calls, bound 5 per 1000).
-// A client that pre-warms its pool (package pooledclient) passes it.
-//
-// pool-exhaustion: Go's transport
-// makes a call wait for a free connection without limit (MaxConnsPerHost has
-// no wait bound), so under exhaustion calls queue until Client.Timeout
-// instead of failing within PoolWait, and connections the timeout abandons
-// let the server briefly see more than MaxConns. That is a real gap of a
-// plain *http.Client, not a flaw of the scenario: a client with a pool-wait
-// bound (package pooledclient) passes it.
+// plainMeets is the Quick catalog without pool-exhaustion, which a plain
+// *http.Client does not meet: Go's transport makes a call wait for a free
+// connection without limit (MaxConnsPerHost has no wait bound), so under
+// exhaustion calls queue until Client.Timeout instead of failing within
+// PoolWait, and connections the timeout abandons let the server briefly see
+// more than MaxConns. That is a real gap of a plain *http.Client, not a flaw
+// of the scenario: a client with a pool-wait bound (package pooledclient)
+// passes it.
 func plainMeets() []harness.Scenario {
 	var out []harness.Scenario
 	for _, s := range scenarios.Quick() {
-		if s.Name != scenarios.Baseline && s.Name != scenarios.PoolExhaustion {
+		if s.Name != scenarios.PoolExhaustion {
 			out = append(out, s)
 		}
 	}
