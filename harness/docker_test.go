@@ -1,0 +1,174 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolproof/poolproof/fakeservers"
+)
+
+// requireDockerEnv starts a docker environment owned by the test. Without a
+// daemon it skips, unless POOLPROOF_REQUIRE_DOCKER=1 says the machine must
+// have one (CI), where it fails.
+func requireDockerEnv(t *testing.T, opts ...DockerOption) *Docker {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("docker environment: skipped in -short mode (builds images and starts containers)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := NewDocker(ctx, opts...)
+	if errors.Is(err, ErrDockerUnavailable) {
+		if os.Getenv("POOLPROOF_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("POOLPROOF_REQUIRE_DOCKER=1 but Docker is unavailable: %v", err)
+		}
+		t.Skipf("Docker is unavailable (set POOLPROOF_REQUIRE_DOCKER=1 to make this a failure): %v", err)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = env.Close() })
+	return env
+}
+
+// dockerLeftovers lists, through the docker CLI (not the code under test),
+// the containers and networks labelled with runID.
+func dockerLeftovers(t *testing.T, runID string) (containers, networks string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	filter := "label=" + DockerLabel + "=" + runID
+	ps, err := exec.CommandContext(ctx, "docker", "ps", "-a", "-q", "--filter", filter).CombinedOutput()
+	require.NoError(t, err, "docker ps: %s", ps)
+	ns, err := exec.CommandContext(ctx, "docker", "network", "ls", "-q", "--filter", filter).CombinedOutput()
+	require.NoError(t, err, "docker network ls: %s", ns)
+	return strings.TrimSpace(string(ps)), strings.TrimSpace(string(ns))
+}
+
+func TestDockerRunsABaselineAndFaultsAndLeavesNothing(t *testing.T) {
+	start := time.Now()
+	env := requireDockerEnv(t)
+	t.Logf("NewDocker took %v", time.Since(start))
+	runID := env.RunID()
+	ps, ns := dockerLeftovers(t, runID)
+	require.NotEmpty(t, ps, "the run's containers carry the label %s=%s", DockerLabel, runID)
+	require.NotEmpty(t, ns, "the run's network carries the label")
+	require.Len(t, env.Services(), len(fakeservers.Services))
+
+	runStart := time.Now()
+	h, err := Run(runCtx(t), env, stdClientFactory, shortSpec("docker-baseline", 3))
+	require.NoError(t, err)
+	t.Logf("a %v run took %v", shortSpec("", 0).Workload.Duration, time.Since(runStart))
+	require.NotEmpty(t, h.Calls)
+	for _, c := range h.Calls {
+		require.True(t, c.OK(), "call %d %v: class %v status %d err %q", c.Seq, c.Op, c.Class, c.Status, h.ErrorText(c))
+	}
+	for _, name := range h.Services {
+		require.True(t, h.ServerAfterRun[name].Available, "server truth of %s: %s", name, h.ServerAfterRun[name].Err)
+	}
+	for _, v := range Judge(h, append(LeakChecks(), NoHangCheck{})...) {
+		assert.Equal(t, StatusPass, v.Status, "%s", v)
+	}
+
+	// One plain *http.Client trusting Service.CAs sees a latency toxic and
+	// an HTTP fault applied through the same FaultDriver.
+	require.NoError(t, env.Reset(runCtx(t)))
+	inv := serviceNamed(t, env.Services(), fakeservers.Inventory)
+	tr := stdTransport(inv, 4)
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	get := func() (int, time.Duration) {
+		t.Helper()
+		begin := time.Now()
+		resp, err := client.Get(inv.BaseURL + "/v1/items/SKU-1")
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(begin)
+	}
+	status, _ := get() // warm the connection: the toxic then adds to one round trip
+	require.Equal(t, http.StatusOK, status)
+
+	const added = 400 * time.Millisecond
+	ctx := runCtx(t)
+	require.NoError(t, env.Faults().Apply(ctx, AddToxic(fakeservers.Inventory, Latency("slow", Downstream, added, 0))))
+	status, took := get()
+	assert.Equal(t, http.StatusOK, status)
+	assert.GreaterOrEqual(t, took, added*3/4, "the latency toxic delays the response")
+	require.NoError(t, env.Faults().Apply(ctx, RemoveToxic(fakeservers.Inventory, "slow")))
+
+	require.NoError(t, env.Faults().Apply(ctx, SetHTTPFaults(fakeservers.Inventory, fakeservers.Fault{Kind: fakeservers.FaultStatus, Status: http.StatusServiceUnavailable})))
+	status, _ = get()
+	assert.Equal(t, http.StatusServiceUnavailable, status, "the HTTP fault reaches the client through the proxy")
+	require.NoError(t, env.Faults().Apply(ctx, ClearHTTPFaults(fakeservers.Inventory)))
+	status, _ = get()
+	assert.Equal(t, http.StatusOK, status)
+	tr.CloseIdleConnections()
+
+	closeStart := time.Now()
+	require.NoError(t, env.Close())
+	t.Logf("Close took %v", time.Since(closeStart))
+	require.NoError(t, env.Close(), "Close is idempotent")
+	ps, ns = dockerLeftovers(t, runID)
+	assert.Empty(t, ps, "no container of run %s is left", runID)
+	assert.Empty(t, ns, "no network of run %s is left", runID)
+}
+
+func TestNewDockerCanceledHalfwayLeavesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("docker environment: skipped in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		runID string
+	)
+	env, err := NewDocker(ctx, func(c *dockerConfig) {
+		c.afterStart = func(id, _ string) {
+			mu.Lock()
+			runID = id
+			mu.Unlock()
+			cancel() // the first container is up, the others may be starting
+		}
+	})
+	if errors.Is(err, ErrDockerUnavailable) {
+		if os.Getenv("POOLPROOF_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("POOLPROOF_REQUIRE_DOCKER=1 but Docker is unavailable: %v", err)
+		}
+		t.Skipf("Docker is unavailable: %v", err)
+	}
+	if env != nil {
+		_ = env.Close()
+	}
+	require.Error(t, err)
+	require.Nil(t, env)
+	assert.ErrorIs(t, err, context.Canceled)
+	mu.Lock()
+	id := runID
+	mu.Unlock()
+	require.NotEmpty(t, id, "a container was started before the cancel")
+	ps, ns := dockerLeftovers(t, id)
+	assert.Empty(t, ps, "no container of run %s is left", id)
+	assert.Empty(t, ns, "no network of run %s is left", id)
+}
+
+func serviceNamed(t *testing.T, svcs []Service, name string) Service {
+	t.Helper()
+	for _, s := range svcs {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no service %q in %v", name, svcs)
+	return Service{}
+}
