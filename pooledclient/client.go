@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,7 +129,9 @@ func newClient(cfg Config, o options, m *metrics) *Client {
 	protocols.SetHTTP2(cfg.HTTP2)
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	cl.transport = &http.Transport{
-		Proxy:                 nil, // services are called directly; never through an environment proxy
+		// Never a proxy: services are called directly. The hook runs before
+		// every transport attempt, so it is where a silent replay is refused.
+		Proxy:                 cl.gateReplay,
 		DialContext:           cl.conns.dialContext(dialer),
 		TLSClientConfig:       &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   cfg.TLSHandshakeTimeout,
@@ -354,7 +357,8 @@ func (cl *Client) attempt(ctx context.Context, orig *http.Request, body io.ReadC
 			gate.arrive(ctx)
 		}
 	}
-	c.req = *orig.WithContext(httptrace.WithClientTrace(ctx, &c.trace))
+	c.ctx = attemptCtx{Context: ctx, c: c}
+	c.req = *orig.WithContext(httptrace.WithClientTrace(&c.ctx, &c.trace))
 	c.req.Body = body
 	if c.req.Header == nil {
 		c.req.Header = make(http.Header)
@@ -410,6 +414,7 @@ func (cl *Client) acquire(ctx context.Context) error {
 type call struct {
 	req    http.Request
 	trace  httptrace.ClientTrace
+	ctx    attemptCtx
 	cl     *Client
 	tok    breakerToken
 	conn   atomic.Pointer[trackedConn]
@@ -428,6 +433,54 @@ func (c *call) bind(conn net.Conn) {
 	if old := c.conn.Swap(tc); old != nil {
 		old.release() // the transport moved the request to another connection
 	}
+}
+
+// attemptCtx is the context of one attempt: the call's context that also
+// leads from the request back to its call (for gateReplay). It is part of
+// the call's single allocation.
+type attemptCtx struct {
+	context.Context
+	c *call
+}
+
+type callKey struct{}
+
+func (a *attemptCtx) Value(key any) any {
+	if key == (callKey{}) {
+		return a.c
+	}
+	return a.Context.Value(key)
+}
+
+// gateReplay runs (as the transport's Proxy hook) before each connection
+// the transport picks for a request. The second and later runs within one
+// RoundTrip are the transport's silent replays, which net/http makes only on
+// a reused connection, after either nothing of the request was written
+// (safe: the server cannot have seen it) or, for a replayable request, the
+// connection died before the first response byte (the server may have
+// processed it). The second kind would be an attempt neither counted against
+// MaxAttempts nor spaced by backoff, so it is refused: the attempt fails with
+// the error that killed the connection and Do's own loop decides whether to
+// retry (backoff, budget, breaker). See the package comment.
+func (cl *Client) gateReplay(req *http.Request) (*url.URL, error) {
+	c, _ := req.Context().Value(callKey{}).(*call)
+	if c == nil {
+		return nil, nil
+	}
+	tc := c.conn.Load()
+	if tc == nil {
+		return nil, nil // the attempt's first connection
+	}
+	sent, readErr := tc.lostRequest()
+	if !sent {
+		cl.m.replays.WithLabelValues(cl.name, "allowed").Inc()
+		return nil, nil
+	}
+	cl.m.replays.WithLabelValues(cl.name, "refused").Inc()
+	if readErr == nil {
+		readErr = io.ErrUnexpectedEOF
+	}
+	return nil, fmt.Errorf("connection lost after the request was sent; not replayed silently (Do retries it with backoff if it may): %w", readErr)
 }
 
 func (c *call) setCancel(cancel context.CancelFunc) {

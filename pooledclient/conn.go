@@ -117,11 +117,13 @@ type trackedConn struct {
 	set    *connSet
 	hm     *hostMetrics
 	dialed time.Time
+	wrote  atomic.Bool // a Write of the current call put bytes on the socket
 
 	mu       sync.Mutex
 	inflight int
-	writing  bool // bytes of the current HTTP/1 request were written
-	expiring bool // past MaxLifetime
+	writing  bool  // bytes of the current HTTP/1 request were written
+	readErr  error // the first error reading from the connection
+	expiring bool  // past MaxLifetime
 	closed   bool
 	h2       bool
 	timer    *time.Timer
@@ -147,6 +149,7 @@ func trackedOf(c net.Conn) *trackedConn {
 
 // acquire marks one more call on the connection.
 func (c *trackedConn) acquire() {
+	c.wrote.Store(false) // even on a closed one: no byte of this call reached it yet
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -210,7 +213,34 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	}
 	c.writing = true
 	c.mu.Unlock()
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if n > 0 && !c.wrote.Load() {
+		c.wrote.Store(true)
+	}
+	return n, err
+}
+
+// Read remembers the first error, so that a call whose transport attempt
+// died can report what killed it (see call.replayGate).
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.mu.Lock()
+		if c.readErr == nil {
+			c.readErr = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// lostRequest reports whether the current call's request reached the socket
+// and, if so, the error the connection died of (nil when it died without a
+// read error, e.g. a failed write after the first bytes).
+func (c *trackedConn) lostRequest() (sent bool, readErr error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wrote.Load() && !c.h2, c.readErr
 }
 
 func (c *trackedConn) Close() error {

@@ -22,10 +22,42 @@
 //     a connection is "active" while at least one stream is in flight, and
 //     Warm opens a single connection however large MinConns is.
 //
-// Go's transport silently replays a request on a fresh connection when a
-// reused keep-alive connection turns out dead before any byte of the request
-// was written, or when the request is idempotent or carries an
-// Idempotency-Key header. For keyed requests that is safe by construction
-// (the server deduplicates on the key); non-idempotent requests without a key
-// are never retried by this package.
+// Retries and net/http's silent replays: Go's transport replays a request
+// by itself, on another connection and without any delay, when a reused
+// keep-alive connection fails in one of two ways:
+//
+//   - nothing of the request was written (the connection was already dead,
+//     or it passed MaxLifetime and refused the write). The server cannot
+//     have seen the request, so the replay is not an attempt in the sense of
+//     the retry contract. It is allowed for every method (retirement
+//     relies on it), and it is bounded, because it happens only on reused
+//     connections.
+//   - the request was written and the connection died before the first
+//     byte of the response, for a replayable request (GET, HEAD, OPTIONS,
+//     TRACE, or one with an Idempotency-Key). The server may have processed
+//     it. net/http replays again on each pooled connection that dies the
+//     same way, so against a server that resets some requests after reading
+//     them, one call of MaxAttempts 3 reached the server 6 times, 2ms apart.
+//
+// The client refuses the second kind. The transport calls the Proxy hook
+// before each connection it picks; the hook (gateReplay) checks whether the
+// attempt's previous connection got bytes of the request and, if so, ends
+// the attempt with the error that killed that connection (a reset or EOF,
+// classified as such in errors and metrics). Do's own loop then retries if
+// the request may be retried, with jittered backoff, the retry budget and
+// the breaker. So every attempt the server can see is one of Do's attempts:
+// at most MaxAttempts per call, spaced by backoff.
+//
+// Why not count the replays and allow them while attempts < MaxAttempts?
+// They would still skip backoff, the budget and the breaker: a retry storm
+// in miniature. Why not cancel the attempt's context from GotConn? By then
+// the transport has taken a healthy connection and writes the request
+// concurrently, so cancelling closes that connection and may still send
+// the request. The Proxy hook runs before any connection is taken, costs no
+// allocation, and leaves the pool untouched. The outcomes are counted in
+// pooledclient_transport_replays_total{outcome="allowed"|"refused"}.
+//
+// With HTTP/2 the transport retries a stream only when the server refused it
+// (REFUSED_STREAM, GOAWAY beyond the last processed stream), so those
+// replays are allowed.
 package pooledclient

@@ -19,6 +19,7 @@ type metrics struct {
 	poolExhausted *prometheus.CounterVec
 	retries       *prometheus.CounterVec
 	retriesDenied *prometheus.CounterVec
+	replays       *prometheus.CounterVec
 	breakerState  *prometheus.GaugeVec
 	breakerTrans  *prometheus.CounterVec
 }
@@ -45,6 +46,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Retries sent, by reason (status code or error kind)."}, []string{"service", "reason"}),
 		retriesDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "retries_denied_total",
 			Help: "Retries not sent, by reason (budget, deadline, retry_after)."}, []string{"service", "reason"}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "transport_replays_total",
+			Help: "Silent replays net/http's transport attempted, by outcome: allowed (nothing of the request had been written) or refused (it had been: Do's retry loop decides)."}, []string{"service", "outcome"}),
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "breaker_state",
 			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open."}, []string{"service"}),
 		breakerTrans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "breaker_transitions_total",
@@ -60,6 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.poolExhausted = register(reg, m.poolExhausted, &err)
 	m.retries = register(reg, m.retries, &err)
 	m.retriesDenied = register(reg, m.retriesDenied, &err)
+	m.replays = register(reg, m.replays, &err)
 	m.breakerState = register(reg, m.breakerState, &err)
 	m.breakerTrans = register(reg, m.breakerTrans, &err)
 	if err != nil {
