@@ -57,7 +57,9 @@
 // allocation, and leaves the pool untouched. The outcomes are counted in
 // pooledclient_transport_replays_total{outcome="allowed"|"refused"}.
 //
-// With HTTP/2 the transport retries a stream only when the server refused it
-// (REFUSED_STREAM, GOAWAY beyond the last processed stream), so those
-// replays are allowed.
+// With HTTP/2 the transport retries a stream (inside its own RoundTrip, with
+// its own backoff after the first retry) only when the connection could not
+// take it or the server refused it (REFUSED_STREAM, GOAWAY), plus a
+// PROTOCOL_ERROR reset by the peer as a workaround for some servers; those
+// replays are left to it.
 package pooledclient
