@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/reference"
+	"github.com/poolproof/poolproof/report"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
@@ -67,8 +69,8 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
 		return 2
 	}
-	if f.reportDir != "" {
-		if err := os.MkdirAll(filepath.Join(f.reportDir, "histories"), 0o755); err != nil {
+	if f.reportDir != "" { // fail now, not after a run of minutes
+		if err := os.MkdirAll(f.reportDir, 0o755); err != nil {
 			fmt.Fprintf(stderr, "poolproof certify: -report %s: %v: choose a folder you can write to\n", f.reportDir, err)
 			return 2
 		}
@@ -95,11 +97,12 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	writeScorecard(stdout, f.client, cert)
 	if f.reportDir != "" {
-		if err := saveHistories(filepath.Join(f.reportDir, "histories"), cert); err != nil {
-			fmt.Fprintf(stderr, "poolproof certify: saving histories: %v\n", err)
+		files, err := report.Write(f.reportDir, cert, report.Meta{Client: f.client, Generated: time.Now()})
+		if err != nil {
+			fmt.Fprintf(stderr, "poolproof certify: writing the report: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "histories saved in %s\n", filepath.Join(f.reportDir, "histories"))
+		printReportFiles(stdout, f.reportDir, files)
 	}
 	if certErr != nil {
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
@@ -120,7 +123,7 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
-	fs.StringVar(&f.reportDir, "report", "", "folder to save the run histories in (JSON), so verdicts can be recomputed")
+	fs.StringVar(&f.reportDir, "report", defaultReportDir, "folder to write the report in: report.html (scorecard and timelines), junit.xml, summary.md and histories/<scenario>.json (to recompute a verdict); \"\" or - writes none")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, "usage: poolproof certify [flags]")
@@ -132,6 +135,9 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return f, usageError{fmt.Sprintf("unexpected argument %q: certify takes flags only", fs.Arg(0))}
+	}
+	if f.reportDir == "-" {
+		f.reportDir = ""
 	}
 	if f.env != "embedded" {
 		return f, usageError{fmt.Sprintf("-env %q: this build certifies on the embedded environment only; use -env embedded", f.env)}
@@ -215,22 +221,15 @@ func galleryNames() []string {
 	return names
 }
 
-func saveHistories(dir string, cert *harness.Certificate) error {
-	for _, r := range cert.Results {
-		if r.History == nil {
-			continue
-		}
-		f, err := os.Create(filepath.Join(dir, r.Scenario+".json"))
-		if err != nil {
-			return err
-		}
-		err = r.History.Save(f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.Scenario, err)
-		}
+// defaultReportDir is where certify writes its report unless told otherwise.
+const defaultReportDir = "poolproof-report"
+
+// printReportFiles lists what the report holds, so a person (or a CI step
+// uploading artifacts) knows where to look.
+func printReportFiles(w io.Writer, dir string, files report.Files) {
+	fmt.Fprintf(w, "\nreport written to %s:\n", dir)
+	fmt.Fprintf(w, "  %s\n  %s\n  %s\n", files.HTML, files.JUnit, files.Summary)
+	if len(files.Histories) > 0 {
+		fmt.Fprintf(w, "  %s (%d histories)\n", filepath.Join(dir, report.HistoriesDir), len(files.Histories))
 	}
-	return nil
 }

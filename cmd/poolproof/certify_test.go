@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,7 +44,7 @@ func TestCertifyRejectsBadInputWithExitCode2(t *testing.T) {
 	}
 }
 
-func TestCertifyReferencePassesAndSavesHistories(t *testing.T) {
+func TestCertifyReferencePassesAndWritesTheReport(t *testing.T) {
 	dir := t.TempDir()
 	code, stdout, stderr := certify(t, "-profile", "quick", "-scenario", "baseline", "-seed", "7", "-report", dir)
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
@@ -59,12 +60,67 @@ func TestCertifyReferencePassesAndSavesHistories(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(7), h.Seed)
 	assert.NotEmpty(t, h.Calls)
+
+	for _, name := range []string{"report.html", "junit.xml", "summary.md"} {
+		path := filepath.Join(dir, name)
+		st, err := os.Stat(path)
+		require.NoError(t, err, name)
+		assert.Positive(t, st.Size(), name)
+		assert.Contains(t, stdout, path, "the paths are printed")
+	}
+	summary, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(summary), "reference client CERTIFIED")
+	assert.Contains(t, string(summary), "| baseline | leak | passed |")
 }
 
 func TestCertifyBrokenClientFailsNamingTheCheck(t *testing.T) {
-	code, stdout, stderr := certify(t, "-profile", "quick", "-scenario", "process-then-fail", "-client", "retries-unsafe-post")
+	dir := t.TempDir()
+	code, stdout, stderr := certify(t, "-profile", "quick", "-scenario", "process-then-fail", "-client", "retries-unsafe-post", "-report", dir)
 	require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	assert.Contains(t, stdout, "NOT CERTIFIED")
+	junit, err := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	require.NoError(t, err, "a failed certification still writes its report")
+	assert.Contains(t, string(junit), `<failure message="FAIL ledger.no_duplicate_charge scenario=process-then-fail seed=`)
 	assert.Regexp(t, `process-then-fail\s+ledger.no_duplicate_charge\s+FAIL`, stdout)
 	assert.Regexp(t, `was charged [2-9] times`, stdout)
+}
+
+func TestCertifyReportFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"default", nil, defaultReportDir},
+		{"named", []string{"-report", "out/r"}, "out/r"},
+		{"dash disables", []string{"-report", "-"}, ""},
+		{"empty disables", []string{"-report", ""}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := parseCertifyFlags(tc.args, io.Discard)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, f.reportDir)
+		})
+	}
+}
+
+func TestCertifyWithoutReportWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir) // the default folder would land here if "-" did not disable it
+	code, stdout, stderr := certify(t, "-profile", "quick", "-scenario", "baseline", "-report", "-")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assert.NotContains(t, stdout, "report written")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+}
+
+func TestCertifyReportFolderThatCannotBeCreatedIsAUsageError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	code, stdout, stderr := certify(t, "-profile", "quick", "-scenario", "baseline", "-report", filepath.Join(file, "sub"))
+	assert.Equal(t, 2, code)
+	assert.Empty(t, stdout, "nothing runs when the report cannot be written")
+	assert.Contains(t, stderr, "choose a folder you can write to")
 }
