@@ -1,0 +1,123 @@
+package sweep
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// LoadLabel names a knee's load level, e.g. "concurrency 32" or "rate 200/s".
+func (k Knee) LoadLabel() string {
+	if k.Concurrency > 0 {
+		return fmt.Sprintf("concurrency %d", k.Concurrency)
+	}
+	return fmt.Sprintf("rate %g/s", k.Rate)
+}
+
+// Knee returns the knee of the load level of c, false when there is none.
+func (r *Result) Knee(concurrency int) (Knee, bool) {
+	for _, k := range r.Knees {
+		if k.Concurrency == concurrency {
+			return k, true
+		}
+	}
+	return Knee{}, false
+}
+
+// Cell returns the cell of one pool size and load level.
+func (r *Result) Cell(pool, concurrency int) (Cell, bool) {
+	for _, c := range r.Cells {
+		if c.Pool == pool && c.Concurrency == concurrency {
+			return c, true
+		}
+	}
+	return Cell{}, false
+}
+
+// WriteJSON writes the result as indented JSON.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("writing the sweep as JSON: %w", err)
+	}
+	return nil
+}
+
+// WriteTable prints the sweep for a terminal: one row per cell, the knee
+// marked, then per load level the measured answer beside the rule of thumb
+// and Little's law.
+func (r *Result) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "pool sizing sweep: %s, latency %s (%s), fault %s, %s per cell, seed %d\n",
+		r.Service, r.Latency, r.LatencyVia, r.Fault, r.Duration, r.Seed)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	load := "concurrency"
+	if r.Rate > 0 {
+		load = "rate/s"
+	}
+	fmt.Fprintf(tw, "%s\tpool\tcalls\tok/s\tp50\tp99\terrors\tdropped\t \t\n", load)
+	for _, c := range r.Cells {
+		k, _ := r.Knee(c.Concurrency)
+		lv := fmt.Sprint(c.Concurrency)
+		if c.Concurrency == 0 {
+			lv = fmt.Sprintf("%g", c.Rate)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%.1f%%\t%d\t%s\t\n",
+			lv, c.Pool, c.Calls, c.Throughput, ms(c.P50), ms(c.P99), 100*c.ErrorRate, c.Dropped, marks(c, k))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, k := range r.Knees {
+		fmt.Fprintf(w, "\n%s:\n", k.LoadLabel())
+		if k.Plateau > 0 {
+			fmt.Fprintf(w, "  measured: throughput plateaus at pool %d (>= 95%% of the best %.1f ok/s); lowest p99 at pool %d\n",
+				k.Plateau, k.MaxThroughput, k.LowestP99)
+		} else {
+			fmt.Fprintf(w, "  measured: no call succeeded, so no plateau\n")
+		}
+		if k.ErrorsBegin > 0 {
+			fmt.Fprintf(w, "  errors begin at pool %d and below\n", k.ErrorsBegin)
+		} else {
+			fmt.Fprintf(w, "  no pool size raised the error rate\n")
+		}
+		grid := "beyond the largest pool swept"
+		if k.LittleGrid > 0 {
+			grid = fmt.Sprintf("pool %d on this grid", k.LittleGrid)
+		}
+		fmt.Fprintf(w, "  Little's law: %.1f/s x %s = %.1f connections (%s)\n", k.LittleRate, ms(k.LittleLatency), k.LittleEstimate, grid)
+		fmt.Fprintf(w, "  rule of thumb (cores * 2) + spindles: %d * 2 + 1 = %d\n", r.Cores, r.RuleOfThumb)
+	}
+	if r.Interrupted {
+		fmt.Fprintf(w, "\ninterrupted: %d cells measured\n", len(r.Cells))
+	}
+	return nil
+}
+
+// marks names what a cell is for its load level.
+func marks(c Cell, k Knee) string {
+	var m []string
+	if c.Err != "" {
+		m = append(m, "failed: "+c.Err)
+	}
+	if c.Pool == k.Plateau {
+		m = append(m, "knee")
+	}
+	if c.Pool == k.LowestP99 {
+		m = append(m, "lowest p99")
+	}
+	if c.Pool == k.ErrorsBegin {
+		m = append(m, "errors begin")
+	}
+	return strings.Join(m, ", ")
+}
+
+func ms(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
