@@ -1,0 +1,97 @@
+package harness_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/reference"
+	"github.com/poolproof/poolproof/scenarios"
+)
+
+// TestRemoteCertifiesTheReferenceClientLikeEmbedded runs the quick catalog
+// against the reference client on a remote environment made of separately
+// started servers: with admin URLs every verdict is judged and the
+// reference certifies; without, no check that needs server truth passes.
+func TestRemoteCertifiesTheReferenceClientLikeEmbedded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the quick catalog twice")
+	}
+	for _, tt := range []struct {
+		name       string
+		withAdmins bool
+	}{{"with admin URLs", true}, {"without admin URLs", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			t.Cleanup(cancel)
+			ca, err := fakeservers.NewCA()
+			require.NoError(t, err)
+			cfg := harness.RemoteConfig{Upstreams: map[string]string{}, AdminURLs: map[string]string{}, ListenHost: "127.0.0.1"}
+			for i, name := range fakeservers.Services {
+				srv, err := fakeservers.Start(ctx, fakeservers.Config{Service: name, TLS: true, CA: ca, Seed: harness.DefaultSeed + int64(i)})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = srv.Close() })
+				cfg.Upstreams[name] = srv.Addr()
+				if tt.withAdmins {
+					cfg.AdminURLs[name] = srv.AdminURL()
+				}
+			}
+			toxi, err := harness.StartToxiproxy(ctx, "127.0.0.1:0")
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = toxi.Close() })
+			cfg.ToxiproxyURL = toxi.URL()
+			cfg.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+			require.NoError(t, os.WriteFile(cfg.CAFile, ca.PEM(), 0o644))
+
+			env, err := harness.NewRemote(ctx, cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = env.Close() })
+
+			begin := time.Now()
+			cert, err := harness.Certify(ctx, env, reference.Factory, reference.Profile(), scenarios.Quick())
+			require.NoError(t, err)
+			t.Logf("quick catalog on remote (%s): %v", tt.name, time.Since(begin))
+			if tt.withAdmins {
+				for _, v := range cert.Failures() {
+					t.Errorf("failed: %s", v)
+				}
+				assert.True(t, cert.Passed(), "the reference client certifies on a remote environment with server truth")
+				return
+			}
+			// HTTP-fault steps cannot be applied to services without an
+			// admin API; the history says so, step by step.
+			failedSteps := 0
+			for _, r := range cert.Results {
+				require.NotNil(t, r.History, "scenario %s ran", r.Scenario)
+				for _, s := range r.History.Steps {
+					if s.Err != "" {
+						failedSteps++
+						assert.Contains(t, s.Err, "admin API", "scenario %s step %s", r.Scenario, s.Step.Label)
+					}
+				}
+			}
+			assert.Positive(t, failedSteps, "the quick catalog has HTTP-fault steps, refused without an admin API")
+			judged := 0
+			for _, r := range cert.Results {
+				for _, v := range r.Verdicts {
+					if v.Status == harness.StatusNotApplicable {
+						continue
+					}
+					judged++
+				}
+			}
+			assert.NotEmpty(t, cert.NotApplicable(), "checks needing server truth are not applicable")
+			for _, v := range cert.NotApplicable() {
+				assert.NotEqual(t, harness.StatusPass, v.Status)
+			}
+			assert.Positive(t, judged, "client-side checks are still judged")
+		})
+	}
+}
