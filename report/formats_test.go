@@ -57,8 +57,12 @@ type junitDoc struct {
 				Message string `xml:"message,attr"`
 				Text    string `xml:",chardata"`
 			} `xml:"failure"`
-			Error   *struct{ Message string `xml:"message,attr"` } `xml:"error"`
-			Skipped *struct{ Message string `xml:"message,attr"` } `xml:"skipped"`
+			Error *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"error"`
+			Skipped *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"skipped"`
 		} `xml:"testcase"`
 	} `xml:"testsuite"`
 }
