@@ -70,6 +70,8 @@ type Cell struct {
 	// 3 significant digits); 0 when none succeeded.
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
+	// Mean is the mean latency of the successful calls.
+	Mean time.Duration `json:"mean_ns"`
 	// ErrorRate is Failed / Calls.
 	ErrorRate float64 `json:"error_rate"`
 	// Errors counts the failed calls per error class.
@@ -92,18 +94,20 @@ type Knee struct {
 	// LowestP99 is the pool with the lowest p99 (the smaller on a tie).
 	LowestP99 int `json:"lowest_p99"`
 	// ErrorsBegin is the largest pool whose error rate exceeds the load
-	// level's lowest by more than ErrorThreshold: errors begin at this pool
-	// size and below. 0 when no pool does.
+	// level's lowest (the floor an injected fault sets) by more than
+	// ErrorThreshold and by more than chance (see errorsRose): errors begin
+	// at this pool size and below. 0 when no pool does.
 	ErrorsBegin int `json:"errors_begin"`
 	// Little's law: connections needed = arrival rate x time a call holds
 	// one. LittleRate is the offered rate (open loop) or MaxThroughput
-	// (closed loop); LittleLatency is the p50 at the largest pool, where
-	// calls queue least.
+	// (closed loop); LittleLatency is the mean latency at the largest pool,
+	// where calls queue least (Little's law holds for means).
 	LittleRate     float64       `json:"little_rate"`
 	LittleLatency  time.Duration `json:"little_latency_ns"`
 	LittleEstimate float64       `json:"little_estimate"`
-	// LittleGrid is the smallest pool of the grid >= LittleEstimate, 0
-	// when the grid stops below it.
+	// LittleGrid is the smallest pool of the grid >= LittleEstimate rounded
+	// to whole connections (a measured 4.05 asks for 4, not 5), 0 when the
+	// grid stops below it or nothing succeeded.
 	LittleGrid int `json:"little_grid"`
 }
 
@@ -328,6 +332,7 @@ func measure(h *harness.History, d time.Duration) Cell {
 	if c.OK > 0 {
 		c.P50 = time.Duration(hist.ValueAtQuantile(50)) * time.Microsecond
 		c.P99 = time.Duration(hist.ValueAtQuantile(99)) * time.Microsecond
+		c.Mean = time.Duration(hist.Mean() * float64(time.Microsecond))
 	}
 	return c
 }
@@ -371,12 +376,12 @@ func kneeOf(cells []Cell, concurrency int, cfg Config) Knee {
 		if c.OK > 0 && c.P99 < bestP99 {
 			bestP99, k.LowestP99 = c.P99, c.Pool
 		}
-		if c.ErrorRate > minErr+cfg.ErrorThreshold {
+		if errorsRose(c, minErr, cfg.ErrorThreshold) {
 			k.ErrorsBegin = c.Pool // ascending: the last one is the largest
 		}
 		if c.OK > 0 {
 			largest = c.Pool
-			k.LittleLatency = c.P50
+			k.LittleLatency = c.Mean
 		}
 	}
 	if largest == 0 {
@@ -388,12 +393,27 @@ func kneeOf(cells []Cell, concurrency int, cfg Config) Knee {
 	}
 	k.LittleEstimate = k.LittleRate * k.LittleLatency.Seconds()
 	for _, c := range sortedByPool(cells) {
-		if float64(c.Pool) >= k.LittleEstimate {
+		if k.LittleEstimate > 0 && float64(c.Pool) >= math.Round(k.LittleEstimate) {
 			k.LittleGrid = c.Pool
 			break
 		}
 	}
 	return k
+}
+
+// errorsRose reports whether a cell's error rate is above the floor by more
+// than threshold and by more than three standard deviations of a binomial
+// draw at the floor's rate over the cell's calls: with a 5% fault, 3 failures
+// in 40 calls is chance, not the pool running out. The rate is taken as at
+// least one call in the cell, so that a single failure among few calls with
+// a floor of zero is not called an onset either.
+func errorsRose(c Cell, floor, threshold float64) bool {
+	if c.Calls == 0 {
+		return false
+	}
+	n := float64(c.Calls)
+	sigma := math.Sqrt(max(floor, 1/n) * (1 - floor) / n)
+	return c.ErrorRate-floor > max(threshold, 3*sigma)
 }
 
 func sortedByPool(cells []Cell) []Cell {

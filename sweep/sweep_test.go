@@ -3,7 +3,10 @@ package sweep_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,7 +64,7 @@ func TestSweepKneeMatchesLittlesLaw(t *testing.T) {
 	k := res.Knees[0]
 	assert.GreaterOrEqual(t, k.Plateau, 8, "the knee must not lie below R x L = 10 by more than one grid step")
 	assert.LessOrEqual(t, k.Plateau, 16, "the knee must lie at or below the grid point above R x L = 10")
-	assert.InDelta(t, 10, k.LittleEstimate, 4, "Little's law from the measured p50 at the largest pool")
+	assert.InDelta(t, 10, k.LittleEstimate, 4, "Little's law from the measured mean latency at the largest pool")
 	assert.Equal(t, 16, k.LittleGrid)
 
 	small, ok := res.Cell(2, 0)
@@ -82,4 +85,158 @@ func TestSweepKneeMatchesLittlesLaw(t *testing.T) {
 	require.NoError(t, json.Unmarshal(js.Bytes(), &back))
 	assert.Equal(t, res.Knees, back.Knees)
 	assert.Contains(t, table.String(), "knee")
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  sweep.Config
+		want string
+	}{
+		{"unknown service", sweep.Config{Service: "billing"}, `service "billing"`},
+		{"unknown fault", sweep.Config{Fault: "fire"}, `fault "fire"`},
+		{"unknown latency injection", sweep.Config{LatencyVia: "carrier pigeon"}, `latency via "carrier pigeon"`},
+		{"negative latency", sweep.Config{Latency: -time.Millisecond}, "latency -1ms is negative"},
+		{"empty pools", sweep.Config{Pools: []int{}}, "pools: give at least one"},
+		{"zero pool", sweep.Config{Pools: []int{4, 0}}, "pool size 0"},
+		{"negative pool", sweep.Config{Pools: []int{-2}}, "pool size -2"},
+		{"negative rate", sweep.Config{Rate: -1}, "rate -1 is negative"},
+		{"zero workers", sweep.Config{Concurrency: []int{0}}, "concurrency 0"},
+		{"no workers", sweep.Config{Concurrency: []int{}}, "concurrency: give at least one"},
+		{"cell too short", sweep.Config{Duration: time.Millisecond}, "duration 1ms"},
+		{"plateau above 1", sweep.Config{PlateauFrac: 1.5}, "plateau fraction 1.5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			require.ErrorIs(t, err, sweep.ErrInvalidConfig)
+			assert.Contains(t, err.Error(), tc.want)
+			_, err = sweep.Run(context.Background(), nil, tc.cfg)
+			require.ErrorIs(t, err, sweep.ErrInvalidConfig, "Run refuses it before anything starts")
+		})
+	}
+	require.NoError(t, sweep.Config{}.Validate(), "the defaults are a valid sweep")
+	require.NoError(t, sweep.Config{Rate: 100, Concurrency: []int{0}}.Validate(), "an open loop ignores the worker counts")
+	_, err := sweep.Run(context.Background(), nil, sweep.Config{})
+	require.ErrorIs(t, err, sweep.ErrInvalidConfig, "no environment")
+}
+
+func TestParseInts(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []int
+		err  string
+	}{
+		{"1,2,4", []int{1, 2, 4}, ""},
+		{" 16, 4 ,8", []int{4, 8, 16}, ""},
+		{"", nil, "-pools is empty"},
+		{"1,,2", nil, `"" is not a whole number`},
+		{"1,x", nil, `"x" is not a whole number`},
+		{"2.5", nil, `"2.5" is not a whole number`},
+		{"0", nil, "0 must be >= 1"},
+		{"4,-1", nil, "-1 must be >= 1"},
+		{"2,2", nil, "2 is listed twice"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := sweep.ParseInts("-pools", tc.in)
+			if tc.err != "" {
+				require.ErrorIs(t, err, sweep.ErrInvalidConfig)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// plainClient is an http.Client without retries whose transport allows pool
+// connections: a client other than the reference, plugged in through
+// Config.Client.
+func plainClient(svc harness.Service, pool int) (harness.Client, error) {
+	tr := &http.Transport{
+		MaxConnsPerHost: pool, MaxIdleConnsPerHost: pool,
+		TLSClientConfig: &tls.Config{RootCAs: svc.CAs, MinVersion: tls.VersionTLS12},
+	}
+	return &http.Client{Transport: tr, Timeout: 2 * time.Second}, nil
+}
+
+// A closed loop with the latency in the server and 5% of answers 503:
+// a client without retries shows the fault as errors at every pool size,
+// and the server's delay in every call.
+func TestSweepClosedLoopServerLatencyAnd5xxWithAPluggedClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the embedded environment for ~5s")
+	}
+	const latency = 30 * time.Millisecond
+	env := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var built []int
+	res, err := sweep.Run(ctx, env, sweep.Config{
+		Latency: latency, LatencyVia: sweep.ViaServer, Fault: sweep.Fault5xx,
+		Pools: []int{1, 8}, Concurrency: []int{8}, Duration: time.Second, Seed: 3,
+		Client: func(svc harness.Service, pool int) (harness.Client, error) {
+			mu.Lock()
+			built = append(built, pool)
+			mu.Unlock()
+			return plainClient(svc, pool)
+		},
+	})
+	require.NoError(t, err)
+	var table bytes.Buffer
+	require.NoError(t, res.WriteTable(&table))
+	t.Logf("\n%s", table.String())
+
+	assert.Equal(t, []int{1, 8}, built, "one client per cell, built with the cell's pool size")
+	assert.Equal(t, harness.ClosedLoop, res.Mode)
+	require.Len(t, res.Cells, 2)
+	for _, c := range res.Cells {
+		assert.Equal(t, 8, c.Concurrency)
+		assert.Positive(t, c.Errors["http_503"], "pool %d: the 5xx fault shows without retries", c.Pool)
+		assert.Less(t, c.ErrorRate, 0.25, "pool %d: about 5%% of calls fail", c.Pool)
+		assert.GreaterOrEqual(t, c.P50, latency, "pool %d: the server's delay is in every call", c.Pool)
+	}
+	one, _ := res.Cell(1, 8)
+	eight, _ := res.Cell(8, 8)
+	// 8 workers queue on one connection (Go's transport waits without
+	// bound), so the pool of 1 is far slower and its p50 far higher.
+	assert.Greater(t, eight.Throughput, 3*one.Throughput)
+	assert.Greater(t, one.P50, 3*latency)
+	k, ok := res.Knee(8)
+	require.True(t, ok)
+	assert.Equal(t, 8, k.Plateau)
+	assert.Equal(t, 8, k.LowestP99)
+	assert.Equal(t, 0, k.ErrorsBegin, "the fault's 5% is the floor at every pool, not an onset")
+}
+
+// Canceling the context (SIGINT in the CLI) stops the sweep between cells
+// or inside one, quickly, with the cells done so far.
+func TestSweepStopsWhenCanceled(t *testing.T) {
+	env := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := time.Now()
+	res, err := sweep.Run(ctx, env, sweep.Config{
+		Latency: 10 * time.Millisecond, Pools: []int{1, 2, 4}, Concurrency: []int{2}, Duration: 5 * time.Second,
+		Progress: func(p sweep.Progress) {
+			if !p.Done && p.Index == 2 {
+				go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+			}
+		},
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotNil(t, res)
+	assert.True(t, res.Interrupted)
+	assert.Less(t, time.Since(started), 15*time.Second, "the first cell runs 5s; the canceled one must stop early")
+	require.NotEmpty(t, res.Cells)
+	assert.Empty(t, res.Cells[0].Err)
+	assert.LessOrEqual(t, len(res.Cells), 2)
+
+	// The environment is left clean: no toxic from the sweep.
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer pcancel()
+	st, err := env.Faults().Proxy(pctx, sweep.DefaultService)
+	require.NoError(t, err)
+	assert.Empty(t, st.Toxics)
 }
