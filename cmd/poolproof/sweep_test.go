@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolproof/poolproof/sweep"
+)
+
+func runSweepCmd(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = dispatch(ctx, append([]string{"sweep"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestSweepRejectsBadInputWithExitCode2(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown service", []string{"-service", "billing"}, `-service "billing": use payment, inventory, notification`},
+		{"unknown fault", []string{"-fault", "fire"}, `-fault "fire": use none, resets or 5xx`},
+		{"unknown latency injection", []string{"-latency-via", "dns"}, `-latency-via "dns": use toxic or server`},
+		{"malformed pools", []string{"-pools", "1,two,4"}, `-pools: "two" is not a whole number`},
+		{"empty pools", []string{"-pools", ""}, "-pools is empty"},
+		{"zero pool", []string{"-pools", "0,4"}, "-pools: 0 must be >= 1"},
+		{"negative pool", []string{"-pools", "4,-8"}, "-pools: -8 must be >= 1"},
+		{"malformed concurrency", []string{"-concurrency", "8;32"}, `-concurrency: "8;32" is not a whole number`},
+		{"rate and concurrency", []string{"-rate", "100", "-concurrency", "8"}, "-rate and -concurrency both given"},
+		{"zero rate", []string{"-rate", "0"}, "-rate 0: give a positive rate"},
+		{"negative latency", []string{"-latency", "-5ms"}, "-latency -5ms is negative"},
+		{"cell too short", []string{"-duration", "1ms"}, "-duration 1ms: give at least 100ms"},
+		{"malformed duration", []string{"-duration", "soon"}, `invalid value "soon" for flag -duration`},
+		{"stray argument", []string{"now"}, `unexpected argument "now"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			started := time.Now()
+			code, stdout, stderr := runSweepCmd(t, context.Background(), tc.args...)
+			assert.Equal(t, 2, code)
+			assert.Empty(t, stdout, "nothing runs on bad input")
+			assert.Contains(t, stderr, tc.want)
+			assert.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+			assert.Less(t, time.Since(started), 2*time.Second, "refused before any environment starts")
+		})
+	}
+}
+
+func TestSweepHelpExitsZero(t *testing.T) {
+	code, stdout, _ := runSweepCmd(t, context.Background(), "-h")
+	assert.Equal(t, 0, code)
+	for _, flag := range []string{"-service", "-latency", "-fault", "-pools", "-concurrency", "-rate", "-duration", "-report"} {
+		assert.Contains(t, stdout, flag)
+	}
+}
+
+func TestSweepTinyRunPrintsTheTableAndWritesTheReport(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code, stdout, stderr := runSweepCmd(t, ctx, "-pools", "1,4", "-concurrency", "4", "-latency", "20ms", "-duration", "400ms", "-report", dir)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	t.Logf("\n%s", stdout)
+
+	assert.Contains(t, stderr, "[cell 1 of 2] pool 1, concurrency 4")
+	assert.Contains(t, stderr, "[cell 2 of 2] pool 4, concurrency 4")
+	for _, want := range []string{"concurrency  pool  calls", "knee", "Little's law", "rule of thumb (cores * 2) + spindles"} {
+		assert.Contains(t, stdout, want)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "sweep.html"))
+	require.NoError(t, err)
+	assert.Contains(t, string(html), "<svg")
+	data, err := os.ReadFile(filepath.Join(dir, "sweep.json"))
+	require.NoError(t, err)
+	var res sweep.Result
+	require.NoError(t, json.Unmarshal(data, &res))
+	require.Len(t, res.Cells, 2)
+	assert.Positive(t, res.Cells[1].Throughput)
+}
+
+func TestSweepInterruptedExitsOne(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	started := time.Now()
+	code, stdout, stderr := runSweepCmd(t, ctx, "-pools", "1,2", "-concurrency", "2", "-latency", "10ms", "-duration", "5s")
+	assert.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "interrupted")
+	assert.Contains(t, stderr, "context deadline exceeded")
+	assert.Less(t, time.Since(started), 15*time.Second, "stops soon after the signal, environment closed")
+}
