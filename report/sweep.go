@@ -108,7 +108,7 @@ type sweepRow struct {
 }
 
 type sweepKnee struct {
-	Load, Plateau, LowestP99, ErrorsBegin, Little string
+	Load, Plateau, LowestP99, ErrorsBegin, Little, Edge string
 }
 
 // WriteSweepHTML writes the sweep as one self-contained HTML page: the table
@@ -138,6 +138,9 @@ func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
 	}
 	for _, k := range r.Knees {
 		sk := sweepKnee{Load: k.LoadLabel(), Plateau: "none (no call succeeded)", LowestP99: "-", ErrorsBegin: "no pool size raised the error rate"}
+		if k.AtEdge {
+			sk.Edge = "The plateau is the largest pool swept: throughput may still rise beyond it; sweep larger pools."
+		}
 		if k.Plateau > 0 {
 			sk.Plateau = fmt.Sprintf("pool %d (>= 95%% of the best %.1f ok/s)", k.Plateau, k.MaxThroughput)
 		}
@@ -145,7 +148,7 @@ func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
 			sk.LowestP99 = fmt.Sprintf("pool %d", k.LowestP99)
 		}
 		if k.ErrorsBegin > 0 {
-			sk.ErrorsBegin = fmt.Sprintf("at pool %d and below", k.ErrorsBegin)
+			sk.ErrorsBegin = fmt.Sprintf("errors begin at pool %d and below", k.ErrorsBegin)
 		}
 		grid := "beyond the largest pool swept"
 		if k.LittleGrid > 0 {
@@ -340,7 +343,8 @@ td.marks { text-align: left; }
 <h2>Answer</h2>
 {{range .Knees}}<h3>{{.Load}}</h3>
 <ul>
-<li>measured: throughput plateaus at {{.Plateau}}; lowest p99 at {{.LowestP99}}; errors begin {{.ErrorsBegin}}</li>
+<li>measured: throughput plateaus at {{.Plateau}}; lowest p99 at {{.LowestP99}}; {{.ErrorsBegin}}</li>
+{{if .Edge}}<li class="interrupted">{{.Edge}}</li>{{end}}
 <li>Little's law: {{.Little}}</li>
 <li>rule of thumb (cores * 2) + spindles: {{$.Cores}} * 2 + 1 = {{$.RuleOfThumb}}</li>
 </ul>

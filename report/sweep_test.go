@@ -32,7 +32,7 @@ func sampleSweep() *sweep.Result {
 	}
 	r.Knees = []sweep.Knee{
 		{Concurrency: 8, MaxThroughput: 160, Plateau: 8, LowestP99: 8, LittleRate: 160, LittleLatency: 50 * time.Millisecond, LittleEstimate: 8, LittleGrid: 8},
-		{Concurrency: 32, MaxThroughput: 320, Plateau: 16, LowestP99: 16, ErrorsBegin: 4, LittleRate: 320, LittleLatency: 50 * time.Millisecond, LittleEstimate: 16, LittleGrid: 16},
+		{Concurrency: 32, MaxThroughput: 320, Plateau: 16, AtEdge: true, LowestP99: 16, ErrorsBegin: 4, LittleRate: 320, LittleLatency: 50 * time.Millisecond, LittleEstimate: 16, LittleGrid: 16},
 	}
 	return r
 }
@@ -50,10 +50,11 @@ func TestWriteSweep(t *testing.T) {
 		`data-chart="sweep-throughput"`, `data-chart="sweep-p99"`, // both charts, inline
 		"concurrency 8", "concurrency 32", // one line per load level, in the legends
 		"pool 16 (&gt;= 95% of the best 320.0 ok/s)", // the measured answer
-		"16.0 connections (pool 16 on this grid)",     // Little's law
-		"2 * 2 + 1 = 5",                               // the rule of thumb
-		`<tr class="knee">`,                           // the knee row highlighted
-		"errors begin",
+		"16.0 connections (pool 16 on this grid)",    // Little's law
+		"2 * 2 + 1 = 5",     // the rule of thumb
+		`<tr class="knee">`, // the knee row highlighted
+		"errors begin at pool 4 and below",
+		"The plateau is the largest pool swept", // concurrency 32 plateaus at 16, the last pool
 	} {
 		assert.Contains(t, html, want)
 	}

@@ -30,7 +30,7 @@ func TestKneeOf(t *testing.T) {
 		{
 			name:  "94% is not on the plateau; cells in any order",
 			cells: []Cell{cell(8, 100, 0, 50*ms), cell(4, 94, 0, 50*ms), cell(2, 50, 0, 80*ms)},
-			want:  Knee{MaxThroughput: 100, Plateau: 8, LowestP99: 4, LittleRate: 100, LittleLatency: 25 * ms, LittleEstimate: 2.5, LittleGrid: 4},
+			want:  Knee{MaxThroughput: 100, Plateau: 8, AtEdge: true, LowestP99: 4, LittleRate: 100, LittleLatency: 25 * ms, LittleEstimate: 2.5, LittleGrid: 4},
 		},
 		{
 			name:  "a fault's error rate everywhere is the floor, not the onset",
@@ -44,13 +44,13 @@ func TestKneeOf(t *testing.T) {
 				{Pool: 2, Calls: 40, OK: 37, Throughput: 37, ErrorRate: 0.075, P99: 250 * ms, Mean: 240 * ms},
 				{Pool: 8, Calls: 300, OK: 288, Throughput: 288, ErrorRate: 0.04, P99: 50 * ms, Mean: 30 * ms},
 			},
-			want: Knee{MaxThroughput: 288, Plateau: 8, LowestP99: 8, ErrorsBegin: 1, LittleRate: 288, LittleLatency: 30 * ms, LittleEstimate: 8.64}, // 9 connections: beyond the grid
+			want: Knee{MaxThroughput: 288, Plateau: 8, AtEdge: true, LowestP99: 8, ErrorsBegin: 1, LittleRate: 288, LittleLatency: 30 * ms, LittleEstimate: 8.64}, // 9 connections: beyond the grid
 		},
 		{
 			name:  "open loop: Little's law uses the offered rate; the grid may stop short",
 			cells: []Cell{cell(2, 40, 0.8, 150*ms), cell(4, 80, 0.6, 150*ms)},
 			rate:  200,
-			want:  Knee{Rate: 200, MaxThroughput: 80, Plateau: 4, LowestP99: 2, ErrorsBegin: 2, LittleRate: 200, LittleLatency: 75 * ms, LittleEstimate: 15},
+			want:  Knee{Rate: 200, MaxThroughput: 80, Plateau: 4, AtEdge: true, LowestP99: 2, ErrorsBegin: 2, LittleRate: 200, LittleLatency: 75 * ms, LittleEstimate: 15},
 		},
 		{
 			name:  "nothing succeeded: no plateau, Little's law from the injected latency",

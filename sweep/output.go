@@ -76,6 +76,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if k.Plateau > 0 {
 			fmt.Fprintf(w, "  measured: throughput plateaus at pool %d (>= 95%% of the best %.1f ok/s); lowest p99 at pool %d\n",
 				k.Plateau, k.MaxThroughput, k.LowestP99)
+			if k.AtEdge {
+				fmt.Fprintf(w, "  the plateau is the largest pool swept: throughput may still rise beyond it; sweep larger pools\n")
+			}
 		} else {
 			fmt.Fprintf(w, "  measured: no call succeeded, so no plateau\n")
 		}

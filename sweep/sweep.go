@@ -91,6 +91,10 @@ type Knee struct {
 	// Plateau is the smallest pool whose throughput reaches PlateauFrac of
 	// MaxThroughput: the measured answer. 0 when nothing succeeded.
 	Plateau int `json:"plateau"`
+	// AtEdge is set when Plateau is the largest pool swept (of several):
+	// throughput may still rise beyond the grid, so the answer is a lower
+	// bound.
+	AtEdge bool `json:"at_edge,omitempty"`
 	// LowestP99 is the pool with the lowest p99 (the smaller on a tie).
 	LowestP99 int `json:"lowest_p99"`
 	// ErrorsBegin is the largest pool whose error rate exceeds the load
@@ -387,6 +391,7 @@ func kneeOf(cells []Cell, concurrency int, cfg Config) Knee {
 	if largest == 0 {
 		k.LittleLatency = cfg.Latency
 	}
+	k.AtEdge = len(cells) > 1 && k.Plateau > 0 && k.Plateau == slices.MaxFunc(cells, func(a, b Cell) int { return cmp.Compare(a.Pool, b.Pool) }).Pool
 	k.LittleRate = k.MaxThroughput
 	if cfg.Rate > 0 {
 		k.LittleRate = cfg.Rate
