@@ -107,7 +107,7 @@ func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (templa
 	p.X.Min, p.X.Max = 0, max(xMax, 0.1)
 	p.Y.Min, p.Y.Max = 0, yMax
 
-	if err := shadeWindows(p, windows, yMax); err != nil {
+	if err := shadeWindows(p, windows, yMax, p.X.Max); err != nil {
 		return "", err
 	}
 	for i, s := range spec.series {
@@ -155,8 +155,9 @@ func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (templa
 
 // shadeWindows draws each fault window as a translucent band over the whole
 // height, labelled F1, F2... at the top (the page lists what each one was).
-func shadeWindows(p *plot.Plot, windows []harness.Window, yMax float64) error {
+func shadeWindows(p *plot.Plot, windows []harness.Window, yMax, xMax float64) error {
 	var labels plotter.XYLabels
+	near := 0.06 * xMax // labels closer than this would overprint: stack them
 	for i, w := range windows {
 		x0, x1 := w.Start.Seconds(), w.End.Seconds()
 		if x1 <= x0 {
@@ -169,7 +170,13 @@ func shadeWindows(p *plot.Plot, windows []harness.Window, yMax float64) error {
 		band.Color = faultColor(w.Service)
 		band.LineStyle.Width = 0
 		p.Add(band)
-		labels.XYs = append(labels.XYs, plotter.XY{X: x0, Y: yMax})
+		row := 0
+		for _, prev := range labels.XYs {
+			if math.Abs(prev.X-x0) < near {
+				row++
+			}
+		}
+		labels.XYs = append(labels.XYs, plotter.XY{X: x0, Y: yMax * (1 - 0.09*float64(row))})
 		labels.Labels = append(labels.Labels, windowName(i))
 	}
 	if len(labels.XYs) == 0 {

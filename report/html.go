@@ -224,6 +224,11 @@ figure { margin: 0; border: 1px solid #e6e6e6; border-radius: 4px; padding: 4px;
 figure svg { display: block; width: 100%; height: auto; }
 figure svg text { font-family: "Liberation Sans", Arimo, Arial, Helvetica, sans-serif !important; }
 details { margin-top: 8px; font-size: 13px; }
+nav.toc { margin: 0 0 10px; font-size: 13px; line-height: 1.9; }
+nav.toc a { display: inline-block; padding: 0 7px; border-radius: 9px; margin-right: 2px; }
+nav.toc a.pass { background: var(--pass-bg); color: var(--pass); }
+nav.toc a.fail { background: var(--fail-bg); color: var(--fail); font-weight: 700; }
+nav.toc a.interrupted { background: var(--int-bg); color: var(--int); }
 footer { color: #777; font-size: 12px; margin-top: 30px; }
 `
 
@@ -239,6 +244,7 @@ const pageHTML = `<!DOCTYPE html>
 <main>
 <h1>poolproof certification: {{.Client}} client <span class="badge big {{.OutcomeKind}}">{{.Outcome}}</span></h1>
 <p class="meta"><span>environment: {{.Environment}}</span>{{if .Started}}<span>started: {{.Started}}</span>{{end}}<span>took: {{.Elapsed}}</span>{{if .Seed}}<span>seed for every scenario: {{.Seed}}</span>{{end}}<span>{{len .Scenarios}} scenarios</span><span>{{.Totals.Pass}} checks passed, {{.Totals.Fail}} failed, {{.Totals.NA}} not applicable</span></p>
+<nav class="toc">scenarios:{{range .Scenarios}} <a class="{{.Kind}}" href="#{{.Anchor}}">{{.Name}}</a>{{end}}</nav>
 {{if .Failures}}<div class="failures" id="failures">
 <h3>{{len .Failures}} failed check{{if gt (len .Failures) 1}}s{{end}}</h3>
 <ol>{{range .Failures}}
