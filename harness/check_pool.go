@@ -144,6 +144,10 @@ type PoolChurnCheck struct {
 
 func (PoolChurnCheck) ID() string { return CheckPoolChurn }
 
+// certainChurn is how many new connections beyond the pool's max in steady
+// state are judged churn even with fewer than MinCalls calls.
+const certainChurn = 10
+
 func (c PoolChurnCheck) Judge(h *History) Verdict {
 	v := verdict(c.ID(), h, "conns/1000 calls")
 	bound := c.MaxPer1000
@@ -187,10 +191,6 @@ func (c PoolChurnCheck) Judge(h *History) Verdict {
 				calls++
 			}
 		}
-		if calls < minCalls {
-			short = append(short, fmt.Sprintf("%s %d", svc, calls))
-			continue
-		}
 		// A client that dials lazily may still be growing its pool after the
 		// warm-up, when concurrency first peaks: connections that fill the
 		// pool up to its declared max are growth, not churn. Past the max,
@@ -207,6 +207,13 @@ func (c PoolChurnCheck) Judge(h *History) Verdict {
 		}
 		growth := max(0, contractFor(h, svc).MaxConns-openAtWarm)
 		churned := max(0, conns-growth)
+		// Few calls make one legitimate reconnect weigh too much, but
+		// certainChurn connections beyond the pool's max are churn however
+		// few the calls (a client dialing per call on a slow machine).
+		if calls == 0 || (calls < minCalls && churned < certainChurn) {
+			short = append(short, fmt.Sprintf("%s %d", svc, calls))
+			continue
+		}
 		r := result{svc: svc, conns: churned, growth: min(conns, growth), calls: calls, rate: float64(churned) * 1000 / float64(calls)}
 		if worst == nil || r.rate > worst.rate {
 			worst = &r

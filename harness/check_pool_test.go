@@ -95,6 +95,14 @@ func TestPoolChecks(t *testing.T) {
 			b.okCalls(inv, 0, 10*sec, 100*ms, ms, true, 1)
 			return b.done()
 		}, StatusNotApplicable, []string{"too few steady-state calls", "inventory 80"}},
+		{"churn: a connection per call is judged even with few calls", PoolChurnCheck{}, func() *History {
+			b := newHB()
+			b.okCalls(inv, 0, 10*sec, 100*ms, ms, true, 1) // 80 steady-state calls, fewer than MinCalls
+			for _, c := range b.h.Calls {
+				b.conn(inv, time.Duration(c.Start), -1)
+			}
+			return b.done()
+		}, StatusFail, []string{"inventory: 80 new connections beyond the pool's max for 80 steady-state calls"}},
 		{"churn: no server truth", PoolChurnCheck{}, func() *History {
 			b := newHB()
 			b.okCalls(inv, 0, 10*sec, 5*ms, ms, false, 0)

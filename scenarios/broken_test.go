@@ -2,7 +2,9 @@ package scenarios_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +59,11 @@ func TestBrokenClientsAreCaught(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the gallery through its scenarios (about two minutes)")
 	}
+	// The mutation score: for each broken client, every check that caught
+	// it. README.md shows this table.
+	var table strings.Builder
+	table.WriteString("| broken client | meant to be caught by | caught by (check: scenarios) |\n| --- | --- | --- |\n")
+	t.Cleanup(func() { t.Logf("mutation score:\n%s", table.String()) })
 	for _, e := range brokenclients.All() {
 		t.Run(e.Name, func(t *testing.T) {
 			require.NotEmpty(t, e.CaughtBy)
@@ -82,9 +89,18 @@ func TestBrokenClientsAreCaught(t *testing.T) {
 			require.NoError(t, err)
 
 			failed := map[string][]string{}
+			var caught []string
 			for _, v := range cert.Failures() {
+				if failed[v.Check] == nil {
+					caught = append(caught, v.Check)
+				}
 				failed[v.Check] = append(failed[v.Check], v.Scenario)
 			}
+			cells := make([]string, len(caught))
+			for i, id := range caught {
+				cells[i] = id + ": " + strings.Join(failed[id], ", ")
+			}
+			fmt.Fprintf(&table, "| `%s` | %s | %s |\n", e.Name, strings.Join(e.CaughtBy, ", "), strings.Join(cells, "; "))
 			for _, id := range e.CaughtBy {
 				assert.NotEmpty(t, failed[id], "%s must be caught by %s in %v; failures: %v", e.Name, id, exercisedBy[id], cert.Failures())
 			}
