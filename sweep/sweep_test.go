@@ -206,7 +206,9 @@ func TestSweepClosedLoopServerLatencyAnd5xxWithAPluggedClient(t *testing.T) {
 	k, ok := res.Knee(8)
 	require.True(t, ok)
 	assert.Equal(t, 8, k.Plateau)
-	assert.Equal(t, 8, k.LowestP99)
+	// Not the p99: this client dials on demand, and on a loaded machine
+	// eight TLS handshakes during the cell can own its tail.
+	assert.Less(t, eight.P50, one.P50/2)
 	assert.Equal(t, 0, k.ErrorsBegin, "the fault's 5% is the floor at every pool, not an onset")
 }
 
