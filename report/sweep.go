@@ -104,6 +104,7 @@ type sweepPage struct {
 
 type sweepRow struct {
 	Load, Pool, Calls, Throughput, P50, P99, Errors, Dropped, Marks string
+	PeakConns, Attempts, Faulted                                    int
 	Knee                                                            bool
 }
 
@@ -134,6 +135,7 @@ func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
 			Throughput: fmt.Sprintf("%.1f", c.Throughput), P50: sweepMS(c.P50), P99: sweepMS(c.P99),
 			Errors: fmt.Sprintf("%.1f%%", 100*c.ErrorRate), Dropped: strconv.FormatInt(c.Dropped, 10),
 			Marks: sweepMarks(c, k), Knee: c.Pool == k.Plateau,
+			PeakConns: c.PeakConns, Attempts: c.Attempts, Faulted: c.Faulted,
 		})
 	}
 	for _, k := range r.Knees {
@@ -354,9 +356,9 @@ td.marks { text-align: left; }
 {{end}}</div>
 <h2>Cells</h2>
 <table>
-<thead><tr><th>load</th><th>pool</th><th>calls</th><th>ok/s</th><th>p50</th><th>p99</th><th>errors</th><th>dropped</th><th></th></tr></thead>
+<thead><tr><th>load</th><th>pool</th><th>calls</th><th>ok/s</th><th>p50</th><th>p99</th><th>errors</th><th>dropped</th><th title="most connections the server saw open at once">peak conns</th><th title="requests the server saw, retries included">attempts</th><th title="attempts the injected fault hit">faulted</th><th></th></tr></thead>
 <tbody>
-{{range .Rows}}<tr{{if .Knee}} class="knee"{{end}}><td>{{.Load}}</td><td>{{.Pool}}</td><td>{{.Calls}}</td><td>{{.Throughput}}</td><td>{{.P50}}</td><td>{{.P99}}</td><td>{{.Errors}}</td><td>{{.Dropped}}</td><td class="marks">{{.Marks}}</td></tr>
+{{range .Rows}}<tr{{if .Knee}} class="knee"{{end}}><td>{{.Load}}</td><td>{{.Pool}}</td><td>{{.Calls}}</td><td>{{.Throughput}}</td><td>{{.P50}}</td><td>{{.P99}}</td><td>{{.Errors}}</td><td>{{.Dropped}}</td><td>{{.PeakConns}}</td><td>{{.Attempts}}</td><td>{{.Faulted}}</td><td class="marks">{{.Marks}}</td></tr>
 {{end}}</tbody>
 </table>
 </body>

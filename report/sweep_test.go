@@ -27,6 +27,7 @@ func sampleSweep() *sweep.Result {
 			r.Cells = append(r.Cells, sweep.Cell{
 				Pool: p, Concurrency: c, Calls: 20 * used, OK: 20 * used, Throughput: 20 * float64(used),
 				P50: 50 * time.Millisecond, P99: time.Duration(c/used) * 55 * time.Millisecond,
+				PeakConns: used, Attempts: 20*used + 1, Faulted: 1,
 			})
 		}
 	}
@@ -54,6 +55,7 @@ func TestWriteSweep(t *testing.T) {
 		"2 * 2 + 1 = 5",     // the rule of thumb
 		`<tr class="knee">`, // the knee row highlighted
 		"errors begin at pool 4 and below",
+		"<td>16</td><td>321</td><td>1</td>",     // peak conns, attempts, faulted of the knee cell
 		"The plateau is the largest pool swept", // concurrency 32 plateaus at 16, the last pool
 	} {
 		assert.Contains(t, html, want)

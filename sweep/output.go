@@ -58,15 +58,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Rate > 0 {
 		load = "rate/s"
 	}
-	fmt.Fprintf(tw, "%s\tpool\tcalls\tok/s\tp50\tp99\terrors\tdropped\t \t\n", load)
+	fmt.Fprintf(tw, "%s\tpool\tcalls\tok/s\tp50\tp99\terrors\tdropped\tpeak conns\tattempts\tfaulted\t \t\n", load)
 	for _, c := range r.Cells {
 		k, _ := r.Knee(c.Concurrency)
 		lv := fmt.Sprint(c.Concurrency)
 		if c.Concurrency == 0 {
 			lv = fmt.Sprintf("%g", c.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%.1f%%\t%d\t%s\t\n",
-			lv, c.Pool, c.Calls, c.Throughput, ms(c.P50), ms(c.P99), 100*c.ErrorRate, c.Dropped, marks(c, k))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%.1f%%\t%d\t%d\t%d\t%d\t%s\t\n",
+			lv, c.Pool, c.Calls, c.Throughput, ms(c.P50), ms(c.P99), 100*c.ErrorRate, c.Dropped, c.PeakConns, c.Attempts, c.Faulted, marks(c, k))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

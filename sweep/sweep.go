@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -76,6 +77,14 @@ type Cell struct {
 	ErrorRate float64 `json:"error_rate"`
 	// Errors counts the failed calls per error class.
 	Errors map[string]int `json:"errors,omitempty"`
+	// What the server saw during the cell (0 when the environment has no
+	// server-side truth): PeakConns is the most connections open at once,
+	// the pool bound as kept; Attempts the requests of the cell's calls,
+	// retries and transport replays included; Faulted those the injected
+	// fault hit (the latency's delay not counted).
+	PeakConns int `json:"peak_conns"`
+	Attempts  int `json:"attempts"`
+	Faulted   int `json:"faulted"`
 	// Elapsed is the cell's wall time, harness set-up and teardown included.
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// Err is why the cell could not be measured, "" otherwise.
@@ -328,6 +337,21 @@ func measure(h *harness.History, d time.Duration) Cell {
 			}
 		}
 		c.Errors[class]++
+	}
+	for _, truth := range h.ServerAfterRun {
+		if !truth.Available || truth.Stats == nil {
+			continue
+		}
+		c.PeakConns = max(c.PeakConns, truth.Stats.PeakOpen)
+		for _, req := range truth.Stats.Requests {
+			if !strings.HasPrefix(req.RequestID, h.RequestIDPrefix) {
+				continue // the client's warm-up, not a call of the cell
+			}
+			c.Attempts++
+			if req.Fault != "" && req.Fault != fakeservers.FaultDelay {
+				c.Faulted++
+			}
+		}
 	}
 	c.Throughput = float64(c.OK) / d.Seconds()
 	if c.Calls > 0 {

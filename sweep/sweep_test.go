@@ -78,6 +78,12 @@ func TestSweepKneeMatchesLittlesLaw(t *testing.T) {
 	assert.Greater(t, big.Throughput, 0.8*rate, "a pool well above R x L serves the offered rate")
 	assert.GreaterOrEqual(t, big.P50, latency, "the injected latency shows in every call")
 	assert.Less(t, big.ErrorRate, 0.02)
+	for _, c := range res.Cells {
+		assert.Positive(t, c.PeakConns, "pool %d: the server's truth is read", c.Pool)
+		assert.LessOrEqual(t, c.PeakConns, c.Pool, "the reference client keeps its pool bound")
+		assert.GreaterOrEqual(t, c.Attempts, c.OK, "pool %d: every success reached the server", c.Pool)
+		assert.Zero(t, c.Faulted, "no fault injected, only latency")
+	}
 
 	var js bytes.Buffer
 	require.NoError(t, res.WriteJSON(&js))
@@ -196,6 +202,7 @@ func TestSweepClosedLoopServerLatencyAnd5xxWithAPluggedClient(t *testing.T) {
 		assert.Positive(t, c.Errors["http_503"], "pool %d: the 5xx fault shows without retries", c.Pool)
 		assert.Less(t, c.ErrorRate, 0.25, "pool %d: about 5%% of calls fail", c.Pool)
 		assert.GreaterOrEqual(t, c.P50, latency, "pool %d: the server's delay is in every call", c.Pool)
+		assert.Positive(t, c.Faulted, "pool %d: the server answered 503 to some attempts", c.Pool)
 	}
 	one, _ := res.Cell(1, 8)
 	eight, _ := res.Cell(8, 8)
@@ -241,4 +248,27 @@ func TestSweepStopsWhenCanceled(t *testing.T) {
 	st, err := env.Faults().Proxy(pctx, sweep.DefaultService)
 	require.NoError(t, err)
 	assert.Empty(t, st.Toxics)
+}
+
+// Resets: the server ends some exchanges with a TCP reset; the reference
+// client retries its GETs, so the fault shows in the server's attempts, not
+// in the caller's error rate.
+func TestSweepResetsAreRetriedByTheReferenceClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the embedded environment for ~2s")
+	}
+	env := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := sweep.Run(ctx, env, sweep.Config{
+		Latency: 10 * time.Millisecond, Fault: sweep.FaultResets,
+		Pools: []int{4}, Concurrency: []int{4}, Duration: time.Second, Seed: 5,
+	})
+	require.NoError(t, err)
+	require.Len(t, res.Cells, 1)
+	c := res.Cells[0]
+	t.Logf("calls %d ok %d attempts %d faulted %d errors %v", c.Calls, c.OK, c.Attempts, c.Faulted, c.Errors)
+	assert.Positive(t, c.Faulted, "about 5% of attempts are reset")
+	assert.Greater(t, c.Attempts, c.Calls, "reset attempts are retried")
+	assert.Less(t, c.ErrorRate, 0.05, "retries hide most resets from the caller")
 }
