@@ -56,6 +56,7 @@ func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
 // The gallery clients honour harness.DefaultContract but for their bug, so
 // they are held to DefaultProfile.
 func TestBrokenClientsAreCaught(t *testing.T) {
+	skipUnderRace(t)
 	if testing.Short() {
 		t.Skip("runs the gallery through its scenarios (about two minutes)")
 	}

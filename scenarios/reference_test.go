@@ -59,10 +59,12 @@ func requirePassed(t *testing.T, cert *harness.Certificate) {
 }
 
 func TestReferenceCertifiesQuick(t *testing.T) {
+	skipUnderRace(t)
 	requirePassed(t, certify(t, scenarios.Quick()))
 }
 
 func TestReferenceCertifiesStandard(t *testing.T) {
+	skipUnderRace(t)
 	if testing.Short() {
 		t.Skip("the Standard certification takes about a minute")
 	}
