@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,4 +99,39 @@ func TestSweepInterruptedExitsOne(t *testing.T) {
 	assert.Contains(t, stdout, "interrupted")
 	assert.Contains(t, stderr, "context deadline exceeded")
 	assert.Less(t, time.Since(started), 15*time.Second, "stops soon after the signal, environment closed")
+}
+
+// SIGINT mid-cell: the binary stops the cell, prints what it measured, closes
+// the embedded environment and exits 1, promptly.
+func TestSweepBinaryStopsOnSIGINT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "poolproof")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, "sweep", "-pools", "2,4", "-concurrency", "2", "-latency", "10ms", "-duration", "20s")
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "[cell 1 of 2] pool 2") {
+		require.True(t, time.Now().Before(deadline), "no progress line; stderr: %s", stderr.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // inside the cell's workload
+	signaled := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "stdout: %s\nstderr: %s", stdout.String(), stderr.String())
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Less(t, time.Since(signaled), 15*time.Second, "a 20s cell is cut short")
+	assert.Contains(t, stdout.String(), "interrupted")
+	assert.Contains(t, stderr.String(), "context canceled")
 }
