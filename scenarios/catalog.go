@@ -194,9 +194,9 @@ func latencySpike(quick bool) harness.Scenario {
 func connectionResets(quick bool) harness.Scenario {
 	return harness.Scenario{
 		Name: ConnectionResets,
-		Proves: "when every connection to inventory is reset for a while, and then inventory resets a share of the GETs it has read, " +
-			"calls fail fast instead of hanging, the dead connections are dropped, no call reaches the server more often than " +
-			"the declared attempts (the transport's own silent replays included) nor without backoff, " +
+		Proves: "when inventory resets a share of the GETs it has read, and then every connection to it is reset for a while, " +
+			"no call reaches the server more often than the declared attempts (the transport's own silent replays included) nor without backoff, " +
+			"calls fail fast instead of hanging, the dead connections are dropped, " +
 			"and the client serves at its baseline rate again within its declared recovery time",
 		Family: harness.FamilyRecovery,
 		Seed:   seed,
