@@ -124,6 +124,7 @@ func buildImages(ctx context.Context, cfg dockerConfig) (dockerImages, error) {
 		}
 	}
 	imageCache.built[cfg.binary] = imgs
+	pruneImages(ctx, sum)
 	return withToxiproxyImage(imgs, cfg), nil
 }
 
@@ -169,11 +170,47 @@ func buildImage(ctx context.Context, log io.Writer, dir, dockerfile, repo, tag s
 		Tag:            tag,
 		KeepImage:      true,
 		BuildLogWriter: log,
+		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
+			o.Labels = map[string]string{imageLabel: tag}
+		},
 	}}
 	if _, err := p.BuildImage(ctx, req); err != nil {
 		return fmt.Errorf("building %s:%s from docker/%s: %w", repo, tag, dockerfile, err)
 	}
 	return nil
+}
+
+// imageLabel marks the images NewDocker builds, with the binary's hash.
+const imageLabel = "poolproof.image"
+
+// imageKeep is how long an image built for another binary is kept: long
+// enough that another process still starting containers from it (tests of
+// another checkout, run at the same time) is not disturbed.
+const imageKeep = time.Hour
+
+// pruneImages removes the images built for other binaries more than
+// imageKeep ago, so that a day of edits does not pile up images. It never
+// forces: Docker refuses to remove an image a container uses. It is best
+// effort and bounded by ctx; failures are ignored.
+func pruneImages(ctx context.Context, keep string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = withDockerClient(ctx, func(c *testcontainers.DockerClient) error {
+		list, err := c.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", imageLabel)})
+		if err != nil {
+			return err
+		}
+		cutoff := time.Now().Add(-imageKeep).Unix()
+		for _, img := range list.Items {
+			if img.Labels[imageLabel] == keep || img.Created > cutoff {
+				continue
+			}
+			for _, ref := range img.RepoTags {
+				_, _ = c.ImageRemove(ctx, ref, client.ImageRemoveOptions{})
+			}
+		}
+		return nil
+	})
 }
 
 func imagesExist(ctx context.Context, imgs dockerImages) bool {
