@@ -186,21 +186,22 @@ func selectScenarios(profile, filter string) ([]harness.Scenario, error) {
 }
 
 // selectClient returns the factory of the named client and the contract it
-// is held to. Gallery clients are the reference client with one bug, so they
-// are held to the reference contract; so is the plain client, whose Go
-// defaults break it.
+// is held to. Gallery clients are built on harness.DefaultContract (see
+// brokenclients.ReferenceConfig) with one bug, so they are held to
+// harness.DefaultProfile, which only their bug breaks; so is the plain
+// client, a team that declares nothing and keeps Go's defaults.
 func selectClient(name string) (harness.ClientFactory, harness.Profile, error) {
 	switch name {
 	case clientReference:
 		return reference.Factory, reference.Profile(), nil
 	case clientPlain:
-		return plainClient, reference.Profile(), nil
+		return plainClient, harness.DefaultProfile(), nil
 	}
 	e, err := brokenclients.Lookup(name)
 	if err != nil {
 		return nil, harness.Profile{}, usageError{fmt.Sprintf("-client %q: not a client poolproof knows; use reference, plain or one of %s", name, strings.Join(galleryNames(), ", "))}
 	}
-	return e.Factory, reference.Profile(), nil
+	return e.Factory, harness.DefaultProfile(), nil
 }
 
 // plainClient is an http.Client with Go's defaults, trusting the service's CA.

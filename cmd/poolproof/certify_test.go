@@ -124,3 +124,11 @@ func TestCertifyReportFolderThatCannotBeCreatedIsAUsageError(t *testing.T) {
 	assert.Empty(t, stdout, "nothing runs when the report cannot be written")
 	assert.Contains(t, stderr, "choose a folder you can write to")
 }
+
+// A gallery client is held to the contract it was built for, so only its
+// bug fails: on a scenario that does not exercise the bug it certifies.
+func TestCertifyGalleryClientPassesWhereItsBugDoesNotShow(t *testing.T) {
+	code, stdout, stderr := certify(t, "-profile", "quick", "-scenario", "baseline", "-client", "retry-after-ignored", "-report", "-")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "CERTIFIED: ")
+}
