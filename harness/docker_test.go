@@ -29,15 +29,23 @@ func requireDockerEnv(t *testing.T, opts ...DockerOption) *Docker {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	env, err := NewDocker(ctx, opts...)
-	if errors.Is(err, ErrDockerUnavailable) {
-		if os.Getenv("POOLPROOF_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("POOLPROOF_REQUIRE_DOCKER=1 but Docker is unavailable: %v", err)
-		}
-		t.Skipf("Docker is unavailable (set POOLPROOF_REQUIRE_DOCKER=1 to make this a failure): %v", err)
-	}
+	skipOrFailWithoutDocker(t, err)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = env.Close() })
 	return env
+}
+
+// skipOrFailWithoutDocker skips the test when err says Docker is
+// unavailable, or fails it when POOLPROOF_REQUIRE_DOCKER=1.
+func skipOrFailWithoutDocker(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, ErrDockerUnavailable) {
+		return
+	}
+	if os.Getenv("POOLPROOF_REQUIRE_DOCKER") == "1" {
+		t.Fatalf("POOLPROOF_REQUIRE_DOCKER=1 but Docker is unavailable: %v", err)
+	}
+	t.Skipf("Docker is unavailable (set POOLPROOF_REQUIRE_DOCKER=1 to make this a failure): %v", err)
 }
 
 // dockerLeftovers lists, through the docker CLI (not the code under test),
@@ -141,12 +149,7 @@ func TestNewDockerCanceledHalfwayLeavesNothing(t *testing.T) {
 			cancel() // the first container is up, the others may be starting
 		}
 	})
-	if errors.Is(err, ErrDockerUnavailable) {
-		if os.Getenv("POOLPROOF_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("POOLPROOF_REQUIRE_DOCKER=1 but Docker is unavailable: %v", err)
-		}
-		t.Skipf("Docker is unavailable: %v", err)
-	}
+	skipOrFailWithoutDocker(t, err)
 	if env != nil {
 		_ = env.Close()
 	}
