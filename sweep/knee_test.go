@@ -17,11 +17,18 @@ func TestKneeOf(t *testing.T) {
 		return Cell{Pool: pool, Calls: 1000, Throughput: tput, OK: ok, ErrorRate: errRate, P99: p99, P50: p99 / 2, Mean: p99 / 2}
 	}
 	for _, tc := range []struct {
-		name  string
-		cells []Cell
-		rate  float64
-		want  Knee
+		name        string
+		cells       []Cell
+		rate        float64
+		concurrency int
+		want        Knee
 	}{
+		{
+			name:        "closed loop: Little's law never asks for more connections than workers",
+			cells:       []Cell{cell(16, 320, 0, 110*ms), cell(32, 624, 0, 104*ms)},
+			concurrency: 32,
+			want:        Knee{Concurrency: 32, MaxThroughput: 624, Plateau: 32, AtEdge: true, LowestP99: 32, LittleRate: 624, LittleLatency: 52 * ms, LittleEstimate: 32, LittleGrid: 32},
+		},
 		{
 			name:  "plateau at the first pool within 95% of the best",
 			cells: []Cell{cell(1, 20, 0.5, 150*ms), cell(2, 40, 0.3, 150*ms), cell(4, 96, 0, 60*ms), cell(8, 100, 0, 52*ms), cell(16, 99, 0, 55*ms)},
@@ -60,7 +67,7 @@ func TestKneeOf(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Rate: tc.rate, Latency: 40 * ms}.withDefaults()
-			got := kneeOf(tc.cells, 0, cfg)
+			got := kneeOf(tc.cells, tc.concurrency, cfg)
 			assert.InDelta(t, tc.want.LittleEstimate, got.LittleEstimate, 1e-9)
 			got.LittleEstimate = tc.want.LittleEstimate
 			assert.Equal(t, tc.want, got)

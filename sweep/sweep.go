@@ -114,7 +114,8 @@ type Knee struct {
 	// Little's law: connections needed = arrival rate x time a call holds
 	// one. LittleRate is the offered rate (open loop) or MaxThroughput
 	// (closed loop); LittleLatency is the mean latency at the largest pool,
-	// where calls queue least (Little's law holds for means).
+	// where calls queue least (Little's law holds for means). In a closed
+	// loop the estimate is capped at the workers.
 	LittleRate     float64       `json:"little_rate"`
 	LittleLatency  time.Duration `json:"little_latency_ns"`
 	LittleEstimate float64       `json:"little_estimate"`
@@ -421,6 +422,12 @@ func kneeOf(cells []Cell, concurrency int, cfg Config) Knee {
 		k.LittleRate = cfg.Rate
 	}
 	k.LittleEstimate = k.LittleRate * k.LittleLatency.Seconds()
+	if concurrency > 0 {
+		// A closed loop never has more calls in flight than workers; the
+		// rate and the latency come from different cells, so their product
+		// can overshoot by the noise between them.
+		k.LittleEstimate = min(k.LittleEstimate, float64(concurrency))
+	}
 	for _, c := range sortedByPool(cells) {
 		if k.LittleEstimate > 0 && float64(c.Pool) >= math.Round(k.LittleEstimate) {
 			k.LittleGrid = c.Pool
