@@ -212,14 +212,17 @@ func connectionResets(quick bool) harness.Scenario {
 		//     soon as the client writes to it, before the request reaches the
 		//     server: it reaches the connections already open (they are
 		//     closed on their next use) and new ones alike.
-		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(5400), Workers: 16,
+		// The baseline before the faults (~1s) and the tail after the
+		// recovery time (~1.5s) are long enough that a stall of the machine
+		// (other tests running) does not decide the throughput ratio.
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(6400), Workers: 16,
 			Mix: harness.Mix{Inventory: 3, Notification: 1}},
 		Steps: []harness.Step{
-			{At: ms(800), Label: "inventory resets 20% of item GETs after reading them", Action: harness.SetHTTPFaults(fakeservers.Inventory,
+			{At: ms(1200), Label: "inventory resets 20% of item GETs after reading them", Action: harness.SetHTTPFaults(fakeservers.Inventory,
 				fakeservers.Fault{Name: "read-then-reset", Kind: fakeservers.FaultProcessThenFail, Route: itemsRoute, Method: "GET", Probability: 0.2, Then: fakeservers.ThenReset})},
-			{At: ms(1500), Label: "per-request resets removed", Action: harness.ClearHTTPFaults(fakeservers.Inventory)},
-			{At: ms(1500), Label: "reset_peer on every inventory connection", Action: harness.AddToxic(fakeservers.Inventory, harness.ResetPeer("reset", harness.Upstream, 0))},
-			{At: ms(2000), Label: "reset_peer removed", Action: harness.RemoveToxic(fakeservers.Inventory, "reset")},
+			{At: ms(1900), Label: "per-request resets removed", Action: harness.ClearHTTPFaults(fakeservers.Inventory)},
+			{At: ms(1900), Label: "reset_peer on every inventory connection", Action: harness.AddToxic(fakeservers.Inventory, harness.ResetPeer("reset", harness.Upstream, 0))},
+			{At: ms(2400), Label: "reset_peer removed", Action: harness.RemoveToxic(fakeservers.Inventory, "reset")},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
 			inv := fakeservers.Inventory
