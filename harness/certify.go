@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
+
+// CheckNemesis is the check id of the verdict Certify records when a
+// scenario's fault could not be applied: the run did not have the fault its
+// checks are about, so none of them may pass.
+const CheckNemesis = "harness.nemesis"
 
 // CheckRun is the check id of the verdict Certify records when a scenario
 // could not run at all (the factory failed, the environment does not serve a
@@ -274,7 +280,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 				Reason: "the scenario could not run: " + runErr.Error(),
 			}}
 		default:
-			res.Verdicts = Judge(h, s.Checks(profile)...)
+			res.Verdicts = judgeWithFaults(h, s.Checks(profile))
 		}
 		res.Elapsed = time.Since(scStart)
 		cert.Results = append(cert.Results, res)
@@ -331,4 +337,40 @@ func (e *estimator) remaining(i int, elapsed time.Duration, finished bool) time.
 		left += d + over
 	}
 	return left
+}
+
+// judgeWithFaults judges h, then holds the verdicts to the faults that
+// really reached the environment. When a nemesis step failed, a check that
+// passed judged a run without the fault it is about: it becomes not
+// applicable, never passed. The failed steps themselves get one verdict:
+// not applicable when the environment cannot inject that kind of fault (no
+// fake service's admin API behind a remote environment), failed otherwise
+// (the environment was asked for a fault it should have injected).
+func judgeWithFaults(h *History, checks []Check) []Verdict {
+	verdicts := Judge(h, checks...)
+	var failed []string
+	unsupported := true
+	for _, st := range h.Steps {
+		if st.Err == "" {
+			continue
+		}
+		failed = append(failed, fmt.Sprintf("%q: %s", st.Step.Label, st.Err))
+		if !strings.Contains(st.Err, ErrNoServerTruth.Error()) {
+			unsupported = false
+		}
+	}
+	if len(failed) == 0 {
+		return verdicts
+	}
+	why := "the fault was not applied (" + strings.Join(failed, "; ") + ")"
+	for i, v := range verdicts {
+		if v.Status == StatusPass {
+			verdicts[i] = v.notApplicable("not judged: " + why + ", so the run had no fault to judge")
+		}
+	}
+	nv := Verdict{Check: CheckNemesis, Scenario: h.Scenario, Seed: h.Seed}
+	if unsupported {
+		return append(verdicts, nv.notApplicable("this environment cannot inject the scenario's faults: "+why))
+	}
+	return append(verdicts, nv.fail(float64(len(failed)), 0, "the environment failed to inject the scenario's faults: "+why+"; fix the environment and certify again"))
 }

@@ -307,3 +307,57 @@ func TestEstimatorRemaining(t *testing.T) {
 	assert.Zero(t, e.remaining(1, 10*time.Second, false), "never negative")
 	assert.Zero(t, e.remaining(1, 0, true))
 }
+
+// fixedCheck returns the same verdict status for any history.
+type fixedCheck struct {
+	id     string
+	status Status
+}
+
+func (c fixedCheck) ID() string { return c.id }
+func (c fixedCheck) Judge(h *History) Verdict {
+	v := verdict(c.id, h, "")
+	if c.status == StatusFail {
+		return v.fail(1, 0, "broken")
+	}
+	return v.pass(0, 0, "fine")
+}
+
+func TestJudgeWithFaultsNeverPassesARunWhoseFaultWasNotApplied(t *testing.T) {
+	checks := []Check{fixedCheck{"a", StatusPass}, fixedCheck{"b", StatusFail}}
+	step := func(err string) StepRecord {
+		return StepRecord{Step: Step{Label: "payment answers 503", Action: SetHTTPFaults("payment")}, Err: err}
+	}
+	for _, tc := range []struct {
+		name       string
+		steps      []StepRecord
+		wantA      Status
+		wantNem    Status
+		wantReason string
+	}{
+		{"every fault applied", []StepRecord{step("")}, StatusPass, "", ""},
+		{"the environment cannot inject it", []StepRecord{step("set_http_faults payment: " + ErrNoServerTruth.Error())},
+			StatusNotApplicable, StatusNotApplicable, `this environment cannot inject the scenario's faults: the fault was not applied ("payment answers 503"`},
+		{"the environment failed to inject it", []StepRecord{step("toxiproxy: context deadline exceeded")},
+			StatusNotApplicable, StatusFail, "the environment failed to inject the scenario's faults"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &History{Scenario: "s", Seed: 3, Steps: tc.steps}
+			vs := judgeWithFaults(h, checks)
+			require.GreaterOrEqual(t, len(vs), 2)
+			assert.Equal(t, tc.wantA, vs[0].Status, "a passing check: %s", vs[0].Reason)
+			assert.Equal(t, StatusFail, vs[1].Status, "a failure stays a failure")
+			if tc.wantNem == "" {
+				assert.Len(t, vs, 2)
+				return
+			}
+			require.Len(t, vs, 3)
+			assert.Equal(t, CheckNemesis, vs[2].Check)
+			assert.Equal(t, tc.wantNem, vs[2].Status)
+			assert.Contains(t, vs[2].Reason, tc.wantReason)
+			assert.Contains(t, vs[0].Reason, "so the run had no fault to judge")
+			r := ScenarioResult{Verdicts: vs}
+			assert.False(t, r.Passed())
+		})
+	}
+}
