@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	tclog "github.com/testcontainers/testcontainers-go/log"
+
 	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/reference"
@@ -76,9 +78,18 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 
-	env, err := harness.NewEmbedded(ctx)
+	if f.env != harness.EnvEmbedded {
+		fmt.Fprintf(stderr, "poolproof: starting the %s environment\n", f.env)
+		// testcontainers greets the Docker daemon on stderr; the progress
+		// lines are what a person follows here.
+		tclog.SetDefault(tclog.NewNoopLogger())
+	}
+	env, err := harness.OpenEnvironment(ctx, f.env)
 	if err != nil {
-		fmt.Fprintf(stderr, "poolproof certify: starting the embedded environment: %v\n", err)
+		fmt.Fprintf(stderr, "poolproof certify: -env %s: %v\n", f.env, oneLine(err))
+		if environmentUnusable(err) {
+			return 2
+		}
 		return 1
 	}
 	defer env.Close()
@@ -118,7 +129,7 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	var f certifyFlags
 	fs := flag.NewFlagSet("poolproof certify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.env, "env", "embedded", "environment: embedded (fake services and Toxiproxy in this process)")
+	fs.StringVar(&f.env, "env", harness.EnvEmbedded, "environment: embedded (fake services and Toxiproxy in this process), docker (containers built here, needs Docker) or remote (an existing Toxiproxy and services named by POOLPROOF_TOXIPROXY_URL, POOLPROOF_UPSTREAM_<SERVICE>, POOLPROOF_ADMIN_<SERVICE>, POOLPROOF_CA_FILE)")
 	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick or standard")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
@@ -139,8 +150,8 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	if f.reportDir == "-" {
 		f.reportDir = ""
 	}
-	if f.env != "embedded" {
-		return f, usageError{fmt.Sprintf("-env %q: this build certifies on the embedded environment only; use -env embedded", f.env)}
+	if !slices.Contains(harness.EnvironmentNames, f.env) {
+		return f, usageError{fmt.Sprintf("-env %q: use one of %s", f.env, strings.Join(harness.EnvironmentNames, ", "))}
 	}
 	return f, nil
 }
@@ -234,3 +245,13 @@ func printReportFiles(w io.Writer, dir string, files report.Files) {
 		fmt.Fprintf(w, "  %s (%d histories)\n", filepath.Join(dir, report.HistoriesDir), len(files.Histories))
 	}
 }
+
+// environmentUnusable tells a bad or unreachable environment (the user's to
+// fix: exit 2) from a failure while starting one.
+func environmentUnusable(err error) bool {
+	return errors.Is(err, harness.ErrDockerUnavailable) || errors.Is(err, harness.ErrInvalidRemoteConfig) ||
+		errors.Is(err, harness.ErrToxiproxyUnreachable) || errors.Is(err, harness.ErrUnknownEnvironment)
+}
+
+// oneLine keeps an error on one line of the terminal.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -30,7 +30,7 @@ func TestCertifyRejectsBadInputWithExitCode2(t *testing.T) {
 		{"unknown client", []string{"-client", "nope"}, `-client "nope": not a client poolproof knows`},
 		{"unknown scenario", []string{"-scenario", "nope"}, `-scenario "nope": no scenario or family of that name`},
 		{"unknown profile", []string{"-profile", "huge"}, `-profile "huge": use quick or standard`},
-		{"unknown environment", []string{"-env", "mars"}, `-env "mars"`},
+		{"unknown environment", []string{"-env", "mars"}, `-env "mars": use one of embedded, docker, remote`},
 		{"malformed flag", []string{"-seed", "abc"}, `invalid value "abc" for flag -seed`},
 		{"stray argument", []string{"now"}, `unexpected argument "now"`},
 	} {
@@ -131,4 +131,20 @@ func TestCertifyGalleryClientPassesWhereItsBugDoesNotShow(t *testing.T) {
 	code, stdout, stderr := certify(t, "-profile", "quick", "-scenario", "baseline", "-client", "retry-after-ignored", "-report", "-")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	assert.Contains(t, stdout, "CERTIFIED: ")
+}
+
+// A remote environment that is not there is the user's to fix: one line,
+// exit code 2, nothing run.
+func TestCertifyUnreachableRemoteEnvironment(t *testing.T) {
+	t.Setenv("POOLPROOF_TOXIPROXY_URL", "http://127.0.0.1:1")
+	t.Setenv("POOLPROOF_UPSTREAM_INVENTORY", "127.0.0.1:2")
+	code, stdout, stderr := certify(t, "-env", "remote", "-report", "-")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "poolproof certify: -env remote: toxiproxy API unreachable")
+
+	t.Setenv("POOLPROOF_TOXIPROXY_URL", "")
+	code, _, stderr = certify(t, "-env", "remote", "-report", "-")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "POOLPROOF_TOXIPROXY_URL is not set")
 }
