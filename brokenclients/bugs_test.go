@@ -405,3 +405,133 @@ func TestGoroutinePerCall_LeaksOneGoroutinePerCall(t *testing.T) {
 		})
 	}
 }
+
+// charge posts one unkeyed charge (never retried, by the reference or the
+// gallery), so each call is one attempt the server sees.
+func charge(t *testing.T, c harness.Client, svc harness.Service, requestID string) outcome {
+	t.Helper()
+	return call(context.Background(), c, http.MethodPost, svc.BaseURL+fakeservers.RouteCharges, requestID,
+		chargeBody(t, "order-"+requestID), http.Header{"Content-Type": {"application/json"}})
+}
+
+func TestNoCircuitBreaker_KeepsCallingAFailingService(t *testing.T) {
+	const calls = 12
+	for _, tc := range []struct {
+		subject
+		check func(t *testing.T, outs []outcome, reached int)
+	}{
+		{reference, func(t *testing.T, outs []outcome, reached int) {
+			assert.ErrorIs(t, outs[calls-1].err, pooledclient.ErrCircuitOpen, "the breaker opened and fails calls fast")
+			assert.Equal(t, refTripAfter, reached, "only the calls that tripped it reached the server")
+		}},
+		{gallery(t, "no-circuit-breaker"), func(t *testing.T, outs []outcome, reached int) {
+			for i, o := range outs {
+				require.NoError(t, o.err, "call %d", i)
+				assert.Equal(t, http.StatusServiceUnavailable, o.status, "call %d went to the server", i)
+			}
+			assert.Equal(t, calls, reached, "every call reached the failing server")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, svc := startService(t, fakeservers.Payment, false, fakeservers.Fault{
+				Kind: fakeservers.FaultStatus, Route: fakeservers.RouteCharges, Method: http.MethodPost, Status: http.StatusServiceUnavailable})
+			c := newClient(t, tc.subject, svc)
+			outs := make([]outcome, calls)
+			for i := range calls {
+				outs[i] = charge(t, c, svc, id("outage", i))
+			}
+			tc.check(t, outs, len(s.Stats().Requests))
+		})
+	}
+}
+
+func TestSharedPoolAcrossServices_AHungServiceStarvesTheOthers(t *testing.T) {
+	const (
+		hung  = 1500 * time.Millisecond // payment holds every call this long
+		stuck = refMaxConns + 4         // payment calls at once: more than the pool
+		reads = 5                       // inventory calls while payment is stuck
+	)
+	for _, tc := range []struct {
+		subject
+		check func(t *testing.T, outs []outcome, reached int)
+	}{
+		{reference, func(t *testing.T, outs []outcome, reached int) {
+			for i, o := range outs {
+				require.NoError(t, o.err, "inventory call %d has a pool of its own", i)
+				assert.Equal(t, http.StatusOK, o.status)
+			}
+			assert.Equal(t, reads, reached)
+		}},
+		{gallery(t, "shared-pool-across-services"), func(t *testing.T, outs []outcome, reached int) {
+			for i, o := range outs {
+				assert.ErrorIs(t, o.err, pooledclient.ErrPoolExhausted, "inventory call %d found payment's calls in every slot", i)
+			}
+			assert.Zero(t, reached, "no inventory call got as far as the server")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pay, paySvc := startService(t, fakeservers.Payment, false, fakeservers.Fault{
+				Kind: fakeservers.FaultDelay, Route: fakeservers.RouteCharges, Method: http.MethodPost, Delay: fakeservers.Duration(hung)})
+			inv, invSvc := startService(t, fakeservers.Inventory, false)
+			// One subject builds both services' clients, as the harness does.
+			payClient := newClient(t, tc.subject, paySvc)
+			invClient := newClient(t, tc.subject, invSvc)
+
+			bodies := make([][]byte, stuck) // built here: require must not run off the test goroutine
+			for i := range bodies {
+				bodies[i] = chargeBody(t, id("order-stuck", i))
+			}
+			held := make(chan struct{})
+			go func() {
+				defer close(held)
+				concurrently(stuck, func(i int) outcome {
+					return call(context.Background(), payClient, http.MethodPost, paySvc.BaseURL+fakeservers.RouteCharges, id("stuck", i),
+						bodies[i], http.Header{"Content-Type": {"application/json"}})
+				})
+			}()
+			t.Cleanup(func() { <-held })
+			require.Eventually(t, func() bool { return pay.Stats().OpenConnections >= refMaxConns }, hung/2, 5*time.Millisecond,
+				"payment's calls fill the pool")
+			outs := concurrently(reads, func(i int) outcome { return get(invClient, itemURL(invSvc, "sku-1"), id("read", i)) })
+			tc.check(t, outs, len(inv.Stats().Requests))
+		})
+	}
+}
+
+func TestBackoffNeverResets_StaysSlowAfterRecovery(t *testing.T) {
+	const failures, after = 4, 3 // 4 failures: the delay reaches its cap, the breaker (5) stays closed
+	for _, tc := range []struct {
+		subject
+		check func(t *testing.T, elapsed []time.Duration)
+	}{
+		{reference, func(t *testing.T, elapsed []time.Duration) {
+			assert.Less(t, slices.Min(elapsed), penaltyMax, "calls are as fast as before the failures: %v", elapsed)
+		}},
+		{gallery(t, "backoff-never-resets"), func(t *testing.T, elapsed []time.Duration) {
+			for i, e := range elapsed {
+				assert.GreaterOrEqual(t, e, penaltyMax, "successful call %d still waits the delay the failures left", i)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, svc := startService(t, fakeservers.Payment, false, fakeservers.Fault{
+				Kind: fakeservers.FaultStatus, Route: fakeservers.RouteCharges, Method: http.MethodPost, Status: http.StatusServiceUnavailable})
+			c := newClient(t, tc.subject, svc)
+			for i := range failures {
+				got := charge(t, c, svc, id("fail", i))
+				require.NoError(t, got.err)
+				require.Equal(t, http.StatusServiceUnavailable, got.status)
+			}
+			s.ClearFaults()
+			var elapsed []time.Duration
+			for i := range after {
+				got := charge(t, c, svc, id("ok", i))
+				require.NoError(t, got.err)
+				require.Equal(t, http.StatusCreated, got.status)
+				elapsed = append(elapsed, got.elapsed)
+			}
+			assert.Len(t, s.Stats().Requests, failures+after, "every call reached the server, once")
+			tc.check(t, elapsed)
+		})
+	}
+}

@@ -21,7 +21,10 @@ type Entry struct {
 	Factory  func(harness.Service) (harness.Client, error)
 }
 
-// All returns the gallery, in a stable order.
+// All returns the gallery, in a stable order. Every call builds fresh
+// entries: the clients one entry's Factory builds may share state, as the
+// clients of one program do (shared-pool-across-services' bug is exactly
+// that), but two calls of All share nothing.
 func All() []Entry {
 	return []Entry{
 		{
@@ -49,7 +52,7 @@ func All() []Entry {
 			Name: "no-timeouts",
 			Bug: "sets no timeout anywhere (connect, TLS handshake, response headers, whole call): " +
 				"one slow or silent server holds callers and connections for as long as it likes",
-			CaughtBy: []string{harness.CheckNoHang},
+			CaughtBy: []string{harness.CheckNoHang, harness.CheckTimeoutRequestBound},
 			Factory:  newNoTimeouts,
 		},
 		{
@@ -107,6 +110,27 @@ func All() []Entry {
 				"every call leaks a blocked goroutine and its memory until the process dies",
 			CaughtBy: []string{harness.CheckLeakGoroutines},
 			Factory:  newGoroutinePerCall,
+		},
+		{
+			Name: "no-circuit-breaker",
+			Bug: "has no circuit breaker (while its contract declares one): during an outage every call still goes to the failing service, " +
+				"retries included, so the service gets no room to recover and callers wait for errors instead of failing fast",
+			CaughtBy: []string{harness.CheckBreakerOpens},
+			Factory:  newNoCircuitBreaker,
+		},
+		{
+			Name: "shared-pool-across-services",
+			Bug: "caps its calls in flight with one pool shared by the clients of every service instead of one per service: " +
+				"when one service hangs, its stuck calls take every slot and calls to the healthy services fail too",
+			CaughtBy: []string{harness.CheckIsolation},
+			Factory:  sharedPoolFactory(),
+		},
+		{
+			Name: "backoff-never-resets",
+			Bug: "slows itself down after failed calls (a client-wide delay that doubles with each failure) but never resets the delay " +
+				"once calls succeed again: after one outage every call to the service waits for good, and its throughput never comes back",
+			CaughtBy: []string{harness.CheckRecoveryLatency, harness.CheckRecoveryThroughput},
+			Factory:  newBackoffNeverResets,
 		},
 	}
 }
@@ -191,6 +215,10 @@ func configured(svc harness.Service, edit func(*pooledclient.Config)) (*pooledcl
 		return nil, fmt.Errorf("brokenclients: service %q: %w", svc.Name, err)
 	}
 	return cl, nil
+}
+
+func newNoCircuitBreaker(svc harness.Service) (harness.Client, error) {
+	return configured(svc, func(c *pooledclient.Config) { c.Breaker = pooledclient.BreakerConfig{Disabled: true} })
 }
 
 func newNoTimeouts(svc harness.Service) (harness.Client, error) {
