@@ -3,6 +3,7 @@ package suites
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type Option func(*config)
 type config struct {
 	scenarios []harness.Scenario
 	seed      int64
+	env       string
 }
 
 // WithScenarios certifies these scenarios instead of scenarios.Standard().
@@ -39,9 +41,24 @@ func WithSeed(seed int64) Option {
 	return func(c *config) { c.seed = seed }
 }
 
-// envStartTimeout bounds the embedded environment's start-up; it starts in
-// well under a second, the margin is for a loaded CI machine.
-const envStartTimeout = 30 * time.Second
+// WithEnvironment certifies on the named environment (harness.EnvEmbedded,
+// harness.EnvDocker or harness.EnvRemote) instead of the default: the
+// POOLPROOF_ENV variable when set, else embedded. The scenarios and checks
+// are the same on every environment.
+func WithEnvironment(name string) Option {
+	return func(c *config) { c.env = name }
+}
+
+// envStartTimeout bounds an environment's start-up: the embedded one starts
+// in well under a second, the docker one builds a binary and images first
+// (a minute with a cold Go build cache); the margin is for a loaded CI
+// machine.
+func envStartTimeout(name string) time.Duration {
+	if name == harness.EnvDocker {
+		return 5 * time.Minute
+	}
+	return 30 * time.Second
+}
 
 // Certify declares the certification of the clients factory builds against
 // profile: an Ordered container that owns one embedded environment, one
@@ -63,10 +80,16 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 	if cfg.scenarios == nil {
 		cfg.scenarios = scenarios.Standard()
 	}
+	if cfg.env == "" {
+		cfg.env = os.Getenv("POOLPROOF_ENV")
+	}
+	if cfg.env == "" {
+		cfg.env = harness.EnvEmbedded
+	}
 	catalog := cfg.scenarios
 
 	return Describe("poolproof certification", Ordered, ContinueOnFailure, Label("poolproof"), func() {
-		var env *harness.Embedded
+		var env harness.Environment
 
 		BeforeAll(func(ctx SpecContext) {
 			// A nil factory or an invalid catalog is the caller's bug; say so
@@ -75,17 +98,13 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 			for _, s := range catalog {
 				Expect(s.Validate()).To(Succeed(), "suites.Certify: scenario %q is invalid; fix it or leave it out of WithScenarios", s.Name)
 			}
-			var envOpts []harness.EmbeddedOption
-			if cfg.seed != 0 {
-				envOpts = append(envOpts, harness.WithSeed(cfg.seed))
-			}
-			startCtx, cancel := context.WithTimeout(ctx, envStartTimeout)
+			startCtx, cancel := context.WithTimeout(ctx, envStartTimeout(cfg.env))
 			defer cancel()
-			e, err := harness.NewEmbedded(startCtx, envOpts...)
-			Expect(err).NotTo(HaveOccurred(), "suites.Certify: starting the embedded environment")
+			e, err := openEnvironment(startCtx, cfg.env, cfg.seed)
+			Expect(err).NotTo(HaveOccurred(), "suites.Certify: starting the %s environment", cfg.env)
 			env = e
 			DeferCleanup(env.Close)
-		}, NodeTimeout(2*envStartTimeout))
+		}, NodeTimeout(2*envStartTimeout(cfg.env)))
 
 		for _, family := range familiesOf(catalog) {
 			Describe(family, Label(family), func() {
@@ -103,7 +122,7 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 }
 
 // runOne certifies one scenario and fails the spec with every failed verdict.
-func runOne(ctx context.Context, env *harness.Embedded, factory harness.ClientFactory, profile harness.Profile, s harness.Scenario, seed int64) {
+func runOne(ctx context.Context, env harness.Environment, factory harness.ClientFactory, profile harness.Profile, s harness.Scenario, seed int64) {
 	var copts []harness.CertifyOption
 	if seed != 0 {
 		copts = append(copts, harness.WithSeedOverride(seed))
@@ -169,4 +188,13 @@ func familiesOf(catalog []harness.Scenario) []string {
 		}
 	}
 	return out
+}
+
+// openEnvironment starts the named environment; a seed also seeds the
+// embedded environment's fault draws.
+func openEnvironment(ctx context.Context, name string, seed int64) (harness.Environment, error) {
+	if name == harness.EnvEmbedded && seed != 0 {
+		return harness.NewEmbedded(ctx, harness.WithSeed(seed))
+	}
+	return harness.OpenEnvironment(ctx, name)
 }
