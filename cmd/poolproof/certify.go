@@ -130,7 +130,7 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs := flag.NewFlagSet("poolproof certify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.env, "env", harness.EnvEmbedded, "environment: embedded (fake services and Toxiproxy in this process), docker (containers built here, needs Docker) or remote (an existing Toxiproxy and services named by POOLPROOF_TOXIPROXY_URL, POOLPROOF_UPSTREAM_<SERVICE>, POOLPROOF_ADMIN_<SERVICE>, POOLPROOF_CA_FILE)")
-	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick or standard")
+	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
@@ -165,8 +165,10 @@ func selectScenarios(profile, filter string) ([]harness.Scenario, error) {
 		all = scenarios.Quick()
 	case "standard":
 		all = scenarios.Standard()
+	case "soak":
+		all = scenarios.Soak()
 	default:
-		return nil, usageError{fmt.Sprintf("-profile %q: use quick or standard", profile)}
+		return nil, usageError{fmt.Sprintf("-profile %q: use quick, standard or soak", profile)}
 	}
 	if strings.TrimSpace(filter) == "" {
 		return all, nil

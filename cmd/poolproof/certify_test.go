@@ -29,7 +29,7 @@ func TestCertifyRejectsBadInputWithExitCode2(t *testing.T) {
 	}{
 		{"unknown client", []string{"-client", "nope"}, `-client "nope": not a client poolproof knows`},
 		{"unknown scenario", []string{"-scenario", "nope"}, `-scenario "nope": no scenario or family of that name`},
-		{"unknown profile", []string{"-profile", "huge"}, `-profile "huge": use quick or standard`},
+		{"unknown profile", []string{"-profile", "huge"}, `-profile "huge": use quick, standard or soak`},
 		{"unknown environment", []string{"-env", "mars"}, `-env "mars": use one of embedded, docker, remote`},
 		{"malformed flag", []string{"-seed", "abc"}, `invalid value "abc" for flag -seed`},
 		{"stray argument", []string{"now"}, `unexpected argument "now"`},
