@@ -2,6 +2,7 @@ package harness
 
 import (
 	"cmp"
+	"container/heap"
 	"fmt"
 	"math"
 	"slices"
@@ -14,20 +15,33 @@ import (
 // open at once than the contract's MaxConns.
 //
 // The server's PeakOpen counts a connection until the server sees it close,
-// which through Toxiproxy can be a little after the client closed it: a
-// client that closes one connection and opens the next at once could be
-// charged with both. So the check also rebuilds the peak from the
-// connections' accepted/closed times, ending each closed connection CloseLag
-// before the server saw the close (but never before the last request the
-// server handled on it), and takes the smaller of the two peaks. A pool that
-// really holds too many connections keeps them open far longer than the lag
-// and fails either way.
+// which through Toxiproxy (and on docker, the port forwarder in front of it)
+// can be long after the client dropped it: a client whose connection dies
+// or that closes one and dials the next at once could be charged with both.
+// So the check also rebuilds the peak from the connections' accepted/closed
+// times and the requests they carried, and takes the smaller of the two
+// peaks. A connection is surely held by the client from its accept until
+// the last request the server handled on it ends. After that, in its idle
+// tail, the server cannot see whether the client keeps it or has dropped it
+// and the close is still on its way; the evidence is what the client does
+// next. A pool dials only when it has no live idle connection (and a client
+// that does otherwise is judged by pool.churn), so a connection accepted
+// during another's idle tail, when that other closes within ReplaceWindow
+// after, is its replacement: the idle tail ends at the replacement's
+// accept. Each accept replaces at most one connection, the one closing
+// first. Other idle tails end CloseLag before the server saw the close. A
+// pool that really holds too many connections carries requests on all of
+// them at once, which neither rule shortens, and fails either way.
 type PoolBoundCheck struct {
 	// MaxConns overrides the contract's MaxConns for every service (0: the
 	// history's Profile.For(service).MaxConns).
 	MaxConns int
 	// CloseLag is how late the server may see a close (default 20ms).
 	CloseLag time.Duration
+	// ReplaceWindow is how long after a replacement's accept the connection
+	// it replaced may close (default 1s: on docker under load the server
+	// was seen to learn of a client's close ~300ms late).
+	ReplaceWindow time.Duration
 }
 
 func (PoolBoundCheck) ID() string { return CheckPoolBound }
@@ -37,6 +51,10 @@ func (c PoolBoundCheck) Judge(h *History) Verdict {
 	lag := c.CloseLag
 	if lag == 0 {
 		lag = 20 * time.Millisecond
+	}
+	window := c.ReplaceWindow
+	if window == 0 {
+		window = time.Second
 	}
 	type result struct {
 		svc         string
@@ -58,7 +76,7 @@ func (c PoolBoundCheck) Judge(h *History) Verdict {
 		}
 		peak := st.PeakOpen
 		if len(st.Connections) > 0 {
-			peak = min(peak, overlapPeak(h, st, lag))
+			peak = min(peak, overlapPeak(st, lag, window))
 		}
 		r := result{svc: svc, peak: peak, bound: bound, serverPeak: st.PeakOpen}
 		judged = append(judged, svc)
@@ -77,10 +95,11 @@ func (c PoolBoundCheck) Judge(h *History) Verdict {
 		worst.svc, worst.peak, worst.serverPeak, worst.bound))
 }
 
-// overlapPeak is the most connections of st open at once, each closed
-// connection ending lag before the server saw it close but never before the
-// last request it carried arrived or finished.
-func overlapPeak(h *History, st *fakeservers.Stats, lag time.Duration) int {
+// overlapPeak is the most connections of st open at once, each surely held
+// from its accept until the last request it carried ended, and its idle
+// tail after that ending at the accept of its replacement (see
+// PoolBoundCheck), or else lag before the server saw it close.
+func overlapPeak(st *fakeservers.Stats, lag, window time.Duration) int {
 	lastUse := make(map[uint64]time.Time, len(st.Connections))
 	for _, r := range st.Requests {
 		t := r.Arrived
@@ -91,24 +110,33 @@ func overlapPeak(h *History, st *fakeservers.Stats, lag time.Duration) int {
 			lastUse[r.ConnID] = t
 		}
 	}
+	conns := make([]tailedConn, len(st.Connections))
+	for i, cn := range st.Connections {
+		busyEnd := cn.Accepted
+		if lu := lastUse[cn.ID]; lu.After(busyEnd) {
+			busyEnd = lu
+		}
+		tc := tailedConn{accepted: cn.Accepted, busyEnd: busyEnd, closed: cn.Closed}
+		if !cn.Closed.IsZero() {
+			tc.end = cn.Closed.Add(-lag)
+			if tc.end.Before(busyEnd) {
+				tc.end = busyEnd
+			}
+		}
+		conns[i] = tc
+	}
+	endAtReplacements(conns, window)
+
 	type event struct {
 		at    int64
 		delta int
 	}
-	events := make([]event, 0, 2*len(st.Connections))
-	for _, cn := range st.Connections {
-		events = append(events, event{cn.Accepted.UnixNano(), +1})
-		if cn.Closed.IsZero() {
-			continue
+	events := make([]event, 0, 2*len(conns))
+	for _, tc := range conns {
+		events = append(events, event{tc.accepted.UnixNano(), +1})
+		if !tc.closed.IsZero() {
+			events = append(events, event{tc.end.UnixNano(), -1})
 		}
-		end := cn.Closed.Add(-lag)
-		if lu := lastUse[cn.ID]; end.Before(lu) {
-			end = lu
-		}
-		if end.Before(cn.Accepted) {
-			end = cn.Accepted
-		}
-		events = append(events, event{end.UnixNano(), -1})
 	}
 	// At equal times a close goes first: a connection closed as the next
 	// one opens is not two at once.
@@ -124,6 +152,66 @@ func overlapPeak(h *History, st *fakeservers.Stats, lag time.Duration) int {
 		peak = max(peak, open)
 	}
 	return peak
+}
+
+// tailedConn is one connection as overlapPeak judges it: surely held from
+// accepted to busyEnd, counted until end (zero closed: still open).
+type tailedConn struct {
+	accepted, busyEnd, closed, end time.Time
+}
+
+// endAtReplacements ends, for each accept in time order, the idle tail of
+// at most one other connection: among those idle (busyEnd before the
+// accept) and closing after it but within window, the one closing first.
+func endAtReplacements(conns []tailedConn, window time.Duration) {
+	byAccept := make([]int, len(conns))
+	var tails []int // connections with an idle tail, by busyEnd
+	for i, tc := range conns {
+		byAccept[i] = i
+		if !tc.closed.IsZero() && tc.closed.After(tc.busyEnd) {
+			tails = append(tails, i)
+		}
+	}
+	slices.SortStableFunc(byAccept, func(a, b int) int { return conns[a].accepted.Compare(conns[b].accepted) })
+	slices.SortStableFunc(tails, func(a, b int) int { return conns[a].busyEnd.Compare(conns[b].busyEnd) })
+	idle := &byClose{conns: conns}
+	next := 0
+	for _, y := range byAccept {
+		at := conns[y].accepted
+		// Strictly before: a connection is never its own replacement.
+		for next < len(tails) && conns[tails[next]].busyEnd.Before(at) {
+			heap.Push(idle, tails[next])
+			next++
+		}
+		for idle.Len() > 0 && !conns[idle.idx[0]].closed.After(at) {
+			heap.Pop(idle) // closed before this accept: nothing to replace
+		}
+		if idle.Len() == 0 || conns[idle.idx[0]].closed.Sub(at) > window {
+			continue
+		}
+		x := heap.Pop(idle).(int)
+		if at.Before(conns[x].end) {
+			conns[x].end = at
+		}
+	}
+}
+
+// byClose is a min-heap of connection indexes by close time.
+type byClose struct {
+	conns []tailedConn
+	idx   []int
+}
+
+func (b *byClose) Len() int { return len(b.idx) }
+func (b *byClose) Less(i, j int) bool {
+	return b.conns[b.idx[i]].closed.Before(b.conns[b.idx[j]].closed)
+}
+func (b *byClose) Swap(i, j int) { b.idx[i], b.idx[j] = b.idx[j], b.idx[i] }
+func (b *byClose) Push(x any)    { b.idx = append(b.idx, x.(int)) }
+func (b *byClose) Pop() any {
+	x := b.idx[len(b.idx)-1]
+	b.idx = b.idx[:len(b.idx)-1]
+	return x
 }
 
 // PoolChurnCheck fails when, in steady state, the client opens new

@@ -52,6 +52,61 @@ func TestPoolChecks(t *testing.T) {
 			b.truth(inv).PeakOpen = 6
 			return b.done()
 		}, StatusFail, []string{"6 connections open at once"}},
+		{"bound: a client's close seen 300ms late, after its replacement's accept, is not an overlap", PoolBoundCheck{MaxConns: 5}, func() *History {
+			// What docker showed: the client dropped connection 5 after its
+			// last request and dialed 6; the server saw 6 accepted at
+			// 1.05s and 5 closed only at 1.35s (far past CloseLag).
+			b := pooled()
+			c5 := b.conn(inv, 500*ms, 1350*ms)
+			c6 := b.conn(inv, 1050*ms, -1)
+			b.attempt(inv, b.call(inv, 990*ms, 14*ms, 200, ClassNone), 992*ms, 10*ms, 200, c5)
+			b.attempt(inv, b.call(inv, 1060*ms, 14*ms, 200, ClassNone), 1062*ms, 10*ms, 200, c6)
+			b.truth(inv).PeakOpen = 6
+			return b.done()
+		}, StatusPass, []string{"at most 5 connections"}},
+		{"bound: resets with late closes: each dead connection replaced once", PoolBoundCheck{MaxConns: 6}, func() *History {
+			// Two pooled connections die (reset_peer) and are replaced;
+			// each replacement is itself reset in its TLS handshake and
+			// replaced again; the server learns of every close late.
+			b := pooled()
+			b.conn(inv, 200*ms, 1080*ms)
+			b.conn(inv, 200*ms, 1090*ms)
+			b.conn(inv, 1010*ms, 1100*ms)
+			b.conn(inv, 1020*ms, 1110*ms)
+			b.conn(inv, 1050*ms, -1)
+			b.conn(inv, 1060*ms, -1)
+			b.truth(inv).PeakOpen = 8
+			return b.done()
+		}, StatusPass, []string{"at most 6 connections"}},
+		{"bound: one accept replaces only one idle connection", PoolBoundCheck{MaxConns: 5}, func() *History {
+			b := pooled()
+			b.conn(inv, 500*ms, 1300*ms)
+			b.conn(inv, 500*ms, 1300*ms)
+			b.conn(inv, 1050*ms, -1)
+			b.truth(inv).PeakOpen = 7
+			return b.done()
+		}, StatusFail, []string{"inventory saw 6 connections open at once (server peak 7)"}},
+		{"bound: an idle connection held past the replace window is the client's", PoolBoundCheck{MaxConns: 5}, func() *History {
+			b := pooled()
+			b.conn(inv, 500*ms, 3*sec)
+			b.conn(inv, 1050*ms, -1)
+			b.truth(inv).PeakOpen = 6
+			return b.done()
+		}, StatusFail, []string{"6 connections open at once"}},
+		{"bound: busy connections are never replacements' victims", PoolBoundCheck{MaxConns: 5}, func() *History {
+			// An unbounded pool: six connections each carrying a request
+			// at 1s, closed late; later accepts cannot shorten busy time.
+			b := newHB()
+			for range 6 {
+				c := b.conn(inv, 0, 1200*ms)
+				b.attempt(inv, b.call(inv, 990*ms, 100*ms, 200, ClassNone), 995*ms, 90*ms, 200, c)
+			}
+			for range 6 {
+				b.conn(inv, 1010*ms, -1)
+			}
+			b.truth(inv).PeakOpen = 12
+			return b.done()
+		}, StatusFail, []string{"connections open at once"}},
 		{"bound: no server truth", PoolBoundCheck{}, func() *History {
 			b := newHB()
 			b.okCalls(inv, 0, sec, 10*ms, ms, false, 0)
