@@ -36,9 +36,13 @@ var exercisedBy = map[string][]string{
 	harness.CheckBreakerHalfOpen:     {scenarios.ServerErrorStorm},
 	harness.CheckBreakerRecovers:     {scenarios.ServerErrorStorm},
 	harness.CheckIsolation:           {scenarios.OneServiceDown},
-	harness.CheckRecoveryThroughput:  {scenarios.Restart},
-	harness.CheckRecoveryLatency:     {scenarios.Restart},
-	harness.CheckIntegrityDigest:     {scenarios.Baseline},
+	// Not restart: under DefaultProfile (3s recovery time) it leaves a
+	// 500ms tail after recovery, which the fault step's own scheduling slip
+	// makes shorter than the checks' 500ms MinSpan, so they are not
+	// applicable there; connection-resets leaves a second.
+	harness.CheckRecoveryThroughput: {scenarios.ConnectionResets},
+	harness.CheckRecoveryLatency:    {scenarios.ConnectionResets},
+	harness.CheckIntegrityDigest:    {scenarios.Baseline},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
@@ -60,13 +64,24 @@ func TestBrokenClientsAreCaught(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the gallery through its scenarios (about two minutes)")
 	}
-	// The mutation score: for each broken client, every check that caught
-	// it. README.md shows this table.
+	requireGalleryCaught(t, func(t testing.TB) harness.Environment { return newEnv(t) }, nil)
+}
+
+// requireGalleryCaught runs each gallery client, but those named in skip
+// (name -> why), through the scenarios that exercise the checks meant to
+// catch it, in a fresh environment from newEnv, and requires every one of
+// those checks to fail it. It logs the mutation score, the table README.md
+// shows.
+func requireGalleryCaught(t *testing.T, newEnv func(testing.TB) harness.Environment, skip map[string]string) {
+	t.Helper()
 	var table strings.Builder
 	table.WriteString("| broken client | meant to be caught by | caught by (check: scenarios) |\n| --- | --- | --- |\n")
 	t.Cleanup(func() { t.Logf("mutation score:\n%s", table.String()) })
 	for _, e := range brokenclients.All() {
 		t.Run(e.Name, func(t *testing.T) {
+			if why, ok := skip[e.Name]; ok {
+				t.Skip(why)
+			}
 			require.NotEmpty(t, e.CaughtBy)
 			var want []string
 			for _, id := range e.CaughtBy {
@@ -107,5 +122,23 @@ func TestBrokenClientsAreCaught(t *testing.T) {
 			}
 			assert.False(t, cert.Passed())
 		})
+	}
+}
+
+// Every check the harness has is proven able to fail: some gallery client
+// is meant to be caught by it (and TestBrokenClientsAreCaught proves it is).
+func TestEveryCheckHasAGalleryClient(t *testing.T) {
+	meant := map[string][]string{}
+	for _, e := range brokenclients.All() {
+		for _, id := range e.CaughtBy {
+			meant[id] = append(meant[id], e.Name)
+		}
+	}
+	for _, id := range harness.AllCheckIDs() {
+		if id == "harness.run" { // the runner's own failure, not a property of a client
+			continue
+		}
+		assert.NotEmpty(t, meant[id], "no gallery client is meant to be caught by %s: add one with exactly that bug", id)
+		assert.Contains(t, exercisedBy, id, "no scenario is named to exercise %s", id)
 	}
 }

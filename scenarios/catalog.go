@@ -486,19 +486,41 @@ func fragmentedResponses(quick bool) harness.Scenario {
 	}
 }
 
+// downFrom and downFor place one-service-down's outage: a short baseline
+// before it, and an outage of at least twice the reference payment breaker's
+// trip allowance (half its 5s open delay), so breaker.opens judges the
+// calls made after the breaker had time to trip.
+const (
+	downFrom = 700 * time.Millisecond
+	downFor  = 5 * time.Second
+)
+
 func oneServiceDown(quick bool) harness.Scenario {
 	return harness.Scenario{
 		Name: OneServiceDown,
-		Proves: "when payment is down for good, the client fails payment calls fast and inventory and notification " +
-			"stay as healthy as before: one service's outage does not spread",
+		Proves: "when payment hangs (connections open but nothing passes), the client fails payment calls fast and inventory and notification " +
+			"stay as healthy as before: one service's stuck calls do not take the others' connections",
 		Family: harness.FamilyBreaker,
 		Seed:   seed,
 		// An open loop: a closed loop's workers stuck on payment would
 		// slow the other services by construction, blaming the client for
 		// the workload.
-		Workload: harness.Workload{Mode: harness.OpenLoop, Duration: ms(3000), Rate: 200, MaxInFlight: 200, Mix: evenMix},
+		//
+		// The outage holds calls instead of refusing them: a disabled proxy
+		// refuses at once, so a client sharing one pool across services never
+		// sees its pool starve. A timeout toxic on the upstream stream
+		// swallows every byte (the TLS handshake never completes), and
+		// dropping the open connections right after makes every payment call
+		// meet it; each call then holds its connection until the client's
+		// own connect/handshake timeout ends it, so held calls end by
+		// themselves. Removing the toxic shortly before the run ends closes
+		// whatever it still holds.
+		Workload: harness.Workload{Mode: harness.OpenLoop, Duration: downFrom + downFor + ms(300), Rate: 200, MaxInFlight: 200, Mix: evenMix},
 		Steps: []harness.Step{
-			{At: ms(1000), Label: "payment down", Action: harness.DisableProxy(fakeservers.Payment)},
+			{At: downFrom, Label: "payment swallows every byte from the client", Action: harness.AddToxic(fakeservers.Payment, harness.Timeout("hang", harness.Upstream, 0))},
+			{At: downFrom, Label: "payment drops its open connections", Action: harness.DisableProxy(fakeservers.Payment)},
+			{At: downFrom, Label: "payment accepts connections again (that never complete)", Action: harness.EnableProxy(fakeservers.Payment)},
+			{At: downFrom + downFor, Label: "payment hang removed", Action: harness.RemoveToxic(fakeservers.Payment, "hang")},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
 			return []harness.Check{harness.IsolationCheck{Down: fakeservers.Payment}, harness.BreakerOpensCheck{Service: fakeservers.Payment}}
