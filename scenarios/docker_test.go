@@ -1,0 +1,72 @@
+package scenarios_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/reference"
+	"github.com/poolproof/poolproof/scenarios"
+)
+
+// newDockerEnv starts a docker environment owned by the test. Without a
+// daemon it skips, unless POOLPROOF_REQUIRE_DOCKER=1 says the machine must
+// have one (CI), where it fails: the same rule as harness's own docker tests.
+func newDockerEnv(t testing.TB) harness.Environment {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("docker environment: skipped in -short mode (builds images and starts containers)")
+	}
+	// The first start builds the binary and the images; later ones reuse them.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env, err := harness.NewDocker(ctx)
+	if errors.Is(err, harness.ErrDockerUnavailable) {
+		if os.Getenv("POOLPROOF_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("POOLPROOF_REQUIRE_DOCKER=1 but Docker is unavailable: %v", err)
+		}
+		t.Skipf("Docker is unavailable (set POOLPROOF_REQUIRE_DOCKER=1 to make this a failure): %v", err)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = env.Close() })
+	return env
+}
+
+// The catalog runs unchanged on the docker environment: the reference client
+// passes every check there too. Its wall time is logged next to the one
+// TestReferenceCertifiesStandard logs for embedded in the same `make test`
+// pass, so the two can be compared.
+func TestReferenceCertifiesOnDocker(t *testing.T) {
+	skipUnderRace(t)
+	env := newDockerEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	cert, err := harness.Certify(ctx, env, reference.Factory, reference.Profile(), scenarios.Standard())
+	require.NoError(t, err)
+	for _, r := range cert.Results {
+		var b strings.Builder
+		for _, v := range r.Verdicts {
+			fmt.Fprintf(&b, "\n    %s", v)
+		}
+		t.Logf("%-24s %6.2fs calls=%d%s", r.Scenario, r.Elapsed.Seconds(), len(r.History.Calls), b.String())
+	}
+	t.Logf("certification on docker: %d scenarios in %v", len(cert.Results), cert.Elapsed.Round(time.Millisecond))
+	requirePassed(t, cert)
+}
+
+// The gallery is caught on docker as it is on embedded: the checks judge
+// from what the containers' servers saw, through the same admin API.
+func TestBrokenClientsAreCaughtOnDocker(t *testing.T) {
+	skipUnderRace(t)
+	if testing.Short() {
+		t.Skip("runs the gallery through its scenarios on docker (several minutes)")
+	}
+	requireGalleryCaught(t, newDockerEnv, nil)
+}
