@@ -318,6 +318,12 @@ func (c BreakerRecoversCheck) Judge(h *History) Verdict {
 	if judged == 0 {
 		return v.notApplicable(fmt.Sprintf("no fault that cleared with at least %d calls after it: the run ended too soon after the fault", minCalls))
 	}
+	if never && worst < worstB {
+		// The run ended before the bound passed: a recovery within the bound
+		// was still possible, so "never" would be a guess.
+		return v.notApplicable(fmt.Sprintf("%s had not recovered when the run ended %s after the fault cleared, before its %s recovery bound: lengthen the scenario to judge it",
+			worstSvc, fmtDur(worst), fmtDur(worstB)))
+	}
 	if never {
 		return v.fail(ms(worst), ms(worstB), fmt.Sprintf("%s never recovered after the fault cleared at %s: no %d consecutive calls with %.0f%% success in the %s left; let the breaker half-open after its open delay and close on successful probes",
 			worstSvc, fmtDur(worstWind.End), minCalls, minOK*100, fmtDur(worst)))

@@ -109,6 +109,17 @@ func TestBreakerChecks(t *testing.T) {
 			[]string{"inventory took 4.5s after the fault cleared at 5s"}},
 		{"recovers: never", BreakerRecoversCheck{}, breakerRun{recoverAt: -1}.build, StatusFail,
 			[]string{"inventory never recovered after the fault cleared at 5s", "half-open"}},
+		{"recovers: not yet when the run ended, before the bound", BreakerRecoversCheck{}, func() *History {
+			h := breakerRun{recoverAt: -1}.build()
+			var kept []CallRecord
+			for _, c := range h.Calls {
+				if time.Duration(c.Start) < 7*time.Second { // 2s after the fault cleared; the bound is 4s
+					kept = append(kept, c)
+				}
+			}
+			h.Calls = kept
+			return h
+		}, StatusNotApplicable, []string{"had not recovered when the run ended", "lengthen the scenario"}},
 		{"recovers: run ends with the fault", BreakerRecoversCheck{}, func() *History {
 			h := breakerRun{}.build()
 			h.Steps = h.Steps[:1]
