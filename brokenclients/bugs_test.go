@@ -447,7 +447,7 @@ func TestNoCircuitBreaker_KeepsCallingAFailingService(t *testing.T) {
 
 func TestSharedPoolAcrossServices_AHungServiceStarvesTheOthers(t *testing.T) {
 	const (
-		hung  = 1500 * time.Millisecond // payment holds every call this long
+		hung  = time.Second // payment holds every call this long
 		stuck = refMaxConns + 4         // payment calls at once: more than the pool
 		reads = 5                       // inventory calls while payment is stuck
 	)
