@@ -447,9 +447,9 @@ func TestNoCircuitBreaker_KeepsCallingAFailingService(t *testing.T) {
 
 func TestSharedPoolAcrossServices_AHungServiceStarvesTheOthers(t *testing.T) {
 	const (
-		hung  = time.Second // payment holds every call this long
-		stuck = refMaxConns + 4         // payment calls at once: more than the pool
-		reads = 5                       // inventory calls while payment is stuck
+		hung  = time.Second     // payment holds every call this long
+		stuck = refMaxConns + 4 // payment calls at once: more than the pool
+		reads = 5               // inventory calls while payment is stuck
 	)
 	for _, tc := range []struct {
 		subject
