@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -132,9 +131,9 @@ func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
 		k, _ := r.Knee(c.Concurrency)
 		page.Rows = append(page.Rows, sweepRow{
 			Load: loadOf(c.Concurrency, c.Rate), Pool: strconv.Itoa(c.Pool), Calls: strconv.Itoa(c.Calls),
-			Throughput: fmt.Sprintf("%.1f", c.Throughput), P50: sweepMS(c.P50), P99: sweepMS(c.P99),
+			Throughput: fmt.Sprintf("%.1f", c.Throughput), P50: sweep.FormatLatency(c.P50), P99: sweep.FormatLatency(c.P99),
 			Errors: fmt.Sprintf("%.1f%%", 100*c.ErrorRate), Dropped: strconv.FormatInt(c.Dropped, 10),
-			Marks: sweepMarks(c, k), Knee: c.Pool == k.Plateau,
+			Marks: k.Marks(c), Knee: c.Pool == k.Plateau,
 			PeakConns: c.PeakConns, Attempts: c.Attempts, Faulted: c.Faulted,
 		})
 	}
@@ -156,7 +155,7 @@ func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
 		if k.LittleGrid > 0 {
 			grid = fmt.Sprintf("pool %d on this grid", k.LittleGrid)
 		}
-		sk.Little = fmt.Sprintf("%.1f/s x %s = %.1f connections (%s)", k.LittleRate, sweepMS(k.LittleLatency), k.LittleEstimate, grid)
+		sk.Little = fmt.Sprintf("%.1f/s x %s = %.1f connections (%s)", k.LittleRate, sweep.FormatLatency(k.LittleLatency), k.LittleEstimate, grid)
 		page.Knees = append(page.Knees, sk)
 	}
 	charts, err := SweepCharts(r)
@@ -294,30 +293,6 @@ func loadOf(concurrency int, rate float64) string {
 		return strconv.Itoa(concurrency)
 	}
 	return fmt.Sprintf("%g/s", rate)
-}
-
-func sweepMarks(c sweep.Cell, k sweep.Knee) string {
-	var m []string
-	if c.Err != "" {
-		m = append(m, "failed: "+c.Err)
-	}
-	if c.Pool == k.Plateau {
-		m = append(m, "knee")
-	}
-	if c.Pool == k.LowestP99 {
-		m = append(m, "lowest p99")
-	}
-	if c.Pool == k.ErrorsBegin {
-		m = append(m, "errors begin")
-	}
-	return strings.Join(m, ", ")
-}
-
-func sweepMS(d time.Duration) string {
-	if d == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 }
 
 var sweepTemplate = template.Must(template.New("sweep").Parse(`<!DOCTYPE html>

@@ -66,7 +66,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 			lv = fmt.Sprintf("%g", c.Rate)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%.1f%%\t%d\t%d\t%d\t%d\t%s\t\n",
-			lv, c.Pool, c.Calls, c.Throughput, ms(c.P50), ms(c.P99), 100*c.ErrorRate, c.Dropped, c.PeakConns, c.Attempts, c.Faulted, marks(c, k))
+			lv, c.Pool, c.Calls, c.Throughput, FormatLatency(c.P50), FormatLatency(c.P99), 100*c.ErrorRate, c.Dropped, c.PeakConns, c.Attempts, c.Faulted, k.Marks(c))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -91,7 +91,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if k.LittleGrid > 0 {
 			grid = fmt.Sprintf("pool %d on this grid", k.LittleGrid)
 		}
-		fmt.Fprintf(w, "  Little's law: %.1f/s x %s = %.1f connections (%s)\n", k.LittleRate, ms(k.LittleLatency), k.LittleEstimate, grid)
+		fmt.Fprintf(w, "  Little's law: %.1f/s x %s = %.1f connections (%s)\n", k.LittleRate, FormatLatency(k.LittleLatency), k.LittleEstimate, grid)
 		fmt.Fprintf(w, "  rule of thumb (cores * 2) + spindles: %d * 2 + 1 = %d\n", r.Cores, r.RuleOfThumb)
 	}
 	if r.Interrupted {
@@ -100,8 +100,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	return nil
 }
 
-// marks names what a cell is for its load level.
-func marks(c Cell, k Knee) string {
+// Marks names what a cell is for its load level k: the knee, the lowest
+// p99, where errors begin, or why it failed. The table and the HTML report
+// both print it.
+func (k Knee) Marks(c Cell) string {
 	var m []string
 	if c.Err != "" {
 		m = append(m, "failed: "+c.Err)
@@ -118,7 +120,9 @@ func marks(c Cell, k Knee) string {
 	return strings.Join(m, ", ")
 }
 
-func ms(d time.Duration) string {
+// FormatLatency prints a latency as the table and the report do: in
+// milliseconds with one decimal, "-" when nothing was measured.
+func FormatLatency(d time.Duration) string {
 	if d == 0 {
 		return "-"
 	}

@@ -47,11 +47,6 @@ type certifyFlags struct {
 	reportDir string
 }
 
-// usageError is a bad command line: exit code 2, one line on stderr.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseCertifyFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -128,24 +123,14 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	var f certifyFlags
 	fs := flag.NewFlagSet("poolproof certify", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.env, "env", harness.EnvEmbedded, "environment: embedded (fake services and Toxiproxy in this process), docker (containers built here, needs Docker) or remote (an existing Toxiproxy and services named by POOLPROOF_TOXIPROXY_URL, POOLPROOF_UPSTREAM_<SERVICE>, POOLPROOF_ADMIN_<SERVICE>, POOLPROOF_CA_FILE)")
 	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
 	fs.StringVar(&f.reportDir, "report", defaultReportDir, "folder to write the report in: report.html (scorecard and timelines), junit.xml, summary.md and histories/<scenario>.json (to recompute a verdict); \"\" or - writes none")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "usage: poolproof certify [flags]")
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return f, err
-		}
-		return f, usageError{err.Error() + " (run \"poolproof certify -h\" for the flags)"}
-	}
-	if fs.NArg() > 0 {
-		return f, usageError{fmt.Sprintf("unexpected argument %q: certify takes flags only", fs.Arg(0))}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return f, err
 	}
 	if f.reportDir == "-" {
 		f.reportDir = ""

@@ -49,7 +49,6 @@ func (b *onOff) Set(s string) error {
 // until ctx ends, then closes every listener and connection.
 func runFakeserver(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("poolproof fakeserver", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported in one line below
 	tlsOn := onOff(true)
 	var (
 		service     = fs.String("service", fakeservers.Payment, "service to run: "+strings.Join(fakeservers.Services, ", "))
@@ -73,17 +72,11 @@ func runFakeserver(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "poolproof fakeserver: "+format+"\n", a...)
 		return code
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "usage: poolproof fakeserver [flags]")
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
 			return 0
 		}
-		return fail(2, "%v (run with -h for the flags)", err)
-	}
-	if fs.NArg() > 0 {
-		return fail(2, "unexpected argument %q (run with -h for the flags)", fs.Arg(0))
+		return fail(2, "%v", err)
 	}
 	if (*caCert == "") != (*caKey == "") {
 		return fail(2, "-ca-cert and -ca-key go together")

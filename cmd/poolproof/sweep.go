@@ -84,7 +84,6 @@ func parseSweepFlags(args []string, stdout io.Writer) (sweep.Config, string, err
 		reportDir, pools, concur string
 	)
 	fs := flag.NewFlagSet("poolproof sweep", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.Service, "service", sweep.DefaultService, "service to drive: payment, inventory or notification")
 	fs.DurationVar(&cfg.Latency, "latency", 50*time.Millisecond, "latency injected on the service in every cell (0: none)")
 	fs.StringVar(&cfg.LatencyVia, "latency-via", sweep.ViaToxic, "how the latency is injected: toxic (Toxiproxy latency toxic on the responses) or server (the fake service's delay fault)")
@@ -95,17 +94,8 @@ func parseSweepFlags(args []string, stdout io.Writer) (sweep.Config, string, err
 	fs.DurationVar(&cfg.Duration, "duration", sweep.DefaultDuration, "how long each cell drives the client")
 	fs.Int64Var(&cfg.Seed, "seed", harness.DefaultSeed, "seed of the workload and the fault draws, so a sweep can be replayed")
 	fs.StringVar(&reportDir, "report", "", "folder to write sweep.html (table and charts) and sweep.json (the data) in")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "usage: poolproof sweep [flags]")
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return cfg, "", err
-		}
-		return cfg, "", usageError{err.Error() + " (run \"poolproof sweep -h\" for the flags)"}
-	}
-	if fs.NArg() > 0 {
-		return cfg, "", usageError{fmt.Sprintf("unexpected argument %q: sweep takes flags only", fs.Arg(0))}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return cfg, "", err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

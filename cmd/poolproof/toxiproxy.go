@@ -25,23 +25,16 @@ func init() {
 // but this static binary.
 func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("poolproof toxiproxy", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported in one line below
 	listen := fs.String("listen", "127.0.0.1:8474", "API address (host:port); proxies created through the API listen where they say")
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "poolproof toxiproxy: "+format+"\n", a...)
 		return code
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "usage: poolproof toxiproxy [flags]")
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
 			return 0
 		}
-		return fail(2, "%v (run with -h for the flags)", err)
-	}
-	if fs.NArg() > 0 {
-		return fail(2, "unexpected argument %q (run with -h for the flags)", fs.Arg(0))
+		return fail(2, "%v", err)
 	}
 
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
