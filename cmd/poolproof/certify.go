@@ -101,7 +101,7 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
 		return 1
 	}
-	writeScorecard(stdout, f.client, cert)
+	_ = report.WriteScorecard(stdout, cert, report.Meta{Client: f.client})
 	if f.reportDir != "" {
 		files, err := report.Write(f.reportDir, cert, report.Meta{Client: f.client, Generated: time.Now()})
 		if err != nil {
