@@ -95,7 +95,12 @@ func (b *shortBody) Close() error {
 
 // goroutinePerCall reports each call's latency from a goroutine of its own
 // to a channel whose reader was never started, so every call leaves one
-// goroutine blocked forever. Close and CloseIdleConnections do not help.
+// goroutine blocked. Close and CloseIdleConnections do not help.
+//
+// In production such a goroutine lives forever; here each gives up after
+// leakLifetime, long past any teardown the harness measures, so that
+// watching poolproof catch the bug (the CLI, the gallery tests) does not
+// leave thousands of goroutines slowing every later run in the process.
 type goroutinePerCall struct {
 	*pooledclient.Client
 	latencies chan time.Duration // never read: the bug
@@ -118,8 +123,15 @@ func (c *goroutinePerCall) Do(req *http.Request) (*http.Response, error) {
 }
 
 func (c *goroutinePerCall) report(d time.Duration) {
+	t := time.NewTimer(leakLifetime)
+	defer t.Stop()
 	select {
 	case c.latencies <- d:
 	case <-c.release:
+	case <-t.C:
 	}
 }
+
+// leakLifetime bounds each goroutine goroutinePerCall leaks: ten times the
+// longest wait of the harness's teardown and leak measurement.
+const leakLifetime = 30 * time.Second
