@@ -239,18 +239,25 @@ func blackhole(quick bool) harness.Scenario {
 		Proves: "when inventory's answers vanish (a blackhole: the connection stays open, nothing comes back), every call still ends within the declared request timeout",
 		Family: harness.FamilyTimeout,
 		Seed:   seed,
-		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(2000), ms(2500)), Workers: 12,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(4000), Workers: 12,
 			Mix: harness.Mix{Inventory: 3, Notification: 1}},
 		Steps: []harness.Step{
 			{At: ms(300), Label: "blackhole on inventory", Action: harness.AddToxic(fakeservers.Inventory, harness.Timeout("blackhole", harness.Downstream, 0))},
-			// Removing a timeout toxic closes the connections it held.
-			{At: pick(quick, ms(1500), ms(1800)), Label: "blackhole removed", Action: harness.RemoveToxic(fakeservers.Inventory, "blackhole")},
+			// Removing a timeout toxic closes the connections it held, which
+			// ends every call a client without a timeout left waiting: the
+			// blackhole must outlast the request bound (the default
+			// contract's 2s timeout + margin is 3s), or such a client passes.
+			{At: ms(300) + blackholeFor, Label: "blackhole removed", Action: harness.RemoveToxic(fakeservers.Inventory, "blackhole")},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
 			return []harness.Check{harness.RequestBoundCheck{}, harness.PoolBoundCheck{}}
 		}),
 	}
 }
+
+// blackholeFor is how long the blackhole holds inventory's answers: longer
+// than the request bound of the default contract.
+const blackholeFor = 3500 * time.Millisecond
 
 func slowBody(quick bool) harness.Scenario {
 	return harness.Scenario{
@@ -461,7 +468,7 @@ func poolExhaustion(quick bool) harness.Scenario {
 			"connections than declared and fails the excess within its pool-wait bound instead of queueing them",
 		Family: harness.FamilyPool,
 		Seed:   seed,
-		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(2000)), Workers: 96,
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(1700)), Workers: 96,
 			Mix: inventory},
 		Steps: []harness.Step{
 			{At: 0, Label: "inventory answers after 400ms", Action: harness.SetHTTPFaults(fakeservers.Inventory,
