@@ -689,3 +689,19 @@ func TestDoSatisfiesTheHarnessContract(t *testing.T) {
 	var _ interface{ Close() error } = (*Client)(nil)
 	assert.True(t, errors.Is(ErrPoolExhausted, ErrPoolExhausted))
 }
+
+// The memory goal of the benchmarks, kept as a regression test: allocation
+// counts do not depend on the machine's load. Both sides count every
+// allocation of the process (the server's included), so only the client's
+// own work differs.
+func TestClientAllocatesAtMostThreeMorePerCallThanBareTransport(t *testing.T) {
+	srv := benchServer(t)
+	cfg := benchConfig(t, srv.URL)
+	tr := bareTransport(t, cfg)
+	c := benchClient(t, cfg)
+	req := benchRequest(t, srv.URL)
+	bare := testing.AllocsPerRun(500, func() { benchCall(t, tr.RoundTrip, req) })
+	client := testing.AllocsPerRun(500, func() { benchCall(t, c.Do, req) })
+	t.Logf("allocations per call: bare transport %.0f, client %.0f", bare, client)
+	assert.LessOrEqual(t, client, bare+3, "the client adds more than 3 allocations per call")
+}
