@@ -17,7 +17,6 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
-	"go.uber.org/goleak"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/poolproof/poolproof/docker"
@@ -432,7 +431,7 @@ func (d *Docker) Reset(ctx context.Context) error {
 // goroutines in this process are fault-driver calls still waiting and the
 // API gate of an official Toxiproxy image; the same stacks as the embedded
 // environment's are ignored, since no client runs them.
-func (d *Docker) GoroutineIgnores() []goleak.Option { return environmentIgnores() }
+func (d *Docker) GoroutineIgnores() []string { return environmentIgnores() }
 
 // Close removes every container and the network of this environment (by
 // its label, so a container whose creation was cut short goes too), and

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/poolproof/poolproof/fakeservers"
 )
 
@@ -316,13 +314,7 @@ var environmentFunctions = []string{
 // servers, Toxiproxy's links and API, pending fault-driver calls) apart from
 // the client's. The admin clients keep no idle connection between calls, so
 // they leave no goroutine to tell apart.
-func (e *Embedded) GoroutineIgnores() []goleak.Option {
-	opts := make([]goleak.Option, 0, len(environmentFunctions))
-	for _, f := range environmentFunctions {
-		opts = append(opts, goleak.IgnoreAnyFunction(f))
-	}
-	return opts
-}
+func (e *Embedded) GoroutineIgnores() []string { return slices.Clone(environmentFunctions) }
 
 // Close deletes the proxies through Toxiproxy's API, stops Toxiproxy and the
 // fake services, and releases the admin clients. It is idempotent and safe

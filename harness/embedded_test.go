@@ -389,7 +389,7 @@ func TestGoroutineIgnoresLeaveOnlyClientGoroutines(t *testing.T) {
 	applyEnv(t, env, ClearHTTPFaults(fakeservers.Payment))
 	_ = observe(t, env, fakeservers.Notification)
 
-	err := goleak.Find(append(env.GoroutineIgnores(), base)...)
+	err := goleak.Find(append(goleakIgnores(env.GoroutineIgnores()), base)...)
 	require.Error(t, err, "the client's own goroutines must still be reported")
 	report := err.Error()
 	blocks := goroutineBlock.Split(report, -1)[1:]

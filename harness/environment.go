@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"go.uber.org/goleak"
-
 	"github.com/poolproof/poolproof/fakeservers"
 )
 
@@ -30,9 +28,11 @@ type Environment interface {
 	// toxics, proxies enabled, no HTTP faults, default keep-alive, server
 	// history forgotten.
 	Reset(ctx context.Context) error
-	// GoroutineIgnores tells the environment's own goroutines (fake servers,
-	// Toxiproxy) apart from the client's, for the goroutine leak check.
-	GoroutineIgnores() []goleak.Option
+	// GoroutineIgnores names the functions that mark a goroutine as the
+	// environment's own (fake servers, Toxiproxy) wherever they appear in
+	// its stack, to tell them apart from the client's for the goroutine
+	// leak check.
+	GoroutineIgnores() []string
 	// Close stops everything the environment started.
 	Close() error
 }

@@ -232,12 +232,26 @@ type TeardownCall struct {
 	Hung    bool          `json:"hung,omitempty"` // did not return within the teardown bound; abandoned
 }
 
+// How LeakRecord.Leaked was found. LeakFinderLabels counts the goroutines
+// that carry the run's pprof label (every goroutine the client started
+// during the run, except those started by runtime timers): a lower bound,
+// taken when it is not zero. LeakFinderGoleak is goleak's count of every
+// goroutine that is neither the baseline's nor the environment's.
+const (
+	LeakFinderLabels = "run label"
+	LeakFinderGoleak = "goleak"
+)
+
 // LeakedGoroutine is a goroutine still running after teardown that was not
-// there at the baseline and is not the environment's.
+// there at the baseline and is not the environment's. State is empty when
+// the run label found it (the goroutine profile records no state).
 type LeakedGoroutine struct {
 	Top   string `json:"top"`   // the function on top of its stack, where it is blocked
 	Entry string `json:"entry"` // the function it was started with
 	State string `json:"state"` // e.g. "chan receive"
+	// Count is how many goroutines with this stack the entry stands for;
+	// 0 means one (goleak's entries are one per goroutine).
+	Count int `json:"count,omitempty"`
 }
 
 // ServerConnsAfter is the open connections one service saw after the client
@@ -253,8 +267,9 @@ type ServerConnsAfter struct {
 type LeakRecord struct {
 	GoroutinesMeasured bool              `json:"goroutines_measured"`
 	GoroutineBaseline  int               `json:"goroutine_baseline"` // runtime.NumGoroutine() at the baseline
-	Leaked             int               `json:"leaked"`             // goroutines found by goleak after teardown
+	Leaked             int               `json:"leaked"`             // client goroutines still running after teardown
 	LeakedGoroutines   []LeakedGoroutine `json:"leaked_goroutines,omitempty"`
+	LeakFinder         string            `json:"leak_finder,omitempty"` // LeakFinderLabels or LeakFinderGoleak
 
 	FDsMeasured bool `json:"fds_measured"` // false where /proc/self/fd is unavailable
 	FDBaseline  int  `json:"fd_baseline"`

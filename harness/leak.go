@@ -11,12 +11,18 @@ import (
 	"go.uber.org/goleak"
 )
 
-// maxLeakedKept caps the leaked goroutines described in the history; the
-// count in LeakRecord.Leaked is always complete.
+// maxLeakedKept caps the leaked goroutines (or kinds of them) described in
+// the history; the count in LeakRecord.Leaked is always complete.
 const maxLeakedKept = 200
+
+// goroutineSettle bounds how long measureLeaks waits for the run's labelled
+// goroutines to end after teardown before it counts them as leaked; longer
+// than goleak's own retries (~0.5s), so it is never the stricter of the two.
+const goroutineSettle = time.Second
 
 type leakInputs struct {
 	env         Environment
+	runID       string // the pprof label value of the run's goroutines
 	services    []string
 	truthOK     map[string]bool
 	baseline    goleak.Option // goleak.IgnoreCurrent() taken before the client was built
@@ -30,8 +36,11 @@ type leakInputs struct {
 
 // measureLeaks runs after teardown. It waits (bounded by settle) for the
 // servers to see the client's connections close, then for file descriptors
-// to return to baseline, then asks goleak for goroutines that are neither
-// the baseline's nor the environment's (goleak retries for ~0.5s itself).
+// to return to baseline, then looks for the client's goroutines still
+// running: first those carrying the run's label (cheap, see
+// labelledGoroutines); when none is left, goleak decides, reporting every
+// goroutine that is neither the baseline's nor the environment's (it
+// retries for ~0.5s itself).
 func measureLeaks(ctx context.Context, in leakInputs) LeakRecord {
 	rec := LeakRecord{GoroutineBaseline: in.baseG, FDTolerance: in.fdTolerance, FDBaseline: in.fdBase}
 
@@ -54,12 +63,45 @@ func measureLeaks(ctx context.Context, in leakInputs) LeakRecord {
 		}
 	}
 
-	opts := append(append([]goleak.Option(nil), in.env.GoroutineIgnores()...), in.baseline)
+	ignores := in.env.GoroutineIgnores()
 	rec.GoroutinesMeasured = true
-	if err := goleak.Find(opts...); err != nil {
+	if in.runID != "" {
+		if n, gs, ok := waitLabelledGoroutines(ctx, in.runID, ignores); ok && n > 0 {
+			rec.Leaked, rec.LeakedGoroutines, rec.LeakFinder = n, gs, LeakFinderLabels
+			return rec
+		}
+	}
+	rec.LeakFinder = LeakFinderGoleak
+	if err := goleak.Find(append(goleakIgnores(ignores), in.baseline)...); err != nil {
 		rec.Leaked, rec.LeakedGoroutines = parseGoleak(err.Error())
 	}
 	return rec
+}
+
+// waitLabelledGoroutines polls the run's labelled goroutines until none is
+// left or goroutineSettle passes; ok is false when the profile could not be
+// read (goleak then decides alone).
+func waitLabelledGoroutines(ctx context.Context, runID string, ignores []string) (int, []LeakedGoroutine, bool) {
+	deadline := time.Now().Add(goroutineSettle)
+	for {
+		n, gs, err := labelledGoroutines(runID, ignores)
+		if err != nil {
+			return 0, nil, false
+		}
+		if n == 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return n, gs, true
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+}
+
+// goleakIgnores turns an environment's function names into goleak options.
+func goleakIgnores(funcs []string) []goleak.Option {
+	opts := make([]goleak.Option, 0, len(funcs))
+	for _, f := range funcs {
+		opts = append(opts, goleak.IgnoreAnyFunction(f))
+	}
+	return opts
 }
 
 // waitServerConns polls every service's open connections until all read
@@ -194,8 +236,12 @@ func (c GoroutineLeakCheck) Judge(h *History) Verdict {
 	if h.Leaks.Leaked == 0 {
 		return v.pass(0, 0, "no client goroutine left running after teardown")
 	}
-	return v.fail(float64(h.Leaks.Leaked), 0, fmt.Sprintf("%d client goroutines still running after teardown, e.g. %s",
-		h.Leaks.Leaked, describeLeaked(h.Leaks.LeakedGoroutines)))
+	how := ""
+	if h.Leaks.LeakFinder == LeakFinderLabels {
+		how = " (started during the run, found by its label)"
+	}
+	return v.fail(float64(h.Leaks.Leaked), 0, fmt.Sprintf("%d client goroutines still running after teardown%s, e.g. %s",
+		h.Leaks.Leaked, how, describeLeaked(h.Leaks.LeakedGoroutines)))
 }
 
 // describeLeaked names the most common kinds of leaked goroutine.
@@ -204,7 +250,7 @@ func describeLeaked(gs []LeakedGoroutine) string {
 	counts := map[key]int{}
 	for _, g := range gs {
 		state, _, _ := strings.Cut(g.State, ",")
-		counts[key{g.Entry, g.Top, state}]++
+		counts[key{g.Entry, g.Top, state}] += max(g.Count, 1)
 	}
 	keys := make([]key, 0, len(counts))
 	for k := range counts {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -10,13 +11,20 @@ import (
 
 type parker struct{ park chan struct{} }
 
+// start starts n goroutines and returns once each of them runs wait.
 func (p *parker) start(n int) {
+	var running sync.WaitGroup
+	running.Add(n)
 	for range n {
-		go p.wait()
+		go p.wait(&running)
 	}
+	running.Wait()
 }
 
-func (p *parker) wait() { <-p.park }
+func (p *parker) wait(running *sync.WaitGroup) {
+	running.Done()
+	<-p.park
+}
 
 func TestParseGoleakNamesTheLeakedGoroutines(t *testing.T) {
 	base := goleak.IgnoreCurrent()

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/poolproof/poolproof/fakeservers"
 )
 
@@ -294,7 +292,7 @@ func (r *Remote) Reset(ctx context.Context) error {
 }
 
 // GoroutineIgnores: the servers run elsewhere; see environmentIgnores.
-func (r *Remote) GoroutineIgnores() []goleak.Option { return environmentIgnores() }
+func (r *Remote) GoroutineIgnores() []string { return environmentIgnores() }
 
 // Close deletes the proxies this environment created (never the ones it
 // reused), stops the API gate and releases the admin clients. It is

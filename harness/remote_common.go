@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/poolproof/poolproof/fakeservers"
 )
 
@@ -26,12 +24,8 @@ import (
 // docker and remote environments run their servers elsewhere, but the
 // stacks are the same ones whenever servers do share the process (tests,
 // the API gate), and no client under test runs them.
-func environmentIgnores() []goleak.Option {
-	opts := make([]goleak.Option, 0, len(environmentFunctions)+1)
-	for _, f := range environmentFunctions {
-		opts = append(opts, goleak.IgnoreAnyFunction(f))
-	}
-	return append(opts, goleak.IgnoreAnyFunction("github.com/poolproof/poolproof/harness.startAPIGate.func1"))
+func environmentIgnores() []string {
+	return append(slices.Clone(environmentFunctions), "github.com/poolproof/poolproof/harness.startAPIGate.func1")
 }
 
 func adminFor(admins map[string]*fakeservers.AdminClient, op, service string) (*fakeservers.AdminClient, error) {

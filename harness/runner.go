@@ -217,17 +217,27 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	h.Leaks.GoroutineBaseline = runtime.NumGoroutine()
 	fdBase, fdOK := countOpenFDs()
 
+	// Every goroutine the client starts, from its construction to the end
+	// of the workload, carries the run's label (see labelledGoroutines).
+	runID := newRunLabel(prefix)
 	clients := make(map[string]Client, len(names))
-	for _, n := range names {
-		c, err := factory(endpoints[n])
-		if err == nil && c == nil {
-			err = errors.New("the factory returned a nil client and no error")
+	var buildErr error
+	withRunLabel(ctx, runID, func(context.Context) {
+		for _, n := range names {
+			c, err := factory(endpoints[n])
+			if err == nil && c == nil {
+				err = errors.New("the factory returned a nil client and no error")
+			}
+			if err != nil {
+				buildErr = fmt.Errorf("scenario %q: building the client for %s: %w", spec.Scenario, n, err)
+				return
+			}
+			clients[n] = c
 		}
-		if err != nil {
-			teardownClients(bg, clients, cfg.teardownTimeout)
-			return nil, fmt.Errorf("scenario %q: building the client for %s: %w", spec.Scenario, n, err)
-		}
-		clients[n] = c
+	})
+	if buildErr != nil {
+		teardownClients(bg, clients, cfg.teardownTimeout)
+		return nil, buildErr
 	}
 
 	r := &runner{
@@ -253,7 +263,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	callsCtx, cancelCalls := context.WithCancel(ctx)
 	defer cancelCalls()
 	h.Started = time.Now()
-	r.execute(callsCtx)
+	withRunLabel(callsCtx, runID, r.execute)
 
 	h.Calls, h.ErrorTexts = r.rec.Calls()
 	h.Steps = r.steps
@@ -272,6 +282,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	h.AbandonedAtEnd = int(r.running.Load())
 	h.Leaks = measureLeaks(bg, leakInputs{
 		env:         env,
+		runID:       runID,
 		services:    names,
 		truthOK:     truthOK,
 		baseline:    baseline,

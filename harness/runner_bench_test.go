@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/poolproof/poolproof/fakeservers"
 )
 
@@ -35,14 +33,8 @@ func (e *benchEnv) Observe(_ context.Context, service string) (fakeservers.Stats
 	return e.srv.Stats(), nil
 }
 func (e *benchEnv) Reset(context.Context) error { e.srv.Reset(); return nil }
-func (e *benchEnv) GoroutineIgnores() []goleak.Option {
-	opts := make([]goleak.Option, 0, len(environmentFunctions))
-	for _, f := range environmentFunctions {
-		opts = append(opts, goleak.IgnoreAnyFunction(f))
-	}
-	return opts
-}
-func (e *benchEnv) Close() error { return e.srv.Close() }
+func (e *benchEnv) GoroutineIgnores() []string  { return environmentFunctions }
+func (e *benchEnv) Close() error                { return e.srv.Close() }
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()

@@ -60,6 +60,42 @@ func goroutineLeakerFactory(t testing.TB) ClientFactory {
 	}
 }
 
+// spawnerLeaker leaks one goroutine per call too, but has it started by a
+// goroutine that existed before the run (as a worker pool built at init
+// would), so the leaked goroutines do not carry the run's label.
+type spawnerLeaker struct {
+	inner *http.Client
+	spawn chan<- struct{}
+}
+
+func (l *spawnerLeaker) Do(req *http.Request) (*http.Response, error) {
+	l.spawn <- struct{}{}
+	return l.inner.Do(req)
+}
+
+func (l *spawnerLeaker) CloseIdleConnections() { l.inner.CloseIdleConnections() }
+
+func (l *spawnerLeaker) park(stop <-chan struct{}) { <-stop }
+
+func spawnerLeakerFactory(t testing.TB) ClientFactory {
+	spawn, stop := make(chan struct{}), make(chan struct{})
+	l := &spawnerLeaker{spawn: spawn}
+	go func() {
+		for {
+			select {
+			case <-spawn:
+				go l.park(stop)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop) })
+	return func(svc Service) (Client, error) {
+		return &spawnerLeaker{inner: &http.Client{Timeout: 2 * time.Second, Transport: stdTransport(svc, 16)}, spawn: spawn}, nil
+	}
+}
+
 // bodyDropper "retries" every call: it first issues the request and drops
 // the response without reading or closing its body, then issues it again.
 // Each dropped body keeps its connection busy forever, so the pool can never

@@ -88,15 +88,29 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 		maxCalls   int
 		workers    int
 		tolerateFD bool
+		finder     string // how the leaked goroutines must have been found
 	}{
 		{
 			name:      "goroutine per call",
 			factory:   goroutineLeakerFactory,
 			mustFail:  "leak.goroutines",
-			reasonHas: []string{"client goroutines still running after teardown", "harness.(*goroutineLeaker).Do.func1"},
+			reasonHas: []string{"client goroutines still running after teardown", "found by its label", "harness.(*goroutineLeaker).Do.func1"},
 			mustPass:  []string{"leak.server_connections", "timeout.no_hang"},
 			maxCalls:  60,
 			workers:   3,
+			finder:    LeakFinderLabels,
+		},
+		{
+			// Goroutines started by a goroutine the client had before the
+			// run carry no run label: goleak must find them.
+			name:      "goroutine per call from a pre-existing spawner",
+			factory:   spawnerLeakerFactory,
+			mustFail:  "leak.goroutines",
+			reasonHas: []string{"40 client goroutines still running after teardown, e.g.", "harness.(*spawnerLeaker).park"},
+			mustPass:  []string{"leak.server_connections", "timeout.no_hang"},
+			maxCalls:  40,
+			workers:   2,
+			finder:    LeakFinderGoleak,
 		},
 		{
 			name:      "discarded bodies never closed",
@@ -126,6 +140,9 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 				assert.Contains(t, v.Reason, s)
 			}
 			assert.Contains(t, v.String(), "scenario=leaky seed=11")
+			if tt.finder != "" {
+				assert.Equal(t, tt.finder, h.Leaks.LeakFinder)
+			}
 			t.Log(v)
 			for _, id := range tt.mustPass {
 				pv := findVerdict(t, vs, id)
