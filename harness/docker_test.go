@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/internal/testenv"
 )
 
 // requireDockerEnv starts a docker environment owned by the test. Without a
@@ -42,10 +42,7 @@ func skipOrFailWithoutDocker(t *testing.T, err error) {
 	if !errors.Is(err, ErrDockerUnavailable) {
 		return
 	}
-	if os.Getenv("POOLPROOF_REQUIRE_DOCKER") == "1" {
-		t.Fatalf("POOLPROOF_REQUIRE_DOCKER=1 but Docker is unavailable: %v", err)
-	}
-	t.Skipf("Docker is unavailable (set POOLPROOF_REQUIRE_DOCKER=1 to make this a failure): %v", err)
+	testenv.Unavailable(t, testenv.RequireDocker, "Docker", "start the Docker daemon", err)
 }
 
 // dockerLeftovers lists, through the docker CLI (not the code under test),

@@ -1,14 +1,12 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -243,17 +241,7 @@ func TestEmbeddedDisableProxyDropsServerConnections(t *testing.T) {
 	svc := service(t, env, fakeservers.Payment)
 	addr := strings.TrimPrefix(svc.BaseURL, "http://")
 
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
-	br := bufio.NewReader(conn)
-	_, err = io.WriteString(conn, "GET /v1/catalog?size=64 HTTP/1.1\r\nHost: payment\r\n\r\n")
-	require.NoError(t, err)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	_, _ = io.Copy(io.Discard, resp.Body)
-	require.NoError(t, resp.Body.Close())
+	br := heldConn(t, addr, "payment", "/v1/catalog?size=64")
 	require.Equal(t, 1, observe(t, env, svc.Name).OpenConnections)
 	open, err := env.OpenConnections(context.Background(), svc.Name)
 	require.NoError(t, err)

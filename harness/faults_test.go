@@ -113,6 +113,25 @@ func get(c *http.Client, url string) ([]byte, http.Header, time.Duration, error)
 	return body, resp.Header, time.Since(start), err
 }
 
+// heldConn dials addr by hand, completes one GET of path on it and keeps
+// the keep-alive connection open, so a test can see what a fault does to a
+// live idle connection (its next read fails once the connection is cut).
+func heldConn(t *testing.T, addr, host, path string) *bufio.Reader {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	br := bufio.NewReader(conn)
+	_, err = io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, resp.Body.Close())
+	return br
+}
+
 func medianGet(t *testing.T, c *http.Client, url string) time.Duration {
 	t.Helper()
 	var ds []time.Duration
@@ -292,23 +311,13 @@ func TestDisableProxyDropsConnectionsAndEnableAcceptsAgain(t *testing.T) {
 	r := newToxiRig(t)
 
 	// A live keep-alive connection, held by hand so we see its next read fail.
-	conn, err := net.DialTimeout("tcp", r.proxy, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
-	br := bufio.NewReader(conn)
-	_, err = io.WriteString(conn, "GET /hit HTTP/1.1\r\nHost: svc\r\n\r\n")
-	require.NoError(t, err)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	_, _ = io.Copy(io.Discard, resp.Body)
-	require.NoError(t, resp.Body.Close())
+	br := heldConn(t, r.proxy, "svc", "/hit")
 	require.Eventually(t, func() bool { return r.open.Load() == 1 }, 5*time.Second, 10*time.Millisecond)
 
 	r.apply(t, DisableProxy(rigService))
 	assert.Eventually(t, func() bool { return r.open.Load() == 0 }, 5*time.Second, 10*time.Millisecond,
 		"disabling the proxy must close the server side of live connections")
-	_, err = br.ReadByte()
+	_, err := br.ReadByte()
 	assert.Error(t, err, "the client's next read on a dropped connection must fail")
 
 	c := freshClient(t, 2*time.Second)

@@ -92,6 +92,15 @@ func benchRequest(b testing.TB, url string) *http.Request {
 	return req
 }
 
+// bareAndClient builds both sides of the comparison against one server,
+// with the same configuration, and the request they send.
+func bareAndClient(b testing.TB) (*http.Transport, *Client, *http.Request) {
+	b.Helper()
+	srv := benchServer(b)
+	cfg := benchConfig(b, srv.URL)
+	return bareTransport(b, cfg), benchClient(b, cfg), benchRequest(b, srv.URL)
+}
+
 func BenchmarkBareTransport(b *testing.B) {
 	srv := benchServer(b)
 	tr := bareTransport(b, benchConfig(b, srv.URL))
@@ -124,11 +133,7 @@ func BenchmarkClient(b *testing.B) {
 // the ratio of their summed times is reported as client/bare (1.0 = as fast
 // as the bare transport, the goal is >= 0.95).
 func BenchmarkClientVsBareTransport(b *testing.B) {
-	srv := benchServer(b)
-	cfg := benchConfig(b, srv.URL)
-	tr := bareTransport(b, cfg)
-	c := benchClient(b, cfg)
-	req := benchRequest(b, srv.URL)
+	tr, c, req := bareAndClient(b)
 	benchCall(b, tr.RoundTrip, req)
 	benchCall(b, c.Do, req)
 	var bare, client time.Duration

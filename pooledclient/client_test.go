@@ -695,11 +695,7 @@ func TestDoSatisfiesTheHarnessContract(t *testing.T) {
 // allocation of the process (the server's included), so only the client's
 // own work differs.
 func TestClientAllocatesAtMostThreeMorePerCallThanBareTransport(t *testing.T) {
-	srv := benchServer(t)
-	cfg := benchConfig(t, srv.URL)
-	tr := bareTransport(t, cfg)
-	c := benchClient(t, cfg)
-	req := benchRequest(t, srv.URL)
+	tr, c, req := bareAndClient(t)
 	bare := testing.AllocsPerRun(500, func() { benchCall(t, tr.RoundTrip, req) })
 	client := testing.AllocsPerRun(500, func() { benchCall(t, c.Do, req) })
 	t.Logf("allocations per call: bare transport %.0f, client %.0f", bare, client)

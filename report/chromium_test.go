@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/html"
 
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/report"
 )
 
@@ -31,10 +32,7 @@ func chromium(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
-		if os.Getenv("POOLPROOF_REQUIRE_CHROMIUM") != "" {
-			t.Fatalf("chromium not found on PATH but POOLPROOF_REQUIRE_CHROMIUM is set: install it (apt-get install -y chromium): %v", err)
-		}
-		t.Skip("chromium not found on PATH: install it (apt-get install -y chromium) to render the report in a browser; set POOLPROOF_REQUIRE_CHROMIUM=1 to make this a failure")
+		testenv.Unavailable(t, testenv.RequireChromium, "chromium", "install it with apt-get install -y chromium to render the report in a browser", err)
 	}
 	return path
 }

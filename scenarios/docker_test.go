@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/reference"
 	"github.com/poolproof/poolproof/scenarios"
 )
@@ -29,10 +29,7 @@ func newDockerEnv(t testing.TB) harness.Environment {
 	defer cancel()
 	env, err := harness.NewDocker(ctx)
 	if errors.Is(err, harness.ErrDockerUnavailable) {
-		if os.Getenv("POOLPROOF_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("POOLPROOF_REQUIRE_DOCKER=1 but Docker is unavailable: %v", err)
-		}
-		t.Skipf("Docker is unavailable (set POOLPROOF_REQUIRE_DOCKER=1 to make this a failure): %v", err)
+		testenv.Unavailable(t, testenv.RequireDocker, "Docker", "start the Docker daemon", err)
 	}
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = env.Close() })
