@@ -358,7 +358,7 @@ func (cl *Client) attempt(ctx context.Context, orig *http.Request, body io.ReadC
 		}
 	}
 	c.ctx = attemptCtx{Context: ctx, c: c}
-	c.req = *orig.WithContext(httptrace.WithClientTrace(&c.ctx, &c.trace))
+	c.req = *orig.WithContext(c.traceContext(ctx))
 	c.req.Body = body
 	if c.req.Header == nil {
 		c.req.Header = make(http.Header)
@@ -420,8 +420,11 @@ type call struct {
 	conn   atomic.Pointer[trackedConn]
 	body   io.ReadCloser
 	status int
-	done   atomic.Bool
-	cancel atomic.Pointer[context.CancelFunc]
+	// ownsTrace: the attempt's context answers httptrace's key itself
+	// (see traceContext).
+	ownsTrace bool
+	done      atomic.Bool
+	cancel    atomic.Pointer[context.CancelFunc]
 }
 
 func (c *call) bind(conn net.Conn) {
@@ -436,7 +439,8 @@ func (c *call) bind(conn net.Conn) {
 }
 
 // attemptCtx is the context of one attempt: the call's context that also
-// leads from the request back to its call (for gateReplay). It is part of
+// leads from the request back to its call (for gateReplay) and, where it
+// can, to the call's trace (see traceContext). It is part of
 // the call's single allocation.
 type attemptCtx struct {
 	context.Context
@@ -448,6 +452,9 @@ type callKey struct{}
 func (a *attemptCtx) Value(key any) any {
 	if key == (callKey{}) {
 		return a.c
+	}
+	if a.c.ownsTrace && key == traceKey {
+		return &a.c.trace
 	}
 	return a.Context.Value(key)
 }
