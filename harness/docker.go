@@ -143,7 +143,9 @@ var (
 // TESTCONTAINERS_RYUK_DISABLED=true when it is unset, since its image would
 // have to be pulled; in its place NewDocker removes every container and
 // network it made when it fails or ctx is canceled half-way, and Close
-// removes them after use. All carry the label DockerLabel=<RunID>.
+// removes them after use. All carry the label DockerLabel=<RunID>, and
+// DockerHostLabel. What runs of processes that died without Close (SIGKILL)
+// left behind on this host is removed first (see reapOrphans).
 //
 // It returns an error wrapping ErrDockerUnavailable when no daemon answers.
 func NewDocker(ctx context.Context, opts ...DockerOption) (_ *Docker, err error) {
@@ -184,6 +186,10 @@ func NewDocker(ctx context.Context, opts ...DockerOption) (_ *Docker, err error)
 	if err := dockerHealth(ctx); err != nil {
 		return nil, err
 	}
+	if _, err := reapOrphans(ctx, cfg.log); err != nil {
+		// Leftovers of dead runs cost disk, not correctness: say so, go on.
+		_, _ = fmt.Fprintf(cfg.log, "%v\n", err)
+	}
 	if d.images, err = buildImages(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("docker environment: %w", err)
 	}
@@ -195,8 +201,7 @@ func NewDocker(ctx context.Context, opts ...DockerOption) (_ *Docker, err error)
 		return nil, fmt.Errorf("docker environment: encoding the CA key: %w", err)
 	}
 
-	labels := map[string]string{DockerLabel: d.runID}
-	nw, err := tcnetwork.New(ctx, tcnetwork.WithLabels(labels))
+	nw, err := tcnetwork.New(ctx, tcnetwork.WithLabels(runLabels(d.runID)))
 	if nw != nil {
 		d.mu.Lock()
 		d.network = nw
@@ -326,7 +331,7 @@ func (d *Docker) run(ctx context.Context, alias, image string, cmd []string, por
 		ContainerRequest: testcontainers.ContainerRequest{
 			Image:          image,
 			Cmd:            cmd,
-			Labels:         map[string]string{DockerLabel: d.runID},
+			Labels:         runLabels(d.runID),
 			ExposedPorts:   exposed,
 			Networks:       []string{d.network.Name},
 			NetworkAliases: map[string][]string{d.network.Name: {alias}},

@@ -3,9 +3,13 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -171,4 +175,65 @@ func serviceNamed(t *testing.T, svcs []Service, name string) Service {
 	}
 	t.Fatalf("no service %q in %v", name, svcs)
 	return Service{}
+}
+
+// A process killed without Close (SIGKILL) leaves its containers and
+// network; the next NewDocker on the host removes them, and leaves alone
+// what a live process, or another host, started.
+func TestNewDockerReapsRunsOfDeadProcesses(t *testing.T) {
+	env := requireDockerEnv(t) // builds the images the orphan is made of
+	image := env.images.fakeserver
+
+	gone := exec.Command("true")
+	require.NoError(t, gone.Run())
+	deadPID := gone.Process.Pid
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	orphan := strconv.Itoa(deadPID) + "-" + stamp
+	live := strconv.Itoa(os.Getppid()) + "-" + stamp // go test's own process: alive
+	elsewhere := strconv.Itoa(deadPID) + "-" + stamp + "x"
+
+	docker := func(args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+		require.NoError(t, err, "docker %v: %s", args, out)
+	}
+	leave := func(run, host string) {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = removeLabeled(ctx, run)
+		})
+		labels := []string{"--label", DockerLabel + "=" + run, "--label", DockerHostLabel + "=" + host}
+		docker(append(append([]string{"network", "create"}, labels...), "pp-reap-"+run)...)
+		docker(append(append([]string{"create"}, labels...), "--network", "pp-reap-"+run, image)...)
+	}
+	leave(orphan, hostName())
+	leave(live, hostName())
+	leave(elsewhere, "another-host")
+
+	var log strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reaped, err := reapOrphans(ctx, &log)
+	require.NoError(t, err)
+	assert.NotContains(t, reaped, live)
+	assert.NotContains(t, reaped, elsewhere)
+	// Another test process starting a docker environment at this moment
+	// may reap the orphan first; either way it must be gone.
+	if slices.Contains(reaped, orphan) {
+		assert.Contains(t, log.String(), fmt.Sprintf("run %s (process %d is gone)", orphan, deadPID))
+	}
+
+	ps, ns := dockerLeftovers(t, orphan)
+	assert.Empty(t, ps, "the dead process's container is removed")
+	assert.Empty(t, ns, "the dead process's network is removed")
+	for _, run := range []string{live, elsewhere} {
+		ps, ns := dockerLeftovers(t, run)
+		assert.NotEmpty(t, ps, "run %s is not an orphan", run)
+		assert.NotEmpty(t, ns, "run %s is not an orphan", run)
+	}
+	ps, _ = dockerLeftovers(t, env.RunID())
+	assert.NotEmpty(t, ps, "this process's own environment is untouched")
 }
