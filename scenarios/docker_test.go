@@ -3,8 +3,6 @@ package scenarios_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/internal/testenv"
-	"github.com/poolproof/poolproof/reference"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
@@ -42,20 +39,7 @@ func newDockerEnv(t testing.TB) harness.Environment {
 // pass, so the two can be compared.
 func TestReferenceCertifiesOnDocker(t *testing.T) {
 	skipUnderRace(t)
-	env := newDockerEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	t.Cleanup(cancel)
-	cert, err := harness.Certify(ctx, env, reference.Factory, reference.Profile(), scenarios.Standard())
-	require.NoError(t, err)
-	for _, r := range cert.Results {
-		var b strings.Builder
-		for _, v := range r.Verdicts {
-			fmt.Fprintf(&b, "\n    %s", v)
-		}
-		t.Logf("%-24s %6.2fs calls=%d%s", r.Scenario, r.Elapsed.Seconds(), len(r.History.Calls), b.String())
-	}
-	t.Logf("certification on docker: %d scenarios in %v", len(cert.Results), cert.Elapsed.Round(time.Millisecond))
-	requirePassed(t, cert)
+	requirePassed(t, certifyOn(t, newDockerEnv(t), scenarios.Standard(), 10*time.Minute))
 }
 
 // The gallery is caught on docker as it is on embedded: the checks judge

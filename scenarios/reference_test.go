@@ -29,8 +29,14 @@ func newEnv(t testing.TB) *harness.Embedded {
 // scorecard line per scenario.
 func certify(t *testing.T, list []harness.Scenario) *harness.Certificate {
 	t.Helper()
-	env := newEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	return certifyOn(t, newEnv(t), list, 5*time.Minute)
+}
+
+// certifyOn certifies the reference client on env within limit and logs
+// every verdict and the wall time.
+func certifyOn(t *testing.T, env harness.Environment, list []harness.Scenario, limit time.Duration) *harness.Certificate {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	t.Cleanup(cancel)
 	cert, err := harness.Certify(ctx, env, reference.Factory, reference.Profile(), list)
 	require.NoError(t, err)
@@ -41,7 +47,7 @@ func certify(t *testing.T, list []harness.Scenario) *harness.Certificate {
 		}
 		t.Logf("%-24s %6.2fs calls=%d%s", r.Scenario, r.Elapsed.Seconds(), len(r.History.Calls), b.String())
 	}
-	t.Logf("certification: %d scenarios in %v", len(cert.Results), cert.Elapsed.Round(time.Millisecond))
+	t.Logf("certification on %s: %d scenarios in %v", env.Name(), len(cert.Results), cert.Elapsed.Round(time.Millisecond))
 	return cert
 }
 
