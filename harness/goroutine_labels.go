@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,13 +31,13 @@ func newRunLabel(requestIDPrefix string) string {
 	return requestIDPrefix + "#" + strconv.FormatInt(runSeq.Add(1), 10)
 }
 
-// withRunLabel runs f with the goroutine labelled for run id.
-func withRunLabel(ctx context.Context, id string, f func(context.Context)) {
-	pprof.Do(ctx, pprof.Labels(runLabel, id), f)
+// withRunLabel runs f with the goroutine labelled runLabel=label.
+func withRunLabel(ctx context.Context, label string, f func(context.Context)) {
+	pprof.Do(ctx, pprof.Labels(runLabel, label), f)
 }
 
-// labelledGoroutines counts the goroutines still running with run id's
-// label, leaving out those with an environment function in their stack (a
+// labelledGoroutines counts the goroutines still running with
+// runLabel=label, leaving out those with an environment function in their stack (a
 // fault-driver call started by the nemesis finishes in the background). It
 // reads the runtime's goroutine profile: stacks aggregated by the runtime,
 // no text traceback per goroutine, so it costs milliseconds where goleak's
@@ -46,7 +47,7 @@ func withRunLabel(ctx context.Context, id string, f func(context.Context)) {
 // The count is a lower bound of the client's leaked goroutines: a goroutine
 // started by a runtime timer (time.AfterFunc) carries no label. goleak, which
 // sees every goroutine, decides whenever this count is zero.
-func labelledGoroutines(id string, envFuncs []string) (int, []LeakedGoroutine, error) {
+func labelledGoroutines(label string, envFuncs []string) (int, []LeakedGoroutine, error) {
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 0); err != nil {
 		return 0, nil, fmt.Errorf("goroutine profile: %w", err)
@@ -62,11 +63,11 @@ func labelledGoroutines(id string, envFuncs []string) (int, []LeakedGoroutine, e
 	var kinds []LeakedGoroutine
 	total := 0
 	for _, s := range p.Sample {
-		if !hasLabel(s.Label[runLabel], id) || len(s.Value) == 0 || s.Value[0] <= 0 {
+		if !slices.Contains(s.Label[runLabel], label) || len(s.Value) == 0 || s.Value[0] <= 0 {
 			continue
 		}
 		funcs := stackFunctions(s)
-		if anyIn(funcs, env) {
+		if slices.ContainsFunc(funcs, func(f string) bool { return env[f] }) {
 			continue
 		}
 		n := int(s.Value[0])
@@ -75,24 +76,6 @@ func labelledGoroutines(id string, envFuncs []string) (int, []LeakedGoroutine, e
 	}
 	sort.SliceStable(kinds, func(i, j int) bool { return kinds[i].Count > kinds[j].Count })
 	return total, kinds[:min(len(kinds), maxLeakedKept)], nil
-}
-
-func hasLabel(values []string, id string) bool {
-	for _, v := range values {
-		if v == id {
-			return true
-		}
-	}
-	return false
-}
-
-func anyIn(funcs []string, set map[string]bool) bool {
-	for _, f := range funcs {
-		if set[f] {
-			return true
-		}
-	}
-	return false
 }
 
 // stackFunctions lists a sample's functions from the top of the stack (the

@@ -22,7 +22,7 @@ const goroutineSettle = time.Second
 
 type leakInputs struct {
 	env         Environment
-	runID       string // the pprof label value of the run's goroutines
+	label       string // the value of runLabel on the run's goroutines
 	services    []string
 	truthOK     map[string]bool
 	baseline    goleak.Option // goleak.IgnoreCurrent() taken before the client was built
@@ -65,11 +65,9 @@ func measureLeaks(ctx context.Context, in leakInputs) LeakRecord {
 
 	ignores := in.env.GoroutineIgnores()
 	rec.GoroutinesMeasured = true
-	if in.runID != "" {
-		if n, gs, ok := waitLabelledGoroutines(ctx, in.runID, ignores); ok && n > 0 {
-			rec.Leaked, rec.LeakedGoroutines, rec.LeakFinder = n, gs, LeakFinderLabels
-			return rec
-		}
+	if n, gs, ok := waitLabelledGoroutines(ctx, in.label, ignores); ok && n > 0 {
+		rec.Leaked, rec.LeakedGoroutines, rec.LeakFinder = n, gs, LeakFinderLabels
+		return rec
 	}
 	rec.LeakFinder = LeakFinderGoleak
 	if err := goleak.Find(append(goleakIgnores(ignores), in.baseline)...); err != nil {
@@ -81,10 +79,10 @@ func measureLeaks(ctx context.Context, in leakInputs) LeakRecord {
 // waitLabelledGoroutines polls the run's labelled goroutines until none is
 // left or goroutineSettle passes; ok is false when the profile could not be
 // read (goleak then decides alone).
-func waitLabelledGoroutines(ctx context.Context, runID string, ignores []string) (int, []LeakedGoroutine, bool) {
+func waitLabelledGoroutines(ctx context.Context, label string, ignores []string) (int, []LeakedGoroutine, bool) {
 	deadline := time.Now().Add(goroutineSettle)
 	for {
-		n, gs, err := labelledGoroutines(runID, ignores)
+		n, gs, err := labelledGoroutines(label, ignores)
 		if err != nil {
 			return 0, nil, false
 		}

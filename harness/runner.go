@@ -219,10 +219,10 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 
 	// Every goroutine the client starts, from its construction to the end
 	// of the workload, carries the run's label (see labelledGoroutines).
-	runID := newRunLabel(prefix)
+	label := newRunLabel(prefix)
 	clients := make(map[string]Client, len(names))
 	var buildErr error
-	withRunLabel(ctx, runID, func(context.Context) {
+	withRunLabel(ctx, label, func(context.Context) {
 		for _, n := range names {
 			c, err := factory(endpoints[n])
 			if err == nil && c == nil {
@@ -263,7 +263,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	callsCtx, cancelCalls := context.WithCancel(ctx)
 	defer cancelCalls()
 	h.Started = time.Now()
-	withRunLabel(callsCtx, runID, r.execute)
+	withRunLabel(callsCtx, label, r.execute)
 
 	h.Calls, h.ErrorTexts = r.rec.Calls()
 	h.Steps = r.steps
@@ -282,7 +282,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	h.AbandonedAtEnd = int(r.running.Load())
 	h.Leaks = measureLeaks(bg, leakInputs{
 		env:         env,
-		runID:       runID,
+		label:       label,
 		services:    names,
 		truthOK:     truthOK,
 		baseline:    baseline,
