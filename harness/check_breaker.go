@@ -121,7 +121,7 @@ func (c BreakerOpensCheck) Judge(h *History) Verdict {
 				r := float64(n) / float64(len(calls))
 				if r > ratioBound {
 					return v.fail(round2(r), ratioBound, fmt.Sprintf("%s: %d attempts reached the server for %d calls during the outage (%s, judged from %s on): the breaker does not open; open it after consecutive failures and fail calls fast while open",
-						t.svc, n, len(calls), t.window, fmtDur(t.region.Start)))
+						t.svc, n, len(calls), t.window, FormatDuration(t.region.Start)))
 				}
 				if r > ratioW {
 					ratioW, ratioAt = r, fmt.Sprintf("%s: %d server attempts for %d calls", t.svc, n, len(calls))
@@ -131,9 +131,9 @@ func (c BreakerOpensCheck) Judge(h *History) Verdict {
 		if len(failed) > 0 && p50 > fast {
 			v.Unit = "ms"
 			return v.fail(ms(p50), ms(fast), fmt.Sprintf("%s: failed calls during the outage (%s, judged from %s on) took %s at p50: they wait for the dead service instead of failing fast; open the breaker and reject calls at once while it is open",
-				t.svc, t.window, fmtDur(t.region.Start), fmtDur(p50)))
+				t.svc, t.window, FormatDuration(t.region.Start), FormatDuration(p50)))
 		}
-		reasons = append(reasons, fmt.Sprintf("%s: failed calls %s at p50", t.svc, fmtDur(p50)))
+		reasons = append(reasons, fmt.Sprintf("%s: failed calls %s at p50", t.svc, FormatDuration(p50)))
 		if slowFast == 0 || float64(p50)/float64(fast) > float64(slowP50)/float64(slowFast) {
 			slowP50, slowFast = p50, fast
 		}
@@ -222,9 +222,9 @@ func (c BreakerHalfOpenCheck) Judge(h *History) Verdict {
 	}
 	if worst > worstBound {
 		return v.fail(float64(worst), float64(worstBound), fmt.Sprintf("%s: %d attempts reached the server within %s from %s during the outage: half-open lets every call through; admit at most HalfOpenProbes probes and reopen on a failed probe",
-			worstSvc, worst, fmtDur(worstSpan), fmtDur(worstAt)))
+			worstSvc, worst, FormatDuration(worstSpan), FormatDuration(worstAt)))
 	}
-	return v.pass(float64(worst), float64(worstBound), fmt.Sprintf("%s: at most %d attempts reached the server within any %s during the outage", worstSvc, worst, fmtDur(worstSpan)))
+	return v.pass(float64(worst), float64(worstBound), fmt.Sprintf("%s: at most %d attempts reached the server within any %s during the outage", worstSvc, worst, FormatDuration(worstSpan)))
 }
 
 // BreakerRecoversCheck fails when calls do not succeed again soon enough
@@ -322,15 +322,15 @@ func (c BreakerRecoversCheck) Judge(h *History) Verdict {
 		// The run ended before the bound passed: a recovery within the bound
 		// was still possible, so "never" would be a guess.
 		return v.notApplicable(fmt.Sprintf("%s had not recovered when the run ended %s after the fault cleared, before its %s recovery bound: lengthen the scenario to judge it",
-			worstSvc, fmtDur(worst), fmtDur(worstB)))
+			worstSvc, FormatDuration(worst), FormatDuration(worstB)))
 	}
 	if never {
 		return v.fail(ms(worst), ms(worstB), fmt.Sprintf("%s never recovered after the fault cleared at %s: no %d consecutive calls with %.0f%% success in the %s left; let the breaker half-open after its open delay and close on successful probes",
-			worstSvc, fmtDur(worstWind.End), minCalls, minOK*100, fmtDur(worst)))
+			worstSvc, FormatDuration(worstWind.End), minCalls, minOK*100, FormatDuration(worst)))
 	}
 	if worst > worstB {
 		return v.fail(ms(worst), ms(worstB), fmt.Sprintf("%s took %s after the fault cleared at %s to succeed again, longer than the recovery time + open delay: probe sooner after the open delay and close the breaker on successful probes",
-			worstSvc, fmtDur(worst), fmtDur(worstWind.End)))
+			worstSvc, FormatDuration(worst), FormatDuration(worstWind.End)))
 	}
-	return v.pass(ms(worst), ms(worstB), fmt.Sprintf("%s succeeded again %s after the fault cleared at %s", worstSvc, fmtDur(worst), fmtDur(worstWind.End)))
+	return v.pass(ms(worst), ms(worstB), fmt.Sprintf("%s succeeded again %s after the fault cleared at %s", worstSvc, FormatDuration(worst), FormatDuration(worstWind.End)))
 }

@@ -311,14 +311,14 @@ func (c PoolChurnCheck) Judge(h *History) Verdict {
 		if noTruth && len(short) == 0 {
 			return v.notApplicable("no server-side truth: the servers' connections could not be read")
 		}
-		return v.notApplicable(fmt.Sprintf("too few steady-state calls (after the %s warm-up, outside faults) to judge churn: %v, need %d", fmtDur(warm), short, minCalls))
+		return v.notApplicable(fmt.Sprintf("too few steady-state calls (after the %s warm-up, outside faults) to judge churn: %v, need %d", FormatDuration(warm), short, minCalls))
 	}
 	measured := math.Round(worst.rate*100) / 100
 	if worst.rate <= bound {
 		return v.pass(measured, bound, fmt.Sprintf("%s: %d new connections for %d steady-state calls (besides %d that grew the pool toward its max): the pool reuses its connections", worst.svc, worst.conns, worst.calls, worst.growth))
 	}
 	return v.fail(measured, bound, fmt.Sprintf("%s: %d new connections beyond the pool's max for %d steady-state calls (after the %s warm-up, outside faults): keep connections alive and reuse them: read every response body to EOF and close it, keep enough idle connections (MaxIdleConnsPerHost), do not disable keep-alive",
-		worst.svc, worst.conns, worst.calls, fmtDur(warm)))
+		worst.svc, worst.conns, worst.calls, FormatDuration(warm)))
 }
 
 // PoolExhaustionCheck drives the client far past its pool with a known
@@ -407,7 +407,7 @@ func (c PoolExhaustionCheck) Judge(h *History) Verdict {
 	}
 	if worst.p99 > worst.bound {
 		return v.fail(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion, more than latency %s + pool wait %s + margin: calls queue for a connection without limit; fail a call that waited PoolWait for a free connection (ErrPoolExhausted)",
-			worst.svc, fmtDur(worst.p99), worst.n, fmtDur(c.Latency), fmtDur(worst.wait)))
+			worst.svc, FormatDuration(worst.p99), worst.n, FormatDuration(c.Latency), FormatDuration(worst.wait)))
 	}
 	if c.GoroutinesPerCall > 0 && len(h.Samples) > 0 {
 		offered := h.Workload.Workers
@@ -428,9 +428,9 @@ func (c PoolExhaustionCheck) Judge(h *History) Verdict {
 		if int(peak) > limit {
 			v.Unit = "goroutines"
 			return v.fail(float64(peak), float64(limit), fmt.Sprintf("%d goroutines at %s for an offered concurrency of %d: the client parks goroutines per queued call; bound the waiters and fail fast",
-				peak, fmtDur(time.Duration(at)), offered))
+				peak, FormatDuration(time.Duration(at)), offered))
 		}
 	}
 	return v.pass(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion: calls fail fast instead of queueing",
-		worst.svc, fmtDur(worst.p99), worst.n))
+		worst.svc, FormatDuration(worst.p99), worst.n))
 }

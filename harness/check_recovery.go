@@ -83,7 +83,7 @@ func (c IsolationCheck) Judge(h *History) Verdict {
 		if p99d > bound {
 			v.Unit = "ms"
 			return v.fail(ms(p99d), ms(bound), fmt.Sprintf("%s p99 latency rose from %s to %s while %s was down: calls to a healthy service waited behind the dead one; give each service its own pool and fail the dead one fast",
-				svc, fmtDur(p99b), fmtDur(p99d), c.Down))
+				svc, FormatDuration(p99b), FormatDuration(p99d), c.Down))
 		}
 	}
 	if len(judged) == 0 {
@@ -115,7 +115,7 @@ func recoveryPhases(h *History, service string, minSpan time.Duration, minCalls 
 	bSpan = first - bFrom
 	before = serviceCalls(h, service, bFrom, first)
 	if bSpan < minSpan || len(before) < minCalls {
-		return nil, nil, 0, 0, fmt.Sprintf("no baseline: %s with %d calls before the fault, need %s and %d", fmtDur(bSpan), len(before), fmtDur(minSpan), minCalls)
+		return nil, nil, 0, 0, fmt.Sprintf("no baseline: %s with %d calls before the fault, need %s and %d", FormatDuration(bSpan), len(before), FormatDuration(minSpan), minCalls)
 	}
 	aFrom := last.End + contractFor(h, service).RecoveryTime
 	// Calls are started until the workload's duration; the tail ends there
@@ -128,7 +128,7 @@ func recoveryPhases(h *History, service string, minSpan time.Duration, minCalls 
 	aSpan = end - aFrom
 	if aSpan < minSpan || len(after) < minCalls {
 		return nil, nil, 0, 0, fmt.Sprintf("the run ended too soon after the fault cleared at %s plus the recovery time: %s with %d calls, need %s and %d",
-			fmtDur(last.End), fmtDur(max(aSpan, 0)), len(after), fmtDur(minSpan), minCalls)
+			FormatDuration(last.End), FormatDuration(max(aSpan, 0)), len(after), FormatDuration(minSpan), minCalls)
 	}
 	return before, after, bSpan, aSpan, ""
 }
@@ -249,7 +249,7 @@ func (c RecoveryLatencyCheck) Judge(h *History) Verdict {
 	}
 	if wPost > wBound {
 		return v.fail(ms(wPost), ms(wBound), fmt.Sprintf("%s: p50 latency %s after the fault cleared against %s before (%d of %d calls ok): the client did not recover; drop connections that went bad during the fault and reconnect",
-			wSvc, fmtDur(wPost), fmtDur(wPre), wOKAfter, wNA))
+			wSvc, FormatDuration(wPost), FormatDuration(wPre), wOKAfter, wNA))
 	}
-	return v.pass(ms(wPost), ms(wBound), fmt.Sprintf("%s: p50 latency %s after the fault cleared, %s before", wSvc, fmtDur(wPost), fmtDur(wPre)))
+	return v.pass(ms(wPost), ms(wBound), fmt.Sprintf("%s: p50 latency %s after the fault cleared, %s before", wSvc, FormatDuration(wPost), FormatDuration(wPre)))
 }

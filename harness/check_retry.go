@@ -204,9 +204,9 @@ func (c RetryBackoffCheck) Judge(h *History) Verdict {
 		med := percentile(gaps, 0.5)
 		if med < minGap {
 			return v.fail(ms(med), ms(minGap), fmt.Sprintf("median gap between retries of the same request is %s over %d retries: the client retries at once; wait an exponential, jittered backoff between attempts",
-				fmtDur(med), len(gaps)))
+				FormatDuration(med), len(gaps)))
 		}
-		reason := fmt.Sprintf("median gap between retries %s over %d retries", fmtDur(med), len(gaps))
+		reason := fmt.Sprintf("median gap between retries %s over %d retries", FormatDuration(med), len(gaps))
 		if worstR >= 0 {
 			reason += fmt.Sprintf("; %s: %.2f server attempts per call during the fault", worstSvc, worstR)
 		}
@@ -294,7 +294,7 @@ func (c RetryAfterCheck) Judge(h *History) Verdict {
 		return v.pass(ms(c.RetryAfter), ms(need), fmt.Sprintf("%d 429s, none retried: the client gave up rather than retry early", n429))
 	case early > 0:
 		return v.fail(ms(shortest), ms(need), fmt.Sprintf("%d of %d retries after a 429 came before its Retry-After (%s); earliest %s %s attempt %d arrived %s after the 429: parse Retry-After and wait at least that long before the next attempt (or give up)",
-			early, retried, fmtDur(c.RetryAfter), worstSvc, worstID, shortestN, fmtDur(shortest)))
+			early, retried, FormatDuration(c.RetryAfter), worstSvc, worstID, shortestN, FormatDuration(shortest)))
 	}
-	return v.pass(ms(shortest), ms(need), fmt.Sprintf("all %d retries after a 429 waited the Retry-After (%s); shortest wait %s", retried, fmtDur(c.RetryAfter), fmtDur(shortest)))
+	return v.pass(ms(shortest), ms(need), fmt.Sprintf("all %d retries after a 429 waited the Retry-After (%s); shortest wait %s", retried, FormatDuration(c.RetryAfter), FormatDuration(shortest)))
 }

@@ -63,12 +63,12 @@ func (c RequestBoundCheck) Judge(h *History) Verdict {
 	}
 	if over == 0 {
 		return v.pass(ms(worst.Latency()), ms(worstBound), fmt.Sprintf("all %d calls ended within their request timeout + margin; longest %s took %s",
-			n, callName(h, *worst), fmtDur(worst.Latency())))
+			n, callName(h, *worst), FormatDuration(worst.Latency())))
 	}
 	what := "took"
 	if worst.Class == ClassHang {
 		what = "hung for at least"
 	}
 	return v.fail(ms(worst.Latency()), ms(worstBound), fmt.Sprintf("%d of %d calls outlived the request timeout + margin (%s); worst %s %s %s: put a deadline on the whole call (context or http.Client.Timeout covering connect, retries and the body read)",
-		over, n, fmtDur(worstBound), callName(h, *worst), what, fmtDur(worst.Latency())))
+		over, n, FormatDuration(worstBound), callName(h, *worst), what, FormatDuration(worst.Latency())))
 }
