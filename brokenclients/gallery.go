@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/check"
 	"github.com/poolproof/poolproof/pooledclient"
 )
 
@@ -31,105 +32,105 @@ func All() []Entry {
 			Name: "new-client-per-request",
 			Bug: "builds a new client (transport, pool and breaker) for every call and never closes it: " +
 				"every call pays a fresh TCP and TLS handshake, and the idle connections and their goroutines pile up until the process runs out of file descriptors",
-			CaughtBy: []string{harness.CheckPoolChurn, harness.CheckLeakFDs, harness.CheckLeakGoroutines},
+			CaughtBy: []string{check.IDPoolChurn, check.IDLeakFDs, check.IDLeakGoroutines},
 			Factory:  newClientPerRequest,
 		},
 		{
 			Name: "body-not-read-to-eof",
 			Bug: "treats the first half of each response body as all of it and closes the rest unread: " +
 				"callers act on truncated data, and every call throws its connection away instead of reusing it",
-			CaughtBy: []string{harness.CheckIntegrityDigest, harness.CheckPoolChurn},
+			CaughtBy: []string{check.IDIntegrityDigest, check.IDPoolChurn},
 			Factory:  newBodyNotReadToEOF,
 		},
 		{
 			Name: "retry-bodies-not-closed",
 			Bug: "retries 5xx answers itself but never closes the bodies of the answers it throws away: " +
 				"each retried call leaks a connection and its goroutines until the pool is exhausted",
-			CaughtBy: []string{harness.CheckLeakServerConns, harness.CheckLeakGoroutines},
+			CaughtBy: []string{check.IDLeakServerConns, check.IDLeakGoroutines},
 			Factory:  newRetryBodiesNotClosed,
 		},
 		{
 			Name: "no-timeouts",
 			Bug: "sets no timeout anywhere (connect, TLS handshake, response headers, whole call): " +
 				"one slow or silent server holds callers and connections for as long as it likes",
-			CaughtBy: []string{harness.CheckNoHang, harness.CheckTimeoutRequestBound},
+			CaughtBy: []string{check.IDNoHang, check.IDTimeoutRequestBound},
 			Factory:  newNoTimeouts,
 		},
 		{
 			Name: "unbounded-pool",
 			Bug: "puts no limit on connections per host: under load or a slow server it opens a connection " +
 				"for every call in flight, overwhelming the server and exhausting file descriptors",
-			CaughtBy: []string{harness.CheckPoolBound},
+			CaughtBy: []string{check.IDPoolBound},
 			Factory:  newUnboundedPool,
 		},
 		{
 			Name: "unbounded-queue",
 			Bug: "bounds its pool but lets a call wait for a free connection as long as the whole request timeout " +
 				"(net/http's default is forever): when the pool is exhausted calls queue up instead of failing fast, and latency explodes",
-			CaughtBy: []string{harness.CheckPoolExhaustion},
+			CaughtBy: []string{check.IDPoolExhaustion},
 			Factory:  newUnboundedQueue,
 		},
 		{
 			Name: "retries-without-backoff",
 			Bug: "retries failed calls immediately, up to 10 times, with no backoff and no retry budget: " +
 				"a struggling server gets a retry storm instead of room to recover",
-			CaughtBy: []string{harness.CheckRetryAttempts, harness.CheckRetryBackoff},
+			CaughtBy: []string{check.IDRetryAttempts, check.IDRetryBackoff},
 			Factory:  newRetriesWithoutBackoff,
 		},
 		{
 			Name: "retries-unsafe-post",
 			Bug: "retries a POST that carries no Idempotency-Key after a connection error or a 5xx: " +
 				"when the server processed the first attempt, the customer is charged twice",
-			CaughtBy: []string{harness.CheckLedgerNoDuplicate},
+			CaughtBy: []string{check.IDLedgerNoDuplicate},
 			Factory:  newRetriesUnsafePost,
 		},
 		{
 			Name: "retry-after-ignored",
 			Bug: "retries a 429 after its own short backoff, ignoring the server's Retry-After: " +
 				"it hammers a server that asked it to slow down and gets throttled harder",
-			CaughtBy: []string{harness.CheckRetryAfter},
+			CaughtBy: []string{check.IDRetryAfter},
 			Factory:  newRetryAfterIgnored,
 		},
 		{
 			Name: "breaker-never-half-opens",
 			Bug: "has a circuit breaker that opens and never lets a probe through again: " +
 				"after one outage the service stays cut off until the process restarts",
-			CaughtBy: []string{harness.CheckBreakerRecovers},
+			CaughtBy: []string{check.IDBreakerRecovers},
 			Factory:  newBreakerNeverHalfOpens,
 		},
 		{
 			Name: "half-open-admits-all",
 			Bug: "has a circuit breaker whose half-open state admits every call instead of a few probes: " +
 				"the moment the open delay ends, the full load hits a service that may still be down",
-			CaughtBy: []string{harness.CheckBreakerHalfOpen},
+			CaughtBy: []string{check.IDBreakerHalfOpen},
 			Factory:  newHalfOpenAdmitsAll,
 		},
 		{
 			Name: "goroutine-per-call",
 			Bug: "starts a goroutine per call to report its latency on a channel nobody reads: " +
 				"every call leaks a blocked goroutine and its memory until the process dies",
-			CaughtBy: []string{harness.CheckLeakGoroutines},
+			CaughtBy: []string{check.IDLeakGoroutines},
 			Factory:  newGoroutinePerCall,
 		},
 		{
 			Name: "no-circuit-breaker",
 			Bug: "has no circuit breaker (while its contract declares one): during an outage every call still goes to the failing service, " +
 				"retries included, so the service gets no room to recover and callers wait for errors instead of failing fast",
-			CaughtBy: []string{harness.CheckBreakerOpens},
+			CaughtBy: []string{check.IDBreakerOpens},
 			Factory:  newNoCircuitBreaker,
 		},
 		{
 			Name: "shared-pool-across-services",
 			Bug: "caps its calls in flight with one pool shared by the clients of every service instead of one per service: " +
 				"when one service hangs, its stuck calls take every slot and calls to the healthy services fail too",
-			CaughtBy: []string{harness.CheckIsolation},
+			CaughtBy: []string{check.IDIsolation},
 			Factory:  sharedPoolFactory(),
 		},
 		{
 			Name: "backoff-never-resets",
 			Bug: "slows itself down after failed calls (a client-wide delay that doubles with each failure) but never resets the delay " +
 				"once calls succeed again: after one outage every call to the service waits for good, and its throughput never comes back",
-			CaughtBy: []string{harness.CheckRecoveryLatency, harness.CheckRecoveryThroughput},
+			CaughtBy: []string{check.IDRecoveryLatency, check.IDRecoveryThroughput},
 			Factory:  newBackoffNeverResets,
 		},
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/check"
 	"github.com/poolproof/poolproof/pooledclient"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,7 +27,7 @@ func names(es []Entry) []string {
 
 func TestAll_EntriesAreComplete(t *testing.T) {
 	known := map[string]bool{}
-	for _, id := range harness.AllCheckIDs() {
+	for _, id := range check.AllIDs() {
 		known[id] = true
 	}
 	kebab := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)

@@ -2,7 +2,7 @@
 // Dockerfiles for the fake services and for Toxiproxy (each FROM scratch
 // with the static poolproof binary, so no registry is needed) and the
 // compose file for exploring by hand. The Dockerfiles are embedded so that
-// harness.NewDocker builds the very same images wherever it runs, checkout
+// env.NewDocker builds the very same images wherever it runs, checkout
 // or not.
 package docker
 

@@ -365,12 +365,12 @@ func judgeWithFaults(h *History, checks []Check) []Verdict {
 	why := "the fault was not applied (" + strings.Join(failed, "; ") + ")"
 	for i, v := range verdicts {
 		if v.Status == StatusPass {
-			verdicts[i] = v.notApplicable("not judged: " + why + ", so the run had no fault to judge")
+			verdicts[i] = v.NotApplicable("not judged: " + why + ", so the run had no fault to judge")
 		}
 	}
 	nv := Verdict{Check: CheckNemesis, Scenario: h.Scenario, Seed: h.Seed}
 	if unsupported {
-		return append(verdicts, nv.notApplicable("this environment cannot inject the scenario's faults: "+why))
+		return append(verdicts, nv.NotApplicable("this environment cannot inject the scenario's faults: "+why))
 	}
-	return append(verdicts, nv.fail(float64(len(failed)), 0, "the environment failed to inject the scenario's faults: "+why+"; fix the environment and certify again"))
+	return append(verdicts, nv.Fail(float64(len(failed)), 0, "the environment failed to inject the scenario's faults: "+why+"; fix the environment and certify again"))
 }

@@ -1,4 +1,4 @@
-package harness
+package harness_test
 
 import (
 	"context"
@@ -11,18 +11,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/check"
+	"github.com/poolproof/poolproof/internal/harnesstest"
 )
 
-func leakAndHangChecks(Profile) []Check { return append(LeakChecks(), NoHangCheck{}) }
+func leakAndHangChecks(harness.Profile) []harness.Check {
+	return append(check.Leaks(), check.NoHang{})
+}
 
 // tinyScenario is a short, fault-free run over the whole mix.
-func tinyScenario(name string, d time.Duration, steps ...Step) Scenario {
-	return Scenario{
+func tinyScenario(name string, d time.Duration, steps ...harness.Step) harness.Scenario {
+	return harness.Scenario{
 		Name:     name,
 		Proves:   "the test harness can certify a plain client",
-		Family:   FamilyLeak,
+		Family:   harness.FamilyLeak,
 		Seed:     11,
-		Workload: Workload{Mode: ClosedLoop, Duration: d, Workers: 2, Mix: Mix{Inventory: 2, Payment: 1, Notification: 1}},
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: d, Workers: 2, Mix: harness.Mix{Inventory: 2, Payment: 1, Notification: 1}},
 		Steps:    steps,
 		Checks:   leakAndHangChecks,
 	}
@@ -32,33 +37,33 @@ func tinyScenario(name string, d time.Duration, steps ...Step) Scenario {
 // goroutine at a time, but the test reads it from another.
 type progressLog struct {
 	mu   sync.Mutex
-	seen []CertifyProgress
+	seen []harness.CertifyProgress
 }
 
-func (l *progressLog) add(p CertifyProgress) {
+func (l *progressLog) add(p harness.CertifyProgress) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seen = append(l.seen, p)
 }
 
-func (l *progressLog) all() []CertifyProgress {
+func (l *progressLog) all() []harness.CertifyProgress {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]CertifyProgress(nil), l.seen...)
+	return append([]harness.CertifyProgress(nil), l.seen...)
 }
 
 func TestCertifyJudgesEveryScenarioAndReportsProgress(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	scenarios := []Scenario{
+	scenarios := []harness.Scenario{
 		tinyScenario("tiny-a", 500*time.Millisecond),
 		tinyScenario("tiny-b", 500*time.Millisecond,
-			Step{At: 100 * time.Millisecond, Label: "latency 20ms on inventory", Action: AddToxic(fakeservers.Inventory, Latency("", Downstream, 20*time.Millisecond, 0))}),
+			harness.Step{At: 100 * time.Millisecond, Label: "latency 20ms on inventory", Action: harness.AddToxic(fakeservers.Inventory, harness.Latency("", harness.Downstream, 20*time.Millisecond, 0))}),
 	}
 	var log progressLog
 	var runSamples int
-	cert, err := Certify(runCtx(t), env, stdClientFactory, DefaultProfile(), scenarios,
-		WithCertifyProgress(log.add),
-		WithRunOptions(WithProgress(func(Progress) { runSamples++ })))
+	cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(), scenarios,
+		harness.WithCertifyProgress(log.add),
+		harness.WithRunOptions(harness.WithProgress(func(harness.Progress) { runSamples++ })))
 	require.NoError(t, err)
 
 	require.Len(t, cert.Results, 2)
@@ -68,7 +73,7 @@ func TestCertifyJudgesEveryScenarioAndReportsProgress(t *testing.T) {
 	assert.Positive(t, cert.Elapsed)
 	for i, r := range cert.Results {
 		assert.Equal(t, scenarios[i].Name, r.Scenario)
-		assert.Equal(t, FamilyLeak, r.Family)
+		assert.Equal(t, harness.FamilyLeak, r.Family)
 		assert.Equal(t, scenarios[i].Proves, r.Proves)
 		assert.Equal(t, int64(11), r.Seed)
 		require.NotNil(t, r.History)
@@ -77,10 +82,10 @@ func TestCertifyJudgesEveryScenarioAndReportsProgress(t *testing.T) {
 		ids := make([]string, 0, len(r.Verdicts))
 		for _, v := range r.Verdicts {
 			ids = append(ids, v.Check)
-			assert.Equal(t, StatusPass, v.Status, "%s", v)
+			assert.Equal(t, harness.StatusPass, v.Status, "%s", v)
 			assert.Equal(t, r.Scenario, v.Scenario)
 		}
-		assert.Equal(t, scenarios[i].CheckIDs(DefaultProfile()), ids)
+		assert.Equal(t, scenarios[i].CheckIDs(harness.DefaultProfile()), ids)
 		assert.True(t, r.Passed())
 	}
 	assert.True(t, cert.Passed(), "failures: %v", cert.Failures())
@@ -107,13 +112,13 @@ func TestCertifyJudgesEveryScenarioAndReportsProgress(t *testing.T) {
 	}
 	for _, idx := range []int{1, 2} {
 		require.NotEmpty(t, phases[idx], "scenario %d reported", idx)
-		assert.Equal(t, PhaseStart, phases[idx][0])
-		assert.Contains(t, phases[idx], PhaseRun)
-		assert.Equal(t, PhaseDone, phases[idx][len(phases[idx])-1])
+		assert.Equal(t, harness.PhaseStart, phases[idx][0])
+		assert.Contains(t, phases[idx], harness.PhaseRun)
+		assert.Equal(t, harness.PhaseDone, phases[idx][len(phases[idx])-1])
 	}
 	assert.True(t, stepSeen, "the step label reaches the progress callback")
 	last := seen[len(seen)-1]
-	assert.Equal(t, PhaseDone, last.Phase)
+	assert.Equal(t, harness.PhaseDone, last.Phase)
 	assert.Zero(t, last.Remaining, "nothing left after the last scenario")
 	assert.Len(t, last.Verdicts, len(cert.Results[1].Verdicts))
 	assert.Positive(t, runSamples, "a WithProgress passed through WithRunOptions still runs")
@@ -121,8 +126,8 @@ func TestCertifyJudgesEveryScenarioAndReportsProgress(t *testing.T) {
 
 func TestCertifySeedOverrideReplacesEveryScenarioSeed(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	cert, err := Certify(runCtx(t), env, stdClientFactory, DefaultProfile(),
-		[]Scenario{tinyScenario("seeded", 300*time.Millisecond)}, WithSeedOverride(4242))
+	cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(),
+		[]harness.Scenario{tinyScenario("seeded", 300*time.Millisecond)}, harness.WithSeedOverride(4242))
 	require.NoError(t, err)
 	assert.Equal(t, int64(4242), cert.Seed)
 	require.Len(t, cert.Results, 1)
@@ -135,17 +140,17 @@ func TestCertifySeedOverrideReplacesEveryScenarioSeed(t *testing.T) {
 
 func TestCertifyCancelStopsWithWhatWasDone(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	ctx, cancel := context.WithCancel(runCtx(t))
+	ctx, cancel := context.WithCancel(harnesstest.Ctx(t))
 	defer cancel()
-	scenarios := []Scenario{
+	scenarios := []harness.Scenario{
 		tinyScenario("first", 300*time.Millisecond),
 		tinyScenario("long", 20*time.Second),
 		tinyScenario("never", 300*time.Millisecond),
 	}
 	began := time.Now()
-	cert, err := Certify(ctx, env, stdClientFactory, DefaultProfile(), scenarios,
-		WithCertifyProgress(func(p CertifyProgress) {
-			if p.Scenario == "long" && p.Phase == PhaseRun && p.Run.Calls > 0 {
+	cert, err := harness.Certify(ctx, env, harnesstest.StdClientFactory, harness.DefaultProfile(), scenarios,
+		harness.WithCertifyProgress(func(p harness.CertifyProgress) {
+			if p.Scenario == "long" && p.Phase == harness.PhaseRun && p.Run.Calls > 0 {
 				cancel()
 			}
 		}))
@@ -167,7 +172,7 @@ func TestCertifyCanceledBeforeStartRunsNothing(t *testing.T) {
 	env := newEmbeddedEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	cert, err := Certify(ctx, env, stdClientFactory, DefaultProfile(), []Scenario{tinyScenario("x", time.Second)})
+	cert, err := harness.Certify(ctx, env, harnesstest.StdClientFactory, harness.DefaultProfile(), []harness.Scenario{tinyScenario("x", time.Second)})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.True(t, cert.Interrupted)
 	assert.Empty(t, cert.Results)
@@ -179,16 +184,16 @@ func TestCertifyFailures(t *testing.T) {
 	factoryErr := errors.New("no client today")
 	tests := []struct {
 		name      string
-		factory   ClientFactory
+		factory   harness.ClientFactory
 		wantCheck string
 	}{
-		{"the factory fails", func(Service) (Client, error) { return nil, factoryErr }, CheckRun},
+		{"the factory fails", func(harness.Service) (harness.Client, error) { return nil, factoryErr }, harness.CheckRun},
 		{"the client leaks goroutines", goroutineLeakerFactory(t), "leak.goroutines"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cert, err := Certify(runCtx(t), env, tt.factory, DefaultProfile(),
-				[]Scenario{tinyScenario("one", 300*time.Millisecond), tinyScenario("two", 300*time.Millisecond)})
+			cert, err := harness.Certify(harnesstest.Ctx(t), env, tt.factory, harness.DefaultProfile(),
+				[]harness.Scenario{tinyScenario("one", 300*time.Millisecond), tinyScenario("two", 300*time.Millisecond)})
 			require.NoError(t, err)
 			require.Len(t, cert.Results, 2, "a failing scenario does not stop the certification")
 			assert.False(t, cert.Passed())
@@ -197,7 +202,7 @@ func TestCertifyFailures(t *testing.T) {
 			ids := map[string]bool{}
 			for _, v := range fails {
 				ids[v.Check] = true
-				assert.Equal(t, StatusFail, v.Status)
+				assert.Equal(t, harness.StatusFail, v.Status)
 			}
 			assert.True(t, ids[tt.wantCheck], "failures %v", fails)
 		})
@@ -209,21 +214,21 @@ func TestCertifyRefusesBadInput(t *testing.T) {
 	good := tinyScenario("good", time.Second)
 	tests := []struct {
 		name      string
-		env       Environment
-		factory   ClientFactory
-		scenarios []Scenario
+		env       harness.Environment
+		factory   harness.ClientFactory
+		scenarios []harness.Scenario
 		want      error
 	}{
-		{"no environment", nil, stdClientFactory, []Scenario{good}, ErrInvalidRun},
-		{"no factory", env, nil, []Scenario{good}, ErrInvalidRun},
-		{"no scenarios", env, stdClientFactory, nil, ErrInvalidScenario},
-		{"duplicate names", env, stdClientFactory, []Scenario{good, good}, ErrInvalidScenario},
-		{"one invalid scenario", env, stdClientFactory, []Scenario{good, func() Scenario { s := good; s.Name = "bad"; s.Family = "vibes"; return s }()}, ErrInvalidScenario},
+		{"no environment", nil, harnesstest.StdClientFactory, []harness.Scenario{good}, harness.ErrInvalidRun},
+		{"no factory", env, nil, []harness.Scenario{good}, harness.ErrInvalidRun},
+		{"no scenarios", env, harnesstest.StdClientFactory, nil, harness.ErrInvalidScenario},
+		{"duplicate names", env, harnesstest.StdClientFactory, []harness.Scenario{good, good}, harness.ErrInvalidScenario},
+		{"one invalid scenario", env, harnesstest.StdClientFactory, []harness.Scenario{good, func() harness.Scenario { s := good; s.Name = "bad"; s.Family = "vibes"; return s }()}, harness.ErrInvalidScenario},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			began := time.Now()
-			cert, err := Certify(runCtx(t), tt.env, tt.factory, DefaultProfile(), tt.scenarios)
+			cert, err := harness.Certify(harnesstest.Ctx(t), tt.env, tt.factory, harness.DefaultProfile(), tt.scenarios)
 			require.ErrorIs(t, err, tt.want)
 			assert.Nil(t, cert)
 			assert.Less(t, time.Since(began), 500*time.Millisecond, "nothing ran")
@@ -233,34 +238,36 @@ func TestCertifyRefusesBadInput(t *testing.T) {
 
 func TestScenarioValidate(t *testing.T) {
 	base := tinyScenario("ok", time.Second)
-	with := func(f func(*Scenario)) Scenario {
+	with := func(f func(*harness.Scenario)) harness.Scenario {
 		s := base
-		s.Steps = append([]Step(nil), base.Steps...)
+		s.Steps = append([]harness.Step(nil), base.Steps...)
 		f(&s)
 		return s
 	}
-	step := func(at time.Duration) Step {
-		return Step{At: at, Label: "x", Action: DisableProxy(fakeservers.Inventory)}
+	step := func(at time.Duration) harness.Step {
+		return harness.Step{At: at, Label: "x", Action: harness.DisableProxy(fakeservers.Inventory)}
 	}
 	tests := []struct {
 		name string
-		s    Scenario
+		s    harness.Scenario
 		ok   bool
 	}{
 		{"valid", base, true},
-		{"valid with a step", with(func(s *Scenario) { s.Steps = []Step{step(500 * time.Millisecond)} }), true},
-		{"no name", with(func(s *Scenario) { s.Name = "" }), false},
-		{"name with a space", with(func(s *Scenario) { s.Name = "two words" }), false},
-		{"unknown family", with(func(s *Scenario) { s.Family = "chaos" }), false},
-		{"nothing proved", with(func(s *Scenario) { s.Proves = " " }), false},
-		{"no duration", with(func(s *Scenario) { s.Workload.Duration = 0 }), false},
-		{"step after the end", with(func(s *Scenario) { s.Steps = []Step{step(time.Second)} }), false},
-		{"negative step", with(func(s *Scenario) { s.Steps = []Step{step(-time.Millisecond)} }), false},
-		{"step without action", with(func(s *Scenario) { s.Steps = []Step{{At: 0, Label: "nothing"}} }), false},
-		{"nil checks", with(func(s *Scenario) { s.Checks = nil }), false},
-		{"no checks", with(func(s *Scenario) { s.Checks = func(Profile) []Check { return nil } }), false},
-		{"duplicate check", with(func(s *Scenario) {
-			s.Checks = func(Profile) []Check { return []Check{NoHangCheck{}, NoHangCheck{}} }
+		{"valid with a step", with(func(s *harness.Scenario) { s.Steps = []harness.Step{step(500 * time.Millisecond)} }), true},
+		{"no name", with(func(s *harness.Scenario) { s.Name = "" }), false},
+		{"name with a space", with(func(s *harness.Scenario) { s.Name = "two words" }), false},
+		{"unknown family", with(func(s *harness.Scenario) { s.Family = "chaos" }), false},
+		{"nothing proved", with(func(s *harness.Scenario) { s.Proves = " " }), false},
+		{"no duration", with(func(s *harness.Scenario) { s.Workload.Duration = 0 }), false},
+		{"step after the end", with(func(s *harness.Scenario) { s.Steps = []harness.Step{step(time.Second)} }), false},
+		{"negative step", with(func(s *harness.Scenario) { s.Steps = []harness.Step{step(-time.Millisecond)} }), false},
+		{"step without action", with(func(s *harness.Scenario) { s.Steps = []harness.Step{{At: 0, Label: "nothing"}} }), false},
+		{"nil checks", with(func(s *harness.Scenario) { s.Checks = nil }), false},
+		{"no checks", with(func(s *harness.Scenario) { s.Checks = func(harness.Profile) []harness.Check { return nil } }), false},
+		{"duplicate check", with(func(s *harness.Scenario) {
+			s.Checks = func(harness.Profile) []harness.Check {
+				return []harness.Check{check.NoHang{}, check.NoHang{}}
+			}
 		}), false},
 	}
 	for _, tt := range tests {
@@ -270,19 +277,19 @@ func TestScenarioValidate(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			require.ErrorIs(t, err, ErrInvalidScenario)
+			require.ErrorIs(t, err, harness.ErrInvalidScenario)
 		})
 	}
 }
 
 func TestScenarioSeedAndSpec(t *testing.T) {
-	s := tinyScenario("spec", time.Second, Step{At: 0, Label: "down", Action: DisableProxy(fakeservers.Payment)})
+	s := tinyScenario("spec", time.Second, harness.Step{At: 0, Label: "down", Action: harness.DisableProxy(fakeservers.Payment)})
 	assert.Equal(t, int64(11), s.EffectiveSeed(0))
 	assert.Equal(t, int64(5), s.EffectiveSeed(5))
 	s.Seed = 0
-	assert.Equal(t, DefaultSeed, s.EffectiveSeed(0))
+	assert.Equal(t, harness.DefaultSeed, s.EffectiveSeed(0))
 
-	p := Profile{Default: Contract{MaxConns: 3}}
+	p := harness.Profile{Default: harness.Contract{MaxConns: 3}}
 	spec := s.Spec(p, 9)
 	assert.Equal(t, "spec", spec.Scenario)
 	assert.Equal(t, int64(9), spec.Seed)
@@ -290,74 +297,4 @@ func TestScenarioSeedAndSpec(t *testing.T) {
 	assert.Equal(t, s.Workload, spec.Workload)
 	spec.Steps[0].Label = "changed"
 	assert.Equal(t, "down", s.Steps[0].Label, "the spec owns its steps")
-}
-
-func TestEstimatorRemaining(t *testing.T) {
-	e := newEstimator([]Scenario{
-		{Workload: Workload{Duration: 2 * time.Second}},
-		{Workload: Workload{Duration: 3 * time.Second}},
-	})
-	// Before anything finished the default overhead is assumed.
-	assert.Equal(t, 2*time.Second+defaultOverhead+3*time.Second+defaultOverhead, e.remaining(0, 0, false))
-	assert.Equal(t, 3*time.Second+defaultOverhead, e.remaining(0, 0, true))
-	// The first took 2.5s: 500ms of overhead, applied to the next.
-	e.done(0, 2500*time.Millisecond)
-	assert.Equal(t, 3500*time.Millisecond, e.remaining(1, 0, false))
-	assert.Equal(t, 500*time.Millisecond, e.remaining(1, 3*time.Second, false))
-	assert.Zero(t, e.remaining(1, 10*time.Second, false), "never negative")
-	assert.Zero(t, e.remaining(1, 0, true))
-}
-
-// fixedCheck returns the same verdict status for any history.
-type fixedCheck struct {
-	id     string
-	status Status
-}
-
-func (c fixedCheck) ID() string { return c.id }
-func (c fixedCheck) Judge(h *History) Verdict {
-	v := verdict(c.id, h, "")
-	if c.status == StatusFail {
-		return v.fail(1, 0, "broken")
-	}
-	return v.pass(0, 0, "fine")
-}
-
-func TestJudgeWithFaultsNeverPassesARunWhoseFaultWasNotApplied(t *testing.T) {
-	checks := []Check{fixedCheck{"a", StatusPass}, fixedCheck{"b", StatusFail}}
-	step := func(err string) StepRecord {
-		return StepRecord{Step: Step{Label: "payment answers 503", Action: SetHTTPFaults("payment")}, Err: err}
-	}
-	for _, tc := range []struct {
-		name       string
-		steps      []StepRecord
-		wantA      Status
-		wantNem    Status
-		wantReason string
-	}{
-		{"every fault applied", []StepRecord{step("")}, StatusPass, "", ""},
-		{"the environment cannot inject it", []StepRecord{step("set_http_faults payment: " + ErrNoServerTruth.Error())},
-			StatusNotApplicable, StatusNotApplicable, `this environment cannot inject the scenario's faults: the fault was not applied ("payment answers 503"`},
-		{"the environment failed to inject it", []StepRecord{step("toxiproxy: context deadline exceeded")},
-			StatusNotApplicable, StatusFail, "the environment failed to inject the scenario's faults"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := &History{Scenario: "s", Seed: 3, Steps: tc.steps}
-			vs := judgeWithFaults(h, checks)
-			require.GreaterOrEqual(t, len(vs), 2)
-			assert.Equal(t, tc.wantA, vs[0].Status, "a passing check: %s", vs[0].Reason)
-			assert.Equal(t, StatusFail, vs[1].Status, "a failure stays a failure")
-			if tc.wantNem == "" {
-				assert.Len(t, vs, 2)
-				return
-			}
-			require.Len(t, vs, 3)
-			assert.Equal(t, CheckNemesis, vs[2].Check)
-			assert.Equal(t, tc.wantNem, vs[2].Status)
-			assert.Contains(t, vs[2].Reason, tc.wantReason)
-			assert.Contains(t, vs[0].Reason, "so the run had no fault to judge")
-			r := ScenarioResult{Verdicts: vs}
-			assert.False(t, r.Passed())
-		})
-	}
 }

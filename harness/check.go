@@ -67,22 +67,26 @@ func Judge(h *History, checks ...Check) []Verdict {
 	return out
 }
 
-// verdict starts a verdict for check id on h.
-func verdict(id string, h *History, unit string) Verdict {
+// NewVerdict starts the verdict of check id on h; Pass, Fail or
+// NotApplicable completes it.
+func NewVerdict(id string, h *History, unit string) Verdict {
 	return Verdict{Check: id, Scenario: h.Scenario, Seed: h.Seed, Unit: unit}
 }
 
-func (v Verdict) pass(measured, bound float64, reason string) Verdict {
+// Pass returns v judged passed.
+func (v Verdict) Pass(measured, bound float64, reason string) Verdict {
 	v.Status, v.Measured, v.Bound, v.Reason = StatusPass, measured, bound, reason
 	return v
 }
 
-func (v Verdict) fail(measured, bound float64, reason string) Verdict {
+// Fail returns v judged failed.
+func (v Verdict) Fail(measured, bound float64, reason string) Verdict {
 	v.Status, v.Measured, v.Bound, v.Reason = StatusFail, measured, bound, reason
 	return v
 }
 
-func (v Verdict) notApplicable(reason string) Verdict {
+// NotApplicable returns v judged not applicable: the history cannot say.
+func (v Verdict) NotApplicable(reason string) Verdict {
 	v.Status, v.Reason = StatusNotApplicable, reason
 	return v
 }

@@ -12,6 +12,27 @@ import (
 // need it report "not applicable", never "passed".
 var ErrNoServerTruth = errors.New("no server-side truth: the upstream is not a poolproof fake service")
 
+// Sentinel errors of environments and their fault handles, for callers
+// that branch on them.
+var (
+	// ErrUnknownService: no Toxiproxy proxy (and no admin API) has that name.
+	ErrUnknownService = errors.New("unknown service")
+	// ErrUnknownToxic: the proxy has no toxic of that name.
+	ErrUnknownToxic = errors.New("unknown toxic")
+	// ErrToxicExists: the proxy already has a toxic of that name.
+	ErrToxicExists = errors.New("toxic already exists")
+	// ErrProxyExists: Toxiproxy already has a proxy of that name.
+	ErrProxyExists = errors.New("proxy already exists")
+	// ErrInvalidAction: the action is malformed; the message names the field.
+	ErrInvalidAction = errors.New("invalid action")
+)
+
+// Faults applies nemesis actions. An environment's fault handle is the
+// only way a scenario reaches the network and the servers.
+type Faults interface {
+	Apply(ctx context.Context, a Action) error
+}
+
 // Environment provides endpoints, fault handles and observations for a run.
 // It never judges. Embedded, docker and remote environments all implement it,
 // so a scenario runs unchanged on each.
@@ -20,8 +41,9 @@ type Environment interface {
 	Name() string
 	// Services lists the endpoints a client reaches, through Toxiproxy.
 	Services() []Service
-	// Faults is the fault driver: Toxiproxy's API and the fake services' admin API.
-	Faults() *FaultDriver
+	// Faults is the environment's fault handle: Toxiproxy's API and the
+	// fake services' admin API behind one Apply.
+	Faults() Faults
 	// Observe reads the server-side truth of one service, or ErrNoServerTruth.
 	Observe(ctx context.Context, service string) (fakeservers.Stats, error)
 	// Reset returns the environment to a clean state between scenarios: no

@@ -1,4 +1,4 @@
-package harness
+package harness_test
 
 import (
 	"bytes"
@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
+	"github.com/poolproof/poolproof/internal/harnesstest"
 )
 
 // benchEnv is one plain-HTTP fake inventory service without Toxiproxy, so
@@ -22,18 +25,18 @@ import (
 type benchEnv struct{ srv *fakeservers.Server }
 
 func (e *benchEnv) Name() string { return "bench" }
-func (e *benchEnv) Services() []Service {
-	return []Service{{Name: fakeservers.Inventory, BaseURL: e.srv.URL()}}
+func (e *benchEnv) Services() []harness.Service {
+	return []harness.Service{{Name: fakeservers.Inventory, BaseURL: e.srv.URL()}}
 }
-func (e *benchEnv) Faults() *FaultDriver { return nil }
+func (e *benchEnv) Faults() harness.Faults { return nil }
 func (e *benchEnv) Observe(_ context.Context, service string) (fakeservers.Stats, error) {
 	if service != fakeservers.Inventory {
-		return fakeservers.Stats{}, ErrNoServerTruth
+		return fakeservers.Stats{}, harness.ErrNoServerTruth
 	}
 	return e.srv.Stats(), nil
 }
 func (e *benchEnv) Reset(context.Context) error { e.srv.Reset(); return nil }
-func (e *benchEnv) GoroutineIgnores() []string  { return environmentFunctions }
+func (e *benchEnv) GoroutineIgnores() []string  { return env.GoroutineIgnores() }
 func (e *benchEnv) Close() error                { return e.srv.Close() }
 
 func newBenchEnv(b *testing.B) *benchEnv {
@@ -50,13 +53,13 @@ func newBenchEnv(b *testing.B) *benchEnv {
 
 const benchConcurrency = 8
 
-func benchClient(svc Service) (Client, error) {
-	return &http.Client{Timeout: 5 * time.Second, Transport: stdTransport(svc, benchConcurrency)}, nil
+func benchClient(svc harness.Service) (harness.Client, error) {
+	return &http.Client{Timeout: 5 * time.Second, Transport: harnesstest.StdTransport(svc, benchConcurrency)}, nil
 }
 
 // bareLoop drives client with n goroutines for d, each reading and closing
 // every body, and returns the calls completed.
-func bareLoop(client Client, url string, n int, d time.Duration) int64 {
+func bareLoop(client harness.Client, url string, n int, d time.Duration) int64 {
 	var (
 		calls atomic.Int64
 		wg    sync.WaitGroup
@@ -118,7 +121,7 @@ func BenchmarkRunnerVsBareLoop(b *testing.B) {
 	for range b.N {
 		var bareCalls, runnerCalls int64
 		var bareTime, runnerTime time.Duration
-		var last *History
+		var last *harness.History
 		for round := range 2 {
 			env.srv.Reset()
 			c, _ := benchClient(svc)
@@ -128,9 +131,9 @@ func BenchmarkRunnerVsBareLoop(b *testing.B) {
 			c.(*http.Client).CloseIdleConnections()
 
 			env.srv.Reset()
-			spec := RunSpec{Scenario: "bench", Seed: int64(round), Profile: DefaultProfile(),
-				Workload: Workload{Mode: ClosedLoop, Workers: benchConcurrency, Duration: phase, Mix: Mix{Inventory: 1}}}
-			h, err := Run(context.Background(), env, benchClient, spec, WithSettle(time.Second))
+			spec := harness.RunSpec{Scenario: "bench", Seed: int64(round), Profile: harness.DefaultProfile(),
+				Workload: harness.Workload{Mode: harness.ClosedLoop, Workers: benchConcurrency, Duration: phase, Mix: harness.Mix{Inventory: 1}}}
+			h, err := harness.Run(context.Background(), env, benchClient, spec, harness.WithSettle(time.Second))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -152,7 +155,7 @@ func BenchmarkRunnerVsBareLoop(b *testing.B) {
 		n := float64(len(last.Calls))
 		callsOnly := heldBytes(func() any {
 			calls, texts := last.Calls, last.ErrorTexts
-			return &History{Calls: append([]CallRecord(nil), calls...), ErrorTexts: append([]string(nil), texts...)}
+			return &harness.History{Calls: append([]harness.CallRecord(nil), calls...), ErrorTexts: append([]string(nil), texts...)}
 		})
 		// As loaded from JSON, every string is the history's own (in
 		// memory, the server-side truth may share strings with the server).
@@ -162,7 +165,7 @@ func BenchmarkRunnerVsBareLoop(b *testing.B) {
 		}
 		b.ReportMetric(float64(saved.Len())/n, "json_B/call")
 		loaded := heldBytes(func() any {
-			h, err := LoadHistory(&saved)
+			h, err := harness.LoadHistory(&saved)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,42 +1,28 @@
-package harness
+package harness_test
 
 import (
 	"context"
-	"crypto/tls"
 	"io"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
+	"github.com/poolproof/poolproof/internal/harnesstest"
 	"github.com/stretchr/testify/require"
 )
 
 // newEmbeddedEnv starts an embedded environment owned by the test.
-func newEmbeddedEnv(t testing.TB, opts ...EmbeddedOption) *Embedded {
+func newEmbeddedEnv(t testing.TB, opts ...env.Option) *env.Embedded {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	env, err := NewEmbedded(ctx, opts...)
+	e, err := env.NewEmbedded(ctx, opts...)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = env.Close() })
-	return env
-}
-
-// stdTransport is a sensibly configured transport: bounded pool, TLS
-// trusting only the service's CA.
-func stdTransport(svc Service, maxConns int) *http.Transport {
-	return &http.Transport{
-		MaxConnsPerHost:     maxConns,
-		MaxIdleConnsPerHost: maxConns,
-		IdleConnTimeout:     30 * time.Second,
-		TLSClientConfig:     &tls.Config{RootCAs: svc.CAs, MinVersion: tls.VersionTLS12},
-	}
-}
-
-// stdClientFactory builds the plain *http.Client a careful team would use.
-func stdClientFactory(svc Service) (Client, error) {
-	return &http.Client{Timeout: 2 * time.Second, Transport: stdTransport(svc, 16)}, nil
+	t.Cleanup(func() { _ = e.Close() })
+	return e
 }
 
 // goroutineLeaker leaks one goroutine per call, parked until the test ends.
@@ -52,11 +38,11 @@ func (l *goroutineLeaker) Do(req *http.Request) (*http.Response, error) {
 
 func (l *goroutineLeaker) CloseIdleConnections() { l.inner.CloseIdleConnections() }
 
-func goroutineLeakerFactory(t testing.TB) ClientFactory {
+func goroutineLeakerFactory(t testing.TB) harness.ClientFactory {
 	park := make(chan struct{})
 	t.Cleanup(func() { close(park) })
-	return func(svc Service) (Client, error) {
-		return &goroutineLeaker{inner: &http.Client{Timeout: 2 * time.Second, Transport: stdTransport(svc, 16)}, park: park}, nil
+	return func(svc harness.Service) (harness.Client, error) {
+		return &goroutineLeaker{inner: &http.Client{Timeout: 2 * time.Second, Transport: harnesstest.StdTransport(svc, 16)}, park: park}, nil
 	}
 }
 
@@ -77,7 +63,7 @@ func (l *spawnerLeaker) CloseIdleConnections() { l.inner.CloseIdleConnections() 
 
 func (l *spawnerLeaker) park(stop <-chan struct{}) { <-stop }
 
-func spawnerLeakerFactory(t testing.TB) ClientFactory {
+func spawnerLeakerFactory(t testing.TB) harness.ClientFactory {
 	spawn, stop := make(chan struct{}), make(chan struct{})
 	l := &spawnerLeaker{spawn: spawn}
 	go func() {
@@ -91,8 +77,8 @@ func spawnerLeakerFactory(t testing.TB) ClientFactory {
 		}
 	}()
 	t.Cleanup(func() { close(stop) })
-	return func(svc Service) (Client, error) {
-		return &spawnerLeaker{inner: &http.Client{Timeout: 2 * time.Second, Transport: stdTransport(svc, 16)}, spawn: spawn}, nil
+	return func(svc harness.Service) (harness.Client, error) {
+		return &spawnerLeaker{inner: &http.Client{Timeout: 2 * time.Second, Transport: harnesstest.StdTransport(svc, 16)}, spawn: spawn}, nil
 	}
 }
 
@@ -132,7 +118,7 @@ func (b *bodyDropper) Do(req *http.Request) (*http.Response, error) {
 
 func (b *bodyDropper) CloseIdleConnections() { b.inner.CloseIdleConnections() }
 
-func bodyDropperFactory(t testing.TB) ClientFactory {
+func bodyDropperFactory(t testing.TB) harness.ClientFactory {
 	var (
 		mu    sync.Mutex
 		drops []io.Closer
@@ -144,9 +130,9 @@ func bodyDropperFactory(t testing.TB) ClientFactory {
 			_ = d.Close()
 		}
 	})
-	return func(svc Service) (Client, error) {
+	return func(svc harness.Service) (harness.Client, error) {
 		// No MaxConnsPerHost: a bounded pool would turn the leak into a hang.
-		tr := stdTransport(svc, 0)
+		tr := harnesstest.StdTransport(svc, 0)
 		return &bodyDropper{inner: &http.Client{Timeout: 2 * time.Second, Transport: tr}, mu: &mu, drops: &drops}, nil
 	}
 }
@@ -159,10 +145,10 @@ func (b *blockingClient) Do(*http.Request) (*http.Response, error) {
 	return nil, context.Canceled
 }
 
-func blockingFactory(t testing.TB) ClientFactory {
+func blockingFactory(t testing.TB) harness.ClientFactory {
 	park := make(chan struct{})
 	t.Cleanup(func() { close(park) })
-	return func(Service) (Client, error) { return &blockingClient{park: park}, nil }
+	return func(harness.Service) (harness.Client, error) { return &blockingClient{park: park}, nil }
 }
 
 // slowClient waits before delegating, to saturate an open loop.
@@ -184,7 +170,7 @@ func (s *slowClient) Do(req *http.Request) (*http.Response, error) {
 
 func (s *slowClient) CloseIdleConnections() { s.inner.CloseIdleConnections() }
 
-func findVerdict(t testing.TB, vs []Verdict, id string) Verdict {
+func findVerdict(t testing.TB, vs []harness.Verdict, id string) harness.Verdict {
 	t.Helper()
 	for _, v := range vs {
 		if v.Check == id {
@@ -192,5 +178,5 @@ func findVerdict(t testing.TB, vs []Verdict, id string) Verdict {
 		}
 	}
 	require.Failf(t, "no verdict", "check %s not judged", id)
-	return Verdict{}
+	return harness.Verdict{}
 }

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// errStepNotReached is recorded for steps whose offset lies after the workload ended.
-var errStepNotReached = errors.New("not run: the workload ended before this step's offset")
+// ErrStepNotReached is recorded for steps whose offset lies after the workload ended.
+var ErrStepNotReached = errors.New("not run: the workload ended before this step's offset")
 
 // runNemesis executes the schedule at its offsets from the workload start,
 // each step bounded by the step timeout and ctx, and records what happened.
@@ -91,7 +91,7 @@ func (r *runner) applyStep(ctx context.Context, a Action) error {
 func notReached(steps []Step) []StepRecord {
 	out := make([]StepRecord, len(steps))
 	for i, st := range steps {
-		out[i] = StepRecord{Step: st, Started: -1, Ended: -1, Err: errStepNotReached.Error()}
+		out[i] = StepRecord{Step: st, Started: -1, Ended: -1, Err: ErrStepNotReached.Error()}
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package harness
+package harness_test
 
 import (
 	"bytes"
@@ -12,42 +12,30 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/check"
+	"github.com/poolproof/poolproof/internal/harnesstest"
 )
-
-func shortSpec(name string, seed int64) RunSpec {
-	return RunSpec{
-		Scenario: name,
-		Seed:     seed,
-		Workload: Workload{Mode: ClosedLoop, Duration: 600 * time.Millisecond, Workers: 4, Mix: Mix{Inventory: 2, Payment: 1, Notification: 1}},
-		Profile:  DefaultProfile(),
-	}
-}
-
-func runCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func TestRunBaselineStdClientPassesEveryLeakCheck(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	var progress []Progress
-	h, err := Run(runCtx(t), env, stdClientFactory, shortSpec("baseline", 7), WithProgress(func(p Progress) { progress = append(progress, p) }))
+	var progress []harness.Progress
+	h, err := harness.Run(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harnesstest.ShortSpec("baseline", 7), harness.WithProgress(func(p harness.Progress) { progress = append(progress, p) }))
 	require.NoError(t, err)
 
 	require.NotEmpty(t, h.Calls)
 	assert.NotEmpty(t, progress, "progress is reported")
 	assert.Equal(t, int64(7), h.Seed)
 	assert.Equal(t, []string{fakeservers.Inventory, fakeservers.Payment, fakeservers.Notification}, h.Services)
-	perOp := map[Op]int{}
+	perOp := map[harness.Op]int{}
 	for _, c := range h.Calls {
 		perOp[c.Op]++
 		require.True(t, c.OK(), "call %d %v: class %v status %d err %q", c.Seq, c.Op, c.Class, c.Status, h.ErrorText(c))
-		require.Equal(t, DigestOK, c.Digest, "call %d", c.Seq)
+		require.Equal(t, harness.DigestOK, c.Digest, "call %d", c.Seq)
 		require.LessOrEqual(t, c.Start, c.End)
 		require.Positive(t, c.Bytes)
 	}
-	for _, op := range []Op{OpGetItem, OpCreateCharge, OpSendNotification} {
+	for _, op := range []harness.Op{harness.OpGetItem, harness.OpCreateCharge, harness.OpSendNotification} {
 		assert.Positive(t, perOp[op], "op %v drawn", op)
 	}
 
@@ -63,7 +51,7 @@ func TestRunBaselineStdClientPassesEveryLeakCheck(t *testing.T) {
 	}
 	for _, c := range h.Calls {
 		assert.Equal(t, 1, seen[h.RequestID(c.Seq)], "request id %s", h.RequestID(c.Seq))
-		if c.Op == OpCreateCharge {
+		if c.Op == harness.OpCreateCharge {
 			assert.Equal(t, 1, h.ServerAfterRun[fakeservers.Payment].Stats.Charges[h.OrderID(c.Seq)], "order %s", h.OrderID(c.Seq))
 		}
 	}
@@ -73,15 +61,15 @@ func TestRunBaselineStdClientPassesEveryLeakCheck(t *testing.T) {
 	assert.Equal(t, int64(len(h.Calls)), last.Done)
 	assert.Len(t, last.ServerConns, 3)
 
-	for _, v := range Judge(h, append(LeakChecks(), NoHangCheck{})...) {
-		assert.Equal(t, StatusPass, v.Status, "%s", v)
+	for _, v := range harness.Judge(h, append(check.Leaks(), check.NoHang{})...) {
+		assert.Equal(t, harness.StatusPass, v.Status, "%s", v)
 	}
 }
 
 func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 	tests := []struct {
 		name       string
-		factory    func(testing.TB) ClientFactory
+		factory    func(testing.TB) harness.ClientFactory
 		mustFail   string
 		reasonHas  []string
 		mustPass   []string
@@ -94,11 +82,11 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 			name:      "goroutine per call",
 			factory:   goroutineLeakerFactory,
 			mustFail:  "leak.goroutines",
-			reasonHas: []string{"client goroutines still running after teardown", "found by its label", "harness.(*goroutineLeaker).Do.func1"},
+			reasonHas: []string{"client goroutines still running after teardown", "found by its label", "harness_test.(*goroutineLeaker).Do.func1"},
 			mustPass:  []string{"leak.server_connections", "timeout.no_hang"},
 			maxCalls:  60,
 			workers:   3,
-			finder:    LeakFinderLabels,
+			finder:    harness.LeakFinderLabels,
 		},
 		{
 			// Goroutines started by a goroutine the client had before the
@@ -106,11 +94,11 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 			name:      "goroutine per call from a pre-existing spawner",
 			factory:   spawnerLeakerFactory,
 			mustFail:  "leak.goroutines",
-			reasonHas: []string{"40 client goroutines still running after teardown, e.g.", "harness.(*spawnerLeaker).park"},
+			reasonHas: []string{"40 client goroutines still running after teardown, e.g.", "harness_test.(*spawnerLeaker).park"},
 			mustPass:  []string{"leak.server_connections", "timeout.no_hang"},
 			maxCalls:  40,
 			workers:   2,
-			finder:    LeakFinderGoleak,
+			finder:    harness.LeakFinderGoleak,
 		},
 		{
 			name:      "discarded bodies never closed",
@@ -125,17 +113,17 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newEmbeddedEnv(t)
-			spec := shortSpec("leaky", 11)
+			spec := harnesstest.ShortSpec("leaky", 11)
 			spec.Workload.MaxCalls = tt.maxCalls
 			spec.Workload.Workers = tt.workers
 			spec.Workload.Duration = 5 * time.Second
-			h, err := Run(runCtx(t), env, tt.factory(t), spec, WithSettle(500*time.Millisecond))
+			h, err := harness.Run(harnesstest.Ctx(t), env, tt.factory(t), spec, harness.WithSettle(500*time.Millisecond))
 			require.NoError(t, err)
 			require.Len(t, h.Calls, tt.maxCalls)
 
-			vs := Judge(h, append(LeakChecks(), NoHangCheck{})...)
+			vs := harness.Judge(h, append(check.Leaks(), check.NoHang{})...)
 			v := findVerdict(t, vs, tt.mustFail)
-			require.Equal(t, StatusFail, v.Status, "%s", v)
+			require.Equal(t, harness.StatusFail, v.Status, "%s", v)
 			for _, s := range tt.reasonHas {
 				assert.Contains(t, v.Reason, s)
 			}
@@ -146,7 +134,7 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 			t.Log(v)
 			for _, id := range tt.mustPass {
 				pv := findVerdict(t, vs, id)
-				assert.Equal(t, StatusPass, pv.Status, "%s", pv)
+				assert.Equal(t, harness.StatusPass, pv.Status, "%s", pv)
 			}
 		})
 	}
@@ -154,13 +142,13 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 
 func TestRunBlockingClientIsReportedHungAndTheRunEnds(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	spec := shortSpec("blackhole-client", 3)
+	spec := harnesstest.ShortSpec("blackhole-client", 3)
 	spec.Workload.Duration = 300 * time.Millisecond
 	spec.Workload.Workers = 2
-	spec.Profile = Profile{Default: Contract{RequestTimeout: 100 * time.Millisecond}}
+	spec.Profile = harness.Profile{Default: harness.Contract{RequestTimeout: 100 * time.Millisecond}}
 
 	start := time.Now()
-	h, err := Run(runCtx(t), env, blockingFactory(t), spec, WithSettle(200*time.Millisecond))
+	h, err := harness.Run(harnesstest.Ctx(t), env, blockingFactory(t), spec, harness.WithSettle(200*time.Millisecond))
 	took := time.Since(start)
 	require.NoError(t, err)
 
@@ -170,36 +158,36 @@ func TestRunBlockingClientIsReportedHungAndTheRunEnds(t *testing.T) {
 	assert.Less(t, took, spec.Workload.Duration+wantWatchdog+10*time.Second)
 	require.Len(t, h.Calls, 2, "each worker's first call hangs past the end of the run")
 	for _, c := range h.Calls {
-		assert.Equal(t, ClassHang, c.Class)
+		assert.Equal(t, harness.ClassHang, c.Class)
 		assert.GreaterOrEqual(t, c.Latency(), wantWatchdog)
 		assert.Contains(t, h.ErrorText(c), "watchdog")
 	}
 	assert.Equal(t, 2, h.AbandonedAtEnd)
-	v := NoHangCheck{}.Judge(h)
-	assert.Equal(t, StatusFail, v.Status)
+	v := check.NoHang{}.Judge(h)
+	assert.Equal(t, harness.StatusFail, v.Status)
 	assert.Contains(t, v.Reason, "2 of 2 calls hung")
-	g := GoroutineLeakCheck{}.Judge(h)
-	assert.Equal(t, StatusFail, g.Status, "the abandoned calls are the client's leak")
+	g := check.GoroutineLeak{}.Judge(h)
+	assert.Equal(t, harness.StatusFail, g.Status, "the abandoned calls are the client's leak")
 	assert.Contains(t, g.Reason, "blockingClient")
 }
 
 func TestRunSameSeedReplaysTheSameCalls(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	run := func(seed int64) *History {
-		require.NoError(t, env.Reset(runCtx(t)))
-		spec := shortSpec("replay", seed)
+	run := func(seed int64) *harness.History {
+		require.NoError(t, env.Reset(harnesstest.Ctx(t)))
+		spec := harnesstest.ShortSpec("replay", seed)
 		spec.Workload.MaxCalls = 40
 		spec.Workload.Duration = 10 * time.Second
-		h, err := Run(runCtx(t), env, stdClientFactory, spec)
+		h, err := harness.Run(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, spec)
 		require.NoError(t, err)
 		require.Len(t, h.Calls, 40)
 		return h
 	}
 	type call struct {
-		op  Op
+		op  harness.Op
 		rid string
 	}
-	bySeq := func(h *History) map[uint32]call {
+	bySeq := func(h *harness.History) map[uint32]call {
 		out := map[uint32]call{}
 		for _, c := range h.Calls {
 			out[c.Seq] = call{c.Op, h.RequestID(c.Seq)}
@@ -211,7 +199,7 @@ func TestRunSameSeedReplaysTheSameCalls(t *testing.T) {
 	assert.NotEqual(t, bySeq(a), bySeq(other))
 
 	// The server saw the same request ids for the same items.
-	paths := func(h *History) map[string]string {
+	paths := func(h *harness.History) map[string]string {
 		out := map[string]string{}
 		for _, r := range h.ServerAfterRun[fakeservers.Payment].Stats.Requests {
 			out[r.RequestID] = r.OrderID
@@ -223,12 +211,12 @@ func TestRunSameSeedReplaysTheSameCalls(t *testing.T) {
 
 func TestRunOpenLoopDropsCallsAtTheInFlightCap(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	spec := shortSpec("open", 5)
-	spec.Workload = Workload{Mode: OpenLoop, Duration: 800 * time.Millisecond, Rate: 100, MaxInFlight: 2, Mix: Mix{Inventory: 1}}
-	factory := func(svc Service) (Client, error) {
-		return &slowClient{inner: &http.Client{Timeout: 2 * time.Second, Transport: stdTransport(svc, 4)}, delay: 100 * time.Millisecond}, nil
+	spec := harnesstest.ShortSpec("open", 5)
+	spec.Workload = harness.Workload{Mode: harness.OpenLoop, Duration: 800 * time.Millisecond, Rate: 100, MaxInFlight: 2, Mix: harness.Mix{Inventory: 1}}
+	factory := func(svc harness.Service) (harness.Client, error) {
+		return &slowClient{inner: &http.Client{Timeout: 2 * time.Second, Transport: harnesstest.StdTransport(svc, 4)}, delay: 100 * time.Millisecond}, nil
 	}
-	h, err := Run(runCtx(t), env, factory, spec, WithSampleInterval(20*time.Millisecond))
+	h, err := harness.Run(harnesstest.Ctx(t), env, factory, spec, harness.WithSampleInterval(20*time.Millisecond))
 	require.NoError(t, err)
 
 	assert.Positive(t, h.Dropped)
@@ -240,24 +228,24 @@ func TestRunOpenLoopDropsCallsAtTheInFlightCap(t *testing.T) {
 	}
 	assert.Equal(t, []string{fakeservers.Inventory}, h.Services)
 	for _, c := range h.Calls {
-		assert.Equal(t, OpGetItem, c.Op)
+		assert.Equal(t, harness.OpGetItem, c.Op)
 		assert.True(t, c.OK(), "class %v status %d", c.Class, c.Status)
 	}
 }
 
 func TestRunNemesisScheduleIsExecutedAndRecorded(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	spec := shortSpec("http-503", 9)
+	spec := harnesstest.ShortSpec("http-503", 9)
 	spec.Workload.Duration = 900 * time.Millisecond
-	spec.Workload.Mix = Mix{Inventory: 1}
-	spec.Steps = []Step{
-		{At: 10 * time.Second, Label: "never reached", Action: Action{Kind: ActionClearHTTPFaults, Service: fakeservers.Inventory}},
-		{At: 200 * time.Millisecond, Label: "503 on inventory", Action: Action{Kind: ActionSetHTTPFaults, Service: fakeservers.Inventory,
+	spec.Workload.Mix = harness.Mix{Inventory: 1}
+	spec.Steps = []harness.Step{
+		{At: 10 * time.Second, Label: "never reached", Action: harness.Action{Kind: harness.ActionClearHTTPFaults, Service: fakeservers.Inventory}},
+		{At: 200 * time.Millisecond, Label: "503 on inventory", Action: harness.Action{Kind: harness.ActionSetHTTPFaults, Service: fakeservers.Inventory,
 			HTTPFaults: []fakeservers.Fault{{Name: "unavailable", Kind: fakeservers.FaultStatus, Status: http.StatusServiceUnavailable}}}},
-		{At: 500 * time.Millisecond, Label: "clear", Action: Action{Kind: ActionClearHTTPFaults, Service: fakeservers.Inventory}},
+		{At: 500 * time.Millisecond, Label: "clear", Action: harness.Action{Kind: harness.ActionClearHTTPFaults, Service: fakeservers.Inventory}},
 	}
 	t.Cleanup(func() { _ = env.Reset(context.Background()) })
-	h, err := Run(runCtx(t), env, stdClientFactory, spec)
+	h, err := harness.Run(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, spec)
 	require.NoError(t, err)
 
 	require.Len(t, h.Steps, 3)
@@ -286,25 +274,25 @@ func TestRunRejectsBadInput(t *testing.T) {
 	factoryErr := errors.New("no credentials")
 	tests := []struct {
 		name    string
-		env     Environment
-		factory ClientFactory
-		mutate  func(*RunSpec)
+		env     harness.Environment
+		factory harness.ClientFactory
+		mutate  func(*harness.RunSpec)
 		want    error
 	}{
-		{"no environment", nil, stdClientFactory, nil, ErrInvalidRun},
-		{"no factory", env, nil, nil, ErrInvalidRun},
-		{"bad mode", env, stdClientFactory, func(s *RunSpec) { s.Workload.Mode = "sideways" }, ErrInvalidWorkload},
-		{"open loop without rate", env, stdClientFactory, func(s *RunSpec) { s.Workload = Workload{Mode: OpenLoop, Duration: time.Second} }, ErrInvalidWorkload},
-		{"no duration", env, stdClientFactory, func(s *RunSpec) { s.Workload.Duration = 0 }, ErrInvalidWorkload},
-		{"factory fails", env, func(Service) (Client, error) { return nil, factoryErr }, nil, factoryErr},
+		{"no environment", nil, harnesstest.StdClientFactory, nil, harness.ErrInvalidRun},
+		{"no factory", env, nil, nil, harness.ErrInvalidRun},
+		{"bad mode", env, harnesstest.StdClientFactory, func(s *harness.RunSpec) { s.Workload.Mode = "sideways" }, harness.ErrInvalidWorkload},
+		{"open loop without rate", env, harnesstest.StdClientFactory, func(s *harness.RunSpec) { s.Workload = harness.Workload{Mode: harness.OpenLoop, Duration: time.Second} }, harness.ErrInvalidWorkload},
+		{"no duration", env, harnesstest.StdClientFactory, func(s *harness.RunSpec) { s.Workload.Duration = 0 }, harness.ErrInvalidWorkload},
+		{"factory fails", env, func(harness.Service) (harness.Client, error) { return nil, factoryErr }, nil, factoryErr},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spec := shortSpec("bad", 1)
+			spec := harnesstest.ShortSpec("bad", 1)
 			if tt.mutate != nil {
 				tt.mutate(&spec)
 			}
-			h, err := Run(runCtx(t), tt.env, tt.factory, spec)
+			h, err := harness.Run(harnesstest.Ctx(t), tt.env, tt.factory, spec)
 			require.ErrorIs(t, err, tt.want)
 			assert.Nil(t, h)
 		})
@@ -315,39 +303,39 @@ func TestRunCanceledContextStillTearsDownAndReturnsTheHistory(t *testing.T) {
 	env := newEmbeddedEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	spec := shortSpec("cancel", 2)
+	spec := harnesstest.ShortSpec("cancel", 2)
 	spec.Workload.Duration = time.Minute
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	h, err := Run(ctx, env, stdClientFactory, spec)
+	h, err := harness.Run(ctx, env, harnesstest.StdClientFactory, spec)
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotNil(t, h)
 	assert.Less(t, time.Since(start), 20*time.Second)
 	assert.NotEmpty(t, h.Calls)
 	assert.NotEmpty(t, h.Teardown, "clients are torn down")
-	assert.Equal(t, StatusPass, ServerConnLeakCheck{}.Judge(h).Status)
+	assert.Equal(t, harness.StatusPass, check.ServerConnLeak{}.Judge(h).Status)
 }
 
 func TestHistoryRoundTripRecomputesTheSameVerdicts(t *testing.T) {
 	env := newEmbeddedEnv(t)
-	spec := shortSpec("roundtrip", 99)
+	spec := harnesstest.ShortSpec("roundtrip", 99)
 	spec.Workload.MaxCalls = 30
 	spec.Workload.Duration = 5 * time.Second
-	spec.Steps = []Step{{At: time.Hour, Label: "late", Action: Action{Kind: ActionClearHTTPFaults, Service: fakeservers.Payment}}}
-	h, err := Run(runCtx(t), env, goroutineLeakerFactory(t), spec, WithSettle(300*time.Millisecond))
+	spec.Steps = []harness.Step{{At: time.Hour, Label: "late", Action: harness.Action{Kind: harness.ActionClearHTTPFaults, Service: fakeservers.Payment}}}
+	h, err := harness.Run(harnesstest.Ctx(t), env, goroutineLeakerFactory(t), spec, harness.WithSettle(300*time.Millisecond))
 	require.NoError(t, err)
 
-	checks := append(LeakChecks(), NoHangCheck{})
-	before := Judge(h, checks...)
+	checks := append(check.Leaks(), check.NoHang{})
+	before := harness.Judge(h, checks...)
 	var buf bytes.Buffer
 	require.NoError(t, h.Save(&buf))
-	loaded, err := LoadHistory(&buf)
+	loaded, err := harness.LoadHistory(&buf)
 	require.NoError(t, err)
 
-	assert.Equal(t, before, Judge(loaded, checks...))
+	assert.Equal(t, before, harness.Judge(loaded, checks...))
 	assert.Equal(t, h.Calls, loaded.Calls)
 	assert.Equal(t, h.Leaks, loaded.Leaks)
 	assert.Equal(t, h.Steps, loaded.Steps)
 	assert.Equal(t, h.Samples, loaded.Samples)
-	assert.Equal(t, findVerdict(t, before, "leak.goroutines").Status, StatusFail, "the round trip carries a failing verdict too")
+	assert.Equal(t, findVerdict(t, before, "leak.goroutines").Status, harness.StatusFail, "the round trip carries a failing verdict too")
 }

@@ -21,6 +21,10 @@ const (
 // Families lists every scenario family, in the order a report shows them.
 var Families = []string{FamilyLeak, FamilyPool, FamilyTimeout, FamilyRetry, FamilyBreaker, FamilyRecovery}
 
+// DefaultSeed seeds a run whose scenario names none: its workload draws and the
+// fake services' fault draws.
+const DefaultSeed int64 = 1
+
 // ErrInvalidScenario is returned by Scenario.Validate and Certify for a
 // scenario that cannot be run as written.
 var ErrInvalidScenario = errors.New("invalid scenario")

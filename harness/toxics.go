@@ -75,9 +75,9 @@ func newToxic(name, typ, stream string, attrs map[string]any, opts []ToxicOption
 	return t
 }
 
-// normalizeToxic checks a toxic before it goes to Toxiproxy and fills the
-// name Toxiproxy would pick, so errors name the field at fault.
-func normalizeToxic(t Toxic) (Toxic, error) {
+// Normalize checks a toxic before it goes to Toxiproxy and fills the name
+// Toxiproxy would pick, so errors name the field at fault.
+func (t Toxic) Normalize() (Toxic, error) {
 	if t.Type == "" {
 		return t, fmt.Errorf("%w: Toxic.Type is empty: want e.g. %q or %q", ErrInvalidAction, ToxicLatency, ToxicTimeout)
 	}

@@ -115,7 +115,7 @@ func FaultWindows(h *History, service string) []Window {
 		}
 	}
 	if cur != nil {
-		cur.End = max(runEnd(h), cur.Start)
+		cur.End = max(h.End(), cur.Start)
 		out = append(out, *cur)
 	}
 	return out
@@ -128,9 +128,9 @@ func stepLabel(s Step) string {
 	return s.Action.Kind + " " + s.Action.Service
 }
 
-// runEnd is the offset of the end of the run: the end of the last call, or
+// End is the offset of the end of the run: the end of the last call, or
 // the workload's duration when no call was recorded.
-func runEnd(h *History) time.Duration {
+func (h *History) End() time.Duration {
 	end := h.Elapsed
 	for i := range h.Calls {
 		end = max(end, time.Duration(h.Calls[i].End))

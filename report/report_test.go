@@ -10,6 +10,7 @@ import (
 
 	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
@@ -22,11 +23,11 @@ import (
 var realCert = sync.OnceValues(func() (*harness.Certificate, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	env, err := harness.NewEmbedded(ctx)
+	e, err := env.NewEmbedded(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer env.Close()
+	defer e.Close()
 	picked, err := scenarios.Select("blackhole", "process-then-fail")
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ var realCert = sync.OnceValues(func() (*harness.Certificate, error) {
 		return nil, err
 	}
 	// Gallery clients are built on the default contract, so only their bug fails.
-	return harness.Certify(ctx, env, broken.Factory, harness.DefaultProfile(), picked, harness.WithSeedOverride(7))
+	return harness.Certify(ctx, e, broken.Factory, harness.DefaultProfile(), picked, harness.WithSeedOverride(7))
 })
 
 func certificate(t *testing.T) *harness.Certificate {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/check"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
@@ -20,29 +21,29 @@ import (
 // the bugs that check is meant to catch (leak checks run everywhere, but a
 // retry leak needs retries to show).
 var exercisedBy = map[string][]string{
-	harness.CheckLeakGoroutines:      {scenarios.Baseline, scenarios.Flaky5xx},
-	harness.CheckLeakFDs:             {scenarios.Baseline},
-	harness.CheckLeakServerConns:     {scenarios.Flaky5xx},
-	harness.CheckNoHang:              {scenarios.SlowBody},
-	harness.CheckPoolBound:           {scenarios.PoolExhaustion},
-	harness.CheckPoolChurn:           {scenarios.Baseline},
-	harness.CheckPoolExhaustion:      {scenarios.PoolExhaustion},
-	harness.CheckTimeoutRequestBound: {scenarios.SlowBody},
-	harness.CheckRetryAttempts:       {scenarios.Flaky5xx},
-	harness.CheckRetryBackoff:        {scenarios.Flaky5xx},
-	harness.CheckRetryAfter:          {scenarios.RetryAfter429},
-	harness.CheckLedgerNoDuplicate:   {scenarios.ProcessThenFail},
-	harness.CheckBreakerOpens:        {scenarios.ServerErrorStorm},
-	harness.CheckBreakerHalfOpen:     {scenarios.ServerErrorStorm},
-	harness.CheckBreakerRecovers:     {scenarios.ServerErrorStorm},
-	harness.CheckIsolation:           {scenarios.OneServiceDown},
+	check.IDLeakGoroutines:      {scenarios.Baseline, scenarios.Flaky5xx},
+	check.IDLeakFDs:             {scenarios.Baseline},
+	check.IDLeakServerConns:     {scenarios.Flaky5xx},
+	check.IDNoHang:              {scenarios.SlowBody},
+	check.IDPoolBound:           {scenarios.PoolExhaustion},
+	check.IDPoolChurn:           {scenarios.Baseline},
+	check.IDPoolExhaustion:      {scenarios.PoolExhaustion},
+	check.IDTimeoutRequestBound: {scenarios.SlowBody},
+	check.IDRetryAttempts:       {scenarios.Flaky5xx},
+	check.IDRetryBackoff:        {scenarios.Flaky5xx},
+	check.IDRetryAfter:          {scenarios.RetryAfter429},
+	check.IDLedgerNoDuplicate:   {scenarios.ProcessThenFail},
+	check.IDBreakerOpens:        {scenarios.ServerErrorStorm},
+	check.IDBreakerHalfOpen:     {scenarios.ServerErrorStorm},
+	check.IDBreakerRecovers:     {scenarios.ServerErrorStorm},
+	check.IDIsolation:           {scenarios.OneServiceDown},
 	// Not restart: under DefaultProfile (3s recovery time) it leaves a
 	// 500ms tail after recovery, which the fault step's own scheduling slip
 	// makes shorter than the checks' 500ms MinSpan, so they are not
 	// applicable there; connection-resets leaves a second.
-	harness.CheckRecoveryThroughput: {scenarios.ConnectionResets},
-	harness.CheckRecoveryLatency:    {scenarios.ConnectionResets},
-	harness.CheckIntegrityDigest:    {scenarios.Baseline},
+	check.IDRecoveryThroughput: {scenarios.ConnectionResets},
+	check.IDRecoveryLatency:    {scenarios.ConnectionResets},
+	check.IDIntegrityDigest:    {scenarios.Baseline},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
@@ -134,7 +135,7 @@ func TestEveryCheckHasAGalleryClient(t *testing.T) {
 			meant[id] = append(meant[id], e.Name)
 		}
 	}
-	for _, id := range harness.AllCheckIDs() {
+	for _, id := range check.AllIDs() {
 		if id == "harness.run" { // the runner's own failure, not a property of a client
 			continue
 		}

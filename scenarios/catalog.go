@@ -9,6 +9,7 @@ import (
 
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/check"
 )
 
 // ErrUnknownScenario is wrapped by Lookup when no scenario has the name.
@@ -135,7 +136,7 @@ func pick[T any](quick bool, q, s T) T {
 // run everywhere; more holds the scenario's own properties to the profile.
 func checks(more func(p harness.Profile) []harness.Check) func(harness.Profile) []harness.Check {
 	return func(p harness.Profile) []harness.Check {
-		out := append(harness.LeakChecks(), harness.NoHangCheck{})
+		out := append(check.Leaks(), check.NoHang{})
 		if more != nil {
 			out = append(out, more(p)...)
 		}
@@ -158,8 +159,8 @@ func baseline(quick bool) harness.Scenario {
 		Seed:     seed,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1000), ms(1500)), Workers: 8, Mix: evenMix},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.PoolBoundCheck{}, harness.PoolChurnCheck{}, harness.IntegrityDigestCheck{},
-				harness.RetryAttemptsCheck{}, harness.LedgerCheck{}}
+			return []harness.Check{check.PoolBound{}, check.PoolChurn{}, check.IntegrityDigest{},
+				check.RetryAttempts{}, check.Ledger{}}
 		}),
 	}
 }
@@ -186,7 +187,7 @@ func latencySpike(quick bool) harness.Scenario {
 			// callers per connection a client that queues without limit waits
 			// at most one answer for a free connection, which no bound with a
 			// margin for a loaded machine can tell from failing fast.
-			return []harness.Check{harness.PoolBoundCheck{}, harness.RequestBoundCheck{}}
+			return []harness.Check{check.PoolBound{}, check.RequestBound{}}
 		}),
 	}
 }
@@ -226,9 +227,9 @@ func connectionResets(quick bool) harness.Scenario {
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
 			inv := fakeservers.Inventory
-			return []harness.Check{harness.RequestBoundCheck{}, harness.PoolBoundCheck{},
-				harness.RetryAttemptsCheck{}, harness.RetryBackoffCheck{Service: inv},
-				harness.RecoveryThroughputCheck{Service: inv}, harness.RecoveryLatencyCheck{Service: inv}}
+			return []harness.Check{check.RequestBound{}, check.PoolBound{},
+				check.RetryAttempts{}, check.RetryBackoff{Service: inv},
+				check.RecoveryThroughput{Service: inv}, check.RecoveryLatency{Service: inv}}
 		}),
 	}
 }
@@ -250,7 +251,7 @@ func blackhole(quick bool) harness.Scenario {
 			{At: ms(300) + blackholeFor, Label: "blackhole removed", Action: harness.RemoveToxic(fakeservers.Inventory, "blackhole")},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.RequestBoundCheck{}, harness.PoolBoundCheck{}}
+			return []harness.Check{check.RequestBound{}, check.PoolBound{}}
 		}),
 	}
 }
@@ -281,7 +282,7 @@ func slowBody(quick bool) harness.Scenario {
 		Checks: checks(func(harness.Profile) []harness.Check {
 			// A body cut by the timeout must come back as an error, never
 			// as a short success.
-			return []harness.Check{harness.RequestBoundCheck{}, harness.IntegrityDigestCheck{}}
+			return []harness.Check{check.RequestBound{}, check.IntegrityDigest{}}
 		}),
 	}
 }
@@ -308,7 +309,7 @@ func connectNeverCompletes(quick bool) harness.Scenario {
 			{At: ms(1800), Label: "connections complete again", Action: harness.RemoveToxic(fakeservers.Inventory, "stall")},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.RequestBoundCheck{}, harness.PoolBoundCheck{}}
+			return []harness.Check{check.RequestBound{}, check.PoolBound{}}
 		}),
 	}
 }
@@ -333,8 +334,8 @@ func serverErrorStorm(quick bool) harness.Scenario {
 		Checks: checks(func(harness.Profile) []harness.Check {
 			inv := fakeservers.Inventory
 			return []harness.Check{
-				harness.BreakerOpensCheck{Service: inv}, harness.BreakerHalfOpenCheck{Service: inv}, harness.BreakerRecoversCheck{Service: inv},
-				harness.RetryAttemptsCheck{}, harness.RecoveryThroughputCheck{Service: inv},
+				check.BreakerOpens{Service: inv}, check.BreakerHalfOpen{Service: inv}, check.BreakerRecovers{Service: inv},
+				check.RetryAttempts{}, check.RecoveryThroughput{Service: inv},
 			}
 		}),
 	}
@@ -356,7 +357,7 @@ func flaky5xx(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "flaky", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.2, Status: 503})},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.RetryAttemptsCheck{}, harness.RetryBackoffCheck{Service: fakeservers.Inventory}}
+			return []harness.Check{check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}}
 		}),
 	}
 }
@@ -377,7 +378,7 @@ func retryAfter429(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: chargesRoute, Method: "POST", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.RetryAfterCheck{RetryAfter: time.Second}, harness.RetryAttemptsCheck{}, harness.LedgerCheck{}}
+			return []harness.Check{check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}}
 		}),
 	}
 }
@@ -399,7 +400,7 @@ func processThenFail(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "commit-500", Kind: fakeservers.FaultProcessThenFail, Route: chargesRoute, Method: "POST", Probability: 0.125, Then: fakeservers.ThenStatus, Status: 500})},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.LedgerCheck{}, harness.RetryAttemptsCheck{}}
+			return []harness.Check{check.Ledger{}, check.RetryAttempts{}}
 		}),
 	}
 }
@@ -419,8 +420,8 @@ func restart(quick bool) harness.Scenario {
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
 			inv := fakeservers.Inventory
-			return []harness.Check{harness.RecoveryThroughputCheck{Service: inv}, harness.RecoveryLatencyCheck{Service: inv},
-				harness.BreakerRecoversCheck{Service: inv}, harness.PoolBoundCheck{}}
+			return []harness.Check{check.RecoveryThroughput{Service: inv}, check.RecoveryLatency{Service: inv},
+				check.BreakerRecovers{Service: inv}, check.PoolBound{}}
 		}),
 	}
 }
@@ -452,7 +453,7 @@ func keepAliveRace(quick bool) harness.Scenario {
 			{At: 0, Label: "notification closes connections idle 200ms", Action: harness.SetKeepAlive(fakeservers.Notification, fakeservers.KeepAlive{IdleTimeout: fakeservers.Duration(keepAliveIdle)})},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.IntegrityDigestCheck{}, harness.RetryAttemptsCheck{}, harness.PoolBoundCheck{}}
+			return []harness.Check{check.IntegrityDigest{}, check.RetryAttempts{}, check.PoolBound{}}
 		}),
 	}
 }
@@ -475,8 +476,8 @@ func poolExhaustion(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "slow", Kind: fakeservers.FaultDelay, Route: itemsRoute, Method: "GET", Delay: fakeservers.Duration(exhaustionLatency)})},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.PoolBoundCheck{}, harness.RequestBoundCheck{},
-				harness.PoolExhaustionCheck{Service: fakeservers.Inventory, Latency: exhaustionLatency}}
+			return []harness.Check{check.PoolBound{}, check.RequestBound{},
+				check.PoolExhaustion{Service: fakeservers.Inventory, Latency: exhaustionLatency}}
 		}),
 	}
 }
@@ -497,7 +498,7 @@ func fragmentedResponses(quick bool) harness.Scenario {
 		Checks: checks(func(harness.Profile) []harness.Check {
 			// No pool.churn: the fault lasts the whole run and churn is
 			// only judged outside faults; baseline judges it.
-			return []harness.Check{harness.IntegrityDigestCheck{}, harness.PoolBoundCheck{}}
+			return []harness.Check{check.IntegrityDigest{}, check.PoolBound{}}
 		}),
 	}
 }
@@ -539,7 +540,7 @@ func oneServiceDown(quick bool) harness.Scenario {
 			{At: downFrom + downFor, Label: "payment hang removed", Action: harness.RemoveToxic(fakeservers.Payment, "hang")},
 		},
 		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{harness.IsolationCheck{Down: fakeservers.Payment}, harness.BreakerOpensCheck{Service: fakeservers.Payment}}
+			return []harness.Check{check.Isolation{Down: fakeservers.Payment}, check.BreakerOpens{Service: fakeservers.Payment}}
 		}),
 	}
 }

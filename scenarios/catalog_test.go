@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/check"
 	"github.com/poolproof/poolproof/reference"
 	"github.com/poolproof/poolproof/scenarios"
 )
@@ -23,7 +24,7 @@ func names(list []harness.Scenario) []string {
 
 func TestEveryScenarioIsValid(t *testing.T) {
 	profiles := map[string]harness.Profile{"default": harness.DefaultProfile(), "reference": reference.Profile()}
-	known := harness.AllCheckIDs()
+	known := check.AllIDs()
 	for _, list := range []struct {
 		name string
 		s    []harness.Scenario
@@ -44,10 +45,10 @@ func TestEveryScenarioIsValid(t *testing.T) {
 				for pname, p := range profiles {
 					ids := s.CheckIDs(p)
 					require.NotEmpty(t, ids, "%s under %s", s.Name, pname)
-					for _, id := range []string{harness.CheckLeakGoroutines, harness.CheckLeakFDs, harness.CheckLeakServerConns} {
+					for _, id := range []string{check.IDLeakGoroutines, check.IDLeakFDs, check.IDLeakServerConns} {
 						assert.Contains(t, ids, id, "%s: the leak checks run everywhere", s.Name)
 					}
-					assert.Contains(t, ids, harness.CheckNoHang, s.Name)
+					assert.Contains(t, ids, check.IDNoHang, s.Name)
 					for _, id := range ids {
 						assert.Contains(t, known, id, "%s: check %q is one the harness documents", s.Name, id)
 					}
@@ -91,7 +92,7 @@ func TestStandardCoversEveryCheck(t *testing.T) {
 			used[id] = true
 		}
 	}
-	for _, id := range harness.AllCheckIDs() {
+	for _, id := range check.AllIDs() {
 		assert.True(t, used[id], "no Standard scenario judges %s", id)
 	}
 }
@@ -104,7 +105,7 @@ func TestRecoveryScenariosLeaveRoomToMeasure(t *testing.T) {
 	p := reference.Profile()
 	for _, s := range scenarios.Standard() {
 		ids := s.CheckIDs(p)
-		if !slices.Contains(ids, harness.CheckRecoveryThroughput) && !slices.Contains(ids, harness.CheckRecoveryLatency) {
+		if !slices.Contains(ids, check.IDRecoveryThroughput) && !slices.Contains(ids, check.IDRecoveryLatency) {
 			continue
 		}
 		var last time.Duration

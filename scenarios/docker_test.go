@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/scenarios"
 )
@@ -24,13 +25,13 @@ func newDockerEnv(t testing.TB) harness.Environment {
 	// The first start builds the binary and the images; later ones reuse them.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	env, err := harness.NewDocker(ctx)
-	if errors.Is(err, harness.ErrDockerUnavailable) {
+	e, err := env.NewDocker(ctx)
+	if errors.Is(err, env.ErrDockerUnavailable) {
 		testenv.Unavailable(t, testenv.RequireDocker, "Docker", "start the Docker daemon", err)
 	}
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = env.Close() })
-	return env
+	t.Cleanup(func() { _ = e.Close() })
+	return e
 }
 
 // The catalog runs unchanged on the docker environment: the reference client

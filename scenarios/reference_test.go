@@ -10,19 +10,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/reference"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
 // newEnv starts an embedded environment owned by the test.
-func newEnv(t testing.TB) *harness.Embedded {
+func newEnv(t testing.TB) *env.Embedded {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	env, err := harness.NewEmbedded(ctx)
+	e, err := env.NewEmbedded(ctx)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = env.Close() })
-	return env
+	t.Cleanup(func() { _ = e.Close() })
+	return e
 }
 
 // certify runs the catalog against the reference client and logs a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
@@ -41,8 +42,8 @@ func WithSeed(seed int64) Option {
 	return func(c *config) { c.seed = seed }
 }
 
-// WithEnvironment certifies on the named environment (harness.EnvEmbedded,
-// harness.EnvDocker or harness.EnvRemote) instead of the default: the
+// WithEnvironment certifies on the named environment (env.NameEmbedded,
+// env.NameDocker or env.NameRemote) instead of the default: the
 // POOLPROOF_ENV variable when set, else embedded. The scenarios and checks
 // are the same on every environment.
 func WithEnvironment(name string) Option {
@@ -54,7 +55,7 @@ func WithEnvironment(name string) Option {
 // (a minute with a cold Go build cache); the margin is for a loaded CI
 // machine.
 func envStartTimeout(name string) time.Duration {
-	if name == harness.EnvDocker {
+	if name == env.NameDocker {
 		return 5 * time.Minute
 	}
 	return 30 * time.Second
@@ -84,7 +85,7 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 		cfg.env = os.Getenv("POOLPROOF_ENV")
 	}
 	if cfg.env == "" {
-		cfg.env = harness.EnvEmbedded
+		cfg.env = env.NameEmbedded
 	}
 	catalog := cfg.scenarios
 
@@ -193,8 +194,8 @@ func familiesOf(catalog []harness.Scenario) []string {
 // openEnvironment starts the named environment; a seed also seeds the
 // embedded environment's fault draws.
 func openEnvironment(ctx context.Context, name string, seed int64) (harness.Environment, error) {
-	if name == harness.EnvEmbedded && seed != 0 {
-		return harness.NewEmbedded(ctx, harness.WithSeed(seed))
+	if name == env.NameEmbedded && seed != 0 {
+		return env.NewEmbedded(ctx, env.WithSeed(seed))
 	}
-	return harness.OpenEnvironment(ctx, name)
+	return env.Open(ctx, name)
 }

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/sweep"
 )
 
@@ -16,14 +16,14 @@ import (
 func ExampleRun() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	env, err := harness.NewEmbedded(ctx)
+	e, err := env.NewEmbedded(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer env.Close()
+	defer e.Close()
 
-	res, err := sweep.Run(ctx, env, sweep.Config{
+	res, err := sweep.Run(ctx, e, sweep.Config{
 		Service:  "inventory",
 		Latency:  50 * time.Millisecond,
 		Rate:     200,

@@ -140,7 +140,7 @@ func Run(ctx context.Context, env harness.Environment, cfg Config) (*Result, err
 		return nil, err
 	}
 	if env == nil {
-		return nil, fmt.Errorf("%w: no environment: pass one, e.g. from harness.NewEmbedded", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: no environment: pass one, e.g. from env.NewEmbedded", ErrInvalidConfig)
 	}
 	cfg = cfg.withDefaults()
 	actions := faultActions(cfg)

@@ -14,17 +14,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/sweep"
 )
 
-func newEnv(t *testing.T) *harness.Embedded {
+func newEnv(t *testing.T) *env.Embedded {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	env, err := harness.NewEmbedded(ctx)
+	e, err := env.NewEmbedded(ctx)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = env.Close() })
-	return env
+	t.Cleanup(func() { _ = e.Close() })
+	return e
 }
 
 // With latency L and an open-loop offered rate R, Little's law says a pool
@@ -245,7 +246,7 @@ func TestSweepStopsWhenCanceled(t *testing.T) {
 	// The environment is left clean: no toxic from the sweep.
 	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer pcancel()
-	st, err := env.Faults().Proxy(pctx, sweep.DefaultService)
+	st, err := env.Driver().Proxy(pctx, sweep.DefaultService)
 	require.NoError(t, err)
 	assert.Empty(t, st.Toxics)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/reference"
 	"github.com/poolproof/poolproof/report"
 	"github.com/poolproof/poolproof/scenarios"
@@ -73,13 +74,13 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 
-	if f.env != harness.EnvEmbedded {
+	if f.env != env.NameEmbedded {
 		fmt.Fprintf(stderr, "poolproof: starting the %s environment\n", f.env)
 		// testcontainers greets the Docker daemon on stderr; the progress
 		// lines are what a person follows here.
 		tclog.SetDefault(tclog.NewNoopLogger())
 	}
-	env, err := harness.OpenEnvironment(ctx, f.env)
+	e, err := env.Open(ctx, f.env)
 	if err != nil {
 		fmt.Fprintf(stderr, "poolproof certify: -env %s: %v\n", f.env, oneLine(err))
 		if environmentUnusable(err) {
@@ -87,16 +88,16 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return 1
 	}
-	defer env.Close()
+	defer e.Close()
 
 	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios on the %s environment\n",
-		f.client, f.profile, len(catalog), env.Name())
+		f.client, f.profile, len(catalog), e.Name())
 	progress := newProgressPrinter(stderr)
 	opts := []harness.CertifyOption{harness.WithCertifyProgress(progress.update)}
 	if f.seed != 0 {
 		opts = append(opts, harness.WithSeedOverride(f.seed))
 	}
-	cert, certErr := harness.Certify(ctx, env, factory, profile, catalog, opts...)
+	cert, certErr := harness.Certify(ctx, e, factory, profile, catalog, opts...)
 	if cert == nil {
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
 		return 1
@@ -123,7 +124,7 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	var f certifyFlags
 	fs := flag.NewFlagSet("poolproof certify", flag.ContinueOnError)
-	fs.StringVar(&f.env, "env", harness.EnvEmbedded, "environment: embedded (fake services and Toxiproxy in this process), docker (containers built here, needs Docker) or remote (an existing Toxiproxy and services named by POOLPROOF_TOXIPROXY_URL, POOLPROOF_UPSTREAM_<SERVICE>, POOLPROOF_ADMIN_<SERVICE>, POOLPROOF_CA_FILE)")
+	fs.StringVar(&f.env, "env", env.NameEmbedded, "environment: embedded (fake services and Toxiproxy in this process), docker (containers built here, needs Docker) or remote (an existing Toxiproxy and services named by POOLPROOF_TOXIPROXY_URL, POOLPROOF_UPSTREAM_<SERVICE>, POOLPROOF_ADMIN_<SERVICE>, POOLPROOF_CA_FILE)")
 	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
@@ -135,8 +136,8 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	if f.reportDir == "-" {
 		f.reportDir = ""
 	}
-	if !slices.Contains(harness.EnvironmentNames, f.env) {
-		return f, usageError{fmt.Sprintf("-env %q: use one of %s", f.env, strings.Join(harness.EnvironmentNames, ", "))}
+	if !slices.Contains(env.Names, f.env) {
+		return f, usageError{fmt.Sprintf("-env %q: use one of %s", f.env, strings.Join(env.Names, ", "))}
 	}
 	return f, nil
 }
@@ -236,8 +237,8 @@ func printReportFiles(w io.Writer, dir string, files report.Files) {
 // environmentUnusable tells a bad or unreachable environment (the user's to
 // fix: exit 2) from a failure while starting one.
 func environmentUnusable(err error) bool {
-	return errors.Is(err, harness.ErrDockerUnavailable) || errors.Is(err, harness.ErrInvalidRemoteConfig) ||
-		errors.Is(err, harness.ErrToxiproxyUnreachable) || errors.Is(err, harness.ErrUnknownEnvironment)
+	return errors.Is(err, env.ErrDockerUnavailable) || errors.Is(err, env.ErrInvalidRemoteConfig) ||
+		errors.Is(err, env.ErrToxiproxyUnreachable) || errors.Is(err, env.ErrUnknown)
 }
 
 // oneLine keeps an error on one line of the terminal.

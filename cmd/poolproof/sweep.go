@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/report"
 	"github.com/poolproof/poolproof/sweep"
 )
@@ -44,16 +45,16 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg.Progress = sweepProgress(stderr)
 
 	sctx, cancel := context.WithTimeout(ctx, sweepStartTimeout)
-	env, err := harness.NewEmbedded(sctx, harness.WithSeed(cfg.Seed))
+	e, err := env.NewEmbedded(sctx, env.WithSeed(cfg.Seed))
 	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "poolproof sweep: starting the embedded environment: %v\n", err)
 		return 1
 	}
-	defer env.Close()
+	defer e.Close()
 
-	fmt.Fprintf(stderr, "poolproof: sweeping %s on the %s environment\n", cfg.Service, env.Name())
-	res, runErr := sweep.Run(ctx, env, cfg)
+	fmt.Fprintf(stderr, "poolproof: sweeping %s on the %s environment\n", cfg.Service, e.Name())
+	res, runErr := sweep.Run(ctx, e, cfg)
 	if res == nil {
 		fmt.Fprintf(stderr, "poolproof sweep: %v\n", runErr)
 		return 1

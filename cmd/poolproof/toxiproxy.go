@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/env"
 )
 
 func init() {
@@ -38,7 +38,7 @@ func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	srv, err := harness.StartToxiproxy(startCtx, *listen)
+	srv, err := env.StartToxiproxy(startCtx, *listen)
 	cancel()
 	if err != nil {
 		return fail(1, "%v", err)

@@ -1,0 +1,79 @@
+package harness
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestEstimatorRemaining(t *testing.T) {
+	e := newEstimator([]Scenario{
+		{Workload: Workload{Duration: 2 * time.Second}},
+		{Workload: Workload{Duration: 3 * time.Second}},
+	})
+	// Before anything finished the default overhead is assumed.
+	assert.Equal(t, 2*time.Second+defaultOverhead+3*time.Second+defaultOverhead, e.remaining(0, 0, false))
+	assert.Equal(t, 3*time.Second+defaultOverhead, e.remaining(0, 0, true))
+	// The first took 2.5s: 500ms of overhead, applied to the next.
+	e.done(0, 2500*time.Millisecond)
+	assert.Equal(t, 3500*time.Millisecond, e.remaining(1, 0, false))
+	assert.Equal(t, 500*time.Millisecond, e.remaining(1, 3*time.Second, false))
+	assert.Zero(t, e.remaining(1, 10*time.Second, false), "never negative")
+	assert.Zero(t, e.remaining(1, 0, true))
+}
+
+// fixedCheck returns the same verdict status for any history.
+type fixedCheck struct {
+	id     string
+	status Status
+}
+
+func (c fixedCheck) ID() string { return c.id }
+func (c fixedCheck) Judge(h *History) Verdict {
+	v := NewVerdict(c.id, h, "")
+	if c.status == StatusFail {
+		return v.Fail(1, 0, "broken")
+	}
+	return v.Pass(0, 0, "fine")
+}
+
+func TestJudgeWithFaultsNeverPassesARunWhoseFaultWasNotApplied(t *testing.T) {
+	checks := []Check{fixedCheck{"a", StatusPass}, fixedCheck{"b", StatusFail}}
+	step := func(err string) StepRecord {
+		return StepRecord{Step: Step{Label: "payment answers 503", Action: SetHTTPFaults("payment")}, Err: err}
+	}
+	for _, tc := range []struct {
+		name       string
+		steps      []StepRecord
+		wantA      Status
+		wantNem    Status
+		wantReason string
+	}{
+		{"every fault applied", []StepRecord{step("")}, StatusPass, "", ""},
+		{"the environment cannot inject it", []StepRecord{step("set_http_faults payment: " + ErrNoServerTruth.Error())},
+			StatusNotApplicable, StatusNotApplicable, `this environment cannot inject the scenario's faults: the fault was not applied ("payment answers 503"`},
+		{"the environment failed to inject it", []StepRecord{step("toxiproxy: context deadline exceeded")},
+			StatusNotApplicable, StatusFail, "the environment failed to inject the scenario's faults"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &History{Scenario: "s", Seed: 3, Steps: tc.steps}
+			vs := judgeWithFaults(h, checks)
+			require.GreaterOrEqual(t, len(vs), 2)
+			assert.Equal(t, tc.wantA, vs[0].Status, "a passing check: %s", vs[0].Reason)
+			assert.Equal(t, StatusFail, vs[1].Status, "a failure stays a failure")
+			if tc.wantNem == "" {
+				assert.Len(t, vs, 2)
+				return
+			}
+			require.Len(t, vs, 3)
+			assert.Equal(t, CheckNemesis, vs[2].Check)
+			assert.Equal(t, tc.wantNem, vs[2].Status)
+			assert.Contains(t, vs[2].Reason, tc.wantReason)
+			assert.Contains(t, vs[0].Reason, "so the run had no fault to judge")
+			r := ScenarioResult{Verdicts: vs}
+			assert.False(t, r.Passed())
+		})
+	}
+}

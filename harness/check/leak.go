@@ -1,0 +1,139 @@
+package check
+
+import (
+	"fmt"
+	"github.com/poolproof/poolproof/harness"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Leaks are the three leak checks with their default bounds.
+func Leaks() []harness.Check {
+	return []harness.Check{GoroutineLeak{}, FDLeak{}, ServerConnLeak{}}
+}
+
+// GoroutineLeak fails when goroutines that were not there at the
+// baseline, and are not the environment's, still run after teardown.
+type GoroutineLeak struct{}
+
+func (GoroutineLeak) ID() string { return "leak.goroutines" }
+
+func (c GoroutineLeak) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "goroutines")
+	if !h.Leaks.GoroutinesMeasured {
+		return v.NotApplicable("goroutines were not measured after teardown")
+	}
+	if h.Leaks.Leaked == 0 {
+		return v.Pass(0, 0, "no client goroutine left running after teardown")
+	}
+	how := ""
+	if h.Leaks.LeakFinder == harness.LeakFinderLabels {
+		how = " (started during the run, found by its label)"
+	}
+	return v.Fail(float64(h.Leaks.Leaked), 0, fmt.Sprintf("%d client goroutines still running after teardown%s, e.g. %s",
+		h.Leaks.Leaked, how, describeLeaked(h.Leaks.LeakedGoroutines)))
+}
+
+// describeLeaked names the most common kinds of leaked goroutine.
+func describeLeaked(gs []harness.LeakedGoroutine) string {
+	type key struct{ entry, top, state string }
+	counts := map[key]int{}
+	for _, g := range gs {
+		state, _, _ := strings.Cut(g.State, ",")
+		counts[key{g.Entry, g.Top, state}] += max(g.Count, 1)
+	}
+	keys := make([]key, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i].entry < keys[j].entry
+	})
+	var parts []string
+	for i, k := range keys {
+		if i == 3 {
+			break
+		}
+		s := fmt.Sprintf("%d x %s", counts[k], k.entry)
+		if k.top != k.entry {
+			s += " blocked in " + k.top
+		}
+		if k.state != "" {
+			s += " [" + k.state + "]"
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return "(no stacks kept)"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// FDLeak fails when the process holds more file descriptors after
+// teardown than at the baseline, beyond a small tolerance. Tolerance 0
+// uses the tolerance recorded in the history (WithFDTolerance).
+type FDLeak struct{ Tolerance int }
+
+func (FDLeak) ID() string { return "leak.fds" }
+
+func (c FDLeak) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "fds")
+	if !h.Leaks.FDsMeasured {
+		return v.NotApplicable("open file descriptors cannot be counted here (no /proc/self/fd)")
+	}
+	tol := h.Leaks.FDTolerance
+	if c.Tolerance > 0 {
+		tol = c.Tolerance
+	}
+	extra := h.Leaks.FDAfter - h.Leaks.FDBaseline
+	if extra <= tol {
+		return v.Pass(float64(extra), float64(tol), fmt.Sprintf("%d open file descriptors after teardown, %d at the baseline", h.Leaks.FDAfter, h.Leaks.FDBaseline))
+	}
+	return v.Fail(float64(extra), float64(tol), fmt.Sprintf("%d more open file descriptors after teardown than at the baseline (%d vs %d): sockets or files the client never closed",
+		extra, h.Leaks.FDAfter, h.Leaks.FDBaseline))
+}
+
+// ServerConnLeak fails when a service still sees open connections
+// after the client closed its idle connections and the harness waited for
+// the closes to reach the server.
+type ServerConnLeak struct{}
+
+func (ServerConnLeak) ID() string { return "leak.server_connections" }
+
+func (c ServerConnLeak) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "connections")
+	var (
+		open     int
+		measured int
+		worst    []string
+		missing  []string
+	)
+	for _, name := range h.Services {
+		sc, ok := h.Leaks.ServerConns[name]
+		if !ok || !sc.Available {
+			missing = append(missing, name)
+			continue
+		}
+		measured++
+		open += sc.Open
+		if sc.Open > 0 {
+			worst = append(worst, fmt.Sprintf("%s %d", name, sc.Open))
+		}
+	}
+	if measured == 0 {
+		return v.NotApplicable("no server-side truth: the servers' open connections could not be read")
+	}
+	if open == 0 {
+		reason := "every service saw all connections closed after teardown"
+		if len(missing) > 0 {
+			reason += " (not measured: " + strings.Join(missing, ", ") + ")"
+		}
+		return v.Pass(0, 0, reason)
+	}
+	return v.Fail(float64(open), 0, fmt.Sprintf("%d connections still open on the servers (%s) %v after the client closed its idle connections: connections kept busy, e.g. by response bodies never read to the end or closed, are never returned to the pool and never closed",
+		open, strings.Join(worst, ", "), h.Leaks.ServerConnsWait.Round(time.Millisecond)))
+}

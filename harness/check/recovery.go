@@ -1,0 +1,256 @@
+package check
+
+import (
+	"fmt"
+	"github.com/poolproof/poolproof/harness"
+	"time"
+)
+
+// Isolation fails when an outage of one service (Down) hurts the
+// others: during Down's fault windows every other service's success rate
+// must stay >= MinSuccess (default 0.99) and its p99 latency <= max(
+// LatencyFactor x its p99 before the fault, p99 before + LatencySlack)
+// (defaults 3 and 100ms). A client that shares one pool, one worker pool or
+// one breaker across services fails it. The latency half needs a baseline of
+// MinCalls calls before the fault (default 20); without one only the success
+// rate is judged.
+type Isolation struct {
+	Down          string
+	MinSuccess    float64
+	LatencyFactor float64
+	LatencySlack  time.Duration
+	MinCalls      int
+}
+
+func (Isolation) ID() string { return IDIsolation }
+
+func (c Isolation) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "success rate")
+	if c.Down == "" {
+		return v.NotApplicable("the scenario named no service to take down")
+	}
+	ws := harness.FaultWindows(h, c.Down)
+	if len(ws) == 0 {
+		return v.NotApplicable(fmt.Sprintf("no fault window on %s: nothing was taken down", c.Down))
+	}
+	minOK, factor, slack, minCalls := c.MinSuccess, c.LatencyFactor, c.LatencySlack, c.MinCalls
+	if minOK == 0 {
+		minOK = 0.99
+	}
+	if factor == 0 {
+		factor = 3
+	}
+	if slack == 0 {
+		slack = 100 * time.Millisecond
+	}
+	if minCalls == 0 {
+		minCalls = 20
+	}
+	first := ws[0].Start
+	var (
+		judged   []string
+		worstOK  = 2.0
+		worstSvc string
+		notes    []string
+	)
+	for _, svc := range h.Services {
+		if svc == c.Down {
+			continue
+		}
+		var during []harness.CallRecord
+		for _, w := range ws {
+			during = append(during, serviceCalls(h, svc, w.Start, w.End)...)
+		}
+		if len(during) < minCalls {
+			continue
+		}
+		judged = append(judged, svc)
+		rate := successRate(during)
+		if rate < minOK {
+			return v.Fail(round4(rate), minOK, fmt.Sprintf("%s succeeded on only %d of %d calls while %s was down: the outage spilled over; give each service its own pool, limits and breaker",
+				svc, int(rate*float64(len(during))+0.5), len(during), c.Down))
+		}
+		if rate < worstOK {
+			worstOK, worstSvc = rate, svc
+		}
+		before := serviceCalls(h, svc, first/5, first)
+		if len(before) < minCalls {
+			notes = append(notes, svc+": no baseline before the fault, latency not judged")
+			continue
+		}
+		p99b := percentile(latencies(before, nil), 0.99)
+		p99d := percentile(latencies(during, nil), 0.99)
+		bound := max(time.Duration(factor*float64(p99b)), p99b+slack)
+		if p99d > bound {
+			v.Unit = "ms"
+			return v.Fail(ms(p99d), ms(bound), fmt.Sprintf("%s p99 latency rose from %s to %s while %s was down: calls to a healthy service waited behind the dead one; give each service its own pool and fail the dead one fast",
+				svc, harness.FormatDuration(p99b), harness.FormatDuration(p99d), c.Down))
+		}
+	}
+	if len(judged) == 0 {
+		return v.NotApplicable(fmt.Sprintf("no other service had %d calls while %s was down", minCalls, c.Down))
+	}
+	reason := fmt.Sprintf("%v kept >= %.4g success and their latency while %s was down (lowest %s %.4g)", judged, minOK, c.Down, worstSvc, round4(worstOK))
+	if len(notes) > 0 {
+		reason += fmt.Sprintf("; %v", notes)
+	}
+	return v.Pass(round4(worstOK), minOK, reason)
+}
+
+func round4(f float64) float64 { return float64(int64(f*10000+0.5)) / 10000 }
+
+// recoveryPhases returns, for service, the baseline before its first fault
+// (skipping the first fifth, the client's warm-up) and the tail after its
+// last fault cleared plus the recovery time; why says what is missing.
+func recoveryPhases(h *harness.History, service string, minSpan time.Duration, minCalls int) (before, after []harness.CallRecord, bSpan, aSpan time.Duration, why string) {
+	ws := harness.FaultWindows(h, service)
+	if len(ws) == 0 {
+		return nil, nil, 0, 0, "no fault window"
+	}
+	last := ws[len(ws)-1]
+	if !last.Closed {
+		return nil, nil, 0, 0, "the fault lasted to the end of the run"
+	}
+	first := ws[0].Start
+	bFrom := first / 5
+	bSpan = first - bFrom
+	before = serviceCalls(h, service, bFrom, first)
+	if bSpan < minSpan || len(before) < minCalls {
+		return nil, nil, 0, 0, fmt.Sprintf("no baseline: %s with %d calls before the fault, need %s and %d", harness.FormatDuration(bSpan), len(before), harness.FormatDuration(minSpan), minCalls)
+	}
+	aFrom := last.End + contractFor(h, service).RecoveryTime
+	// Calls are started until the workload's duration; the tail ends there
+	// (or at the end of the last call when the duration is not recorded).
+	end := h.End()
+	if d := h.Workload.Duration; d > 0 && d < end {
+		end = d
+	}
+	after = serviceCalls(h, service, aFrom, end)
+	aSpan = end - aFrom
+	if aSpan < minSpan || len(after) < minCalls {
+		return nil, nil, 0, 0, fmt.Sprintf("the run ended too soon after the fault cleared at %s plus the recovery time: %s with %d calls, need %s and %d",
+			harness.FormatDuration(last.End), harness.FormatDuration(max(aSpan, 0)), len(after), harness.FormatDuration(minSpan), minCalls)
+	}
+	return before, after, bSpan, aSpan, ""
+}
+
+// RecoveryThroughput fails when, after a fault cleared and the
+// declared recovery time passed, the service's successful calls per second
+// stay below MinRatio (default 0.7) of the baseline before the fault. Not
+// applicable without a baseline (MinSpan, default 500ms, and MinCalls,
+// default 20) or a tail of the same size after recovery.
+type RecoveryThroughput struct {
+	Service  string // "" = every service with a fault window
+	MinRatio float64
+	MinSpan  time.Duration
+	MinCalls int
+}
+
+func (RecoveryThroughput) ID() string { return IDRecoveryThroughput }
+
+func (c RecoveryThroughput) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "x baseline")
+	ratio, span, minCalls := c.MinRatio, c.MinSpan, c.MinCalls
+	if ratio == 0 {
+		ratio = 0.7
+	}
+	if span == 0 {
+		span = 500 * time.Millisecond
+	}
+	if minCalls == 0 {
+		minCalls = 20
+	}
+	var (
+		whys      []string
+		worst     = -1.0
+		wSvc      string
+		wPre, wPo float64
+	)
+	for _, svc := range servicesOrAll(h, c.Service) {
+		before, after, bSpan, aSpan, why := recoveryPhases(h, svc, span, minCalls)
+		if why != "" {
+			whys = append(whys, svc+": "+why)
+			continue
+		}
+		pre, post := okRate(before, bSpan), okRate(after, aSpan)
+		if pre == 0 {
+			whys = append(whys, svc+": no successful call in the baseline")
+			continue
+		}
+		if r := post / pre; worst < 0 || r < worst {
+			worst, wSvc, wPre, wPo = r, svc, pre, post
+		}
+	}
+	if worst < 0 {
+		return v.NotApplicable(fmt.Sprintf("%v", whys))
+	}
+	if worst < ratio {
+		return v.Fail(round2(worst), ratio, fmt.Sprintf("%s: %.1f successful calls/s after the fault cleared against %.1f before: the client did not recover; replace dead pooled connections and close the breaker once the service answers",
+			wSvc, wPo, wPre))
+	}
+	return v.Pass(round2(worst), ratio, fmt.Sprintf("%s: %.1f successful calls/s after the fault cleared, %.1f before", wSvc, wPo, wPre))
+}
+
+// RecoveryLatency fails when, after a fault cleared and the declared
+// recovery time passed, the p50 latency of the service's successful calls
+// stays above Factor x the baseline p50 + Slack (defaults 2 and 20ms).
+type RecoveryLatency struct {
+	Service  string
+	Factor   float64
+	Slack    time.Duration
+	MinSpan  time.Duration
+	MinCalls int
+}
+
+func (RecoveryLatency) ID() string { return IDRecoveryLatency }
+
+func (c RecoveryLatency) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "ms")
+	factor, slack, span, minCalls := c.Factor, c.Slack, c.MinSpan, c.MinCalls
+	if factor == 0 {
+		factor = 2
+	}
+	if slack == 0 {
+		slack = 20 * time.Millisecond
+	}
+	if span == 0 {
+		span = 500 * time.Millisecond
+	}
+	if minCalls == 0 {
+		minCalls = 20
+	}
+	var (
+		whys          []string
+		worstScore    = -1.0
+		wSvc          string
+		wPre, wPost   time.Duration
+		wBound        time.Duration
+		wOKAfter, wNA int
+	)
+	ok := func(cl harness.CallRecord) bool { return cl.OK() }
+	for _, svc := range servicesOrAll(h, c.Service) {
+		before, after, _, _, why := recoveryPhases(h, svc, span, minCalls)
+		if why != "" {
+			whys = append(whys, svc+": "+why)
+			continue
+		}
+		lb, la := latencies(before, ok), latencies(after, ok)
+		if len(lb) == 0 || len(la) == 0 {
+			whys = append(whys, svc+": no successful calls before or after the fault")
+			continue
+		}
+		pre, post := percentile(lb, 0.5), percentile(la, 0.5)
+		bound := time.Duration(factor*float64(pre)) + slack
+		if s := float64(post) / float64(bound); s > worstScore {
+			worstScore, wSvc, wPre, wPost, wBound, wOKAfter, wNA = s, svc, pre, post, bound, len(la), len(after)
+		}
+	}
+	if worstScore < 0 {
+		return v.NotApplicable(fmt.Sprintf("%v", whys))
+	}
+	if wPost > wBound {
+		return v.Fail(ms(wPost), ms(wBound), fmt.Sprintf("%s: p50 latency %s after the fault cleared against %s before (%d of %d calls ok): the client did not recover; drop connections that went bad during the fault and reconnect",
+			wSvc, harness.FormatDuration(wPost), harness.FormatDuration(wPre), wOKAfter, wNA))
+	}
+	return v.Pass(ms(wPost), ms(wBound), fmt.Sprintf("%s: p50 latency %s after the fault cleared, %s before", wSvc, harness.FormatDuration(wPost), harness.FormatDuration(wPre)))
+}

@@ -1,0 +1,301 @@
+package check
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+)
+
+// RetryAttempts fails when the server saw more attempts of one logical
+// call (one X-Request-ID) than the contract's MaxAttempts.
+//
+// Replays: Go's http.Transport silently sends a replayable request (GET,
+// HEAD, OPTIONS, TRACE, or one carrying an Idempotency-Key) again when a
+// reused connection dies before the response arrives, and the server may
+// already have read the first copy. That replay is the transport's, not a
+// retry the client chose, so a replayable request is allowed one server
+// attempt over MaxAttempts, unless Strict. A charge without an idempotency
+// key is never replayed by the transport, so it gets no allowance: every
+// extra attempt of it is the client's. A retry storm (10 attempts against a
+// declared 3) fails either way.
+type RetryAttempts struct {
+	// MaxAttempts overrides the contract's MaxAttempts (0: from the profile).
+	MaxAttempts int
+	// Strict drops the transport-replay allowance.
+	Strict bool
+}
+
+func (RetryAttempts) ID() string { return IDRetryAttempts }
+
+func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "attempts")
+	type result struct {
+		svc, id, method   string
+		attempts, bound   int
+		declared, allowed int
+	}
+	var (
+		worst   *result
+		over    int
+		ids     int
+		judged  bool
+		svcSeen []string
+	)
+	for _, svc := range h.Services {
+		as, ok := serverAttempts(h, svc)
+		if !ok {
+			continue
+		}
+		judged = true
+		svcSeen = append(svcSeen, svc)
+		declared := c.MaxAttempts
+		if declared == 0 {
+			declared = contractFor(h, svc).MaxAttempts
+		}
+		groups := bySeq(as)
+		for _, seq := range sortedSeqs(groups) {
+			g := groups[seq]
+			ids++
+			n := len(g)
+			for _, a := range g {
+				n = max(n, a.Attempt)
+			}
+			allow := 0
+			if !c.Strict && replayable(h, svc, g[0].Method) {
+				allow = 1
+			}
+			r := result{svc: svc, id: g[0].RequestID, method: g[0].Method, attempts: n, bound: declared + allow, declared: declared, allowed: allow}
+			if n > r.bound {
+				over++
+			}
+			if worst == nil || r.attempts-r.bound > worst.attempts-worst.bound {
+				worst = &r
+			}
+		}
+	}
+	if !judged {
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+	}
+	if worst == nil {
+		return v.NotApplicable(fmt.Sprintf("the servers (%v) saw no request of this run", svcSeen))
+	}
+	if over == 0 {
+		return v.Pass(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d request ids, at most %d server attempts each (%s %s)", ids, worst.attempts, worst.svc, worst.id))
+	}
+	allowance := ""
+	if worst.allowed > 0 {
+		allowance = fmt.Sprintf(" + %d transport replay", worst.allowed)
+	}
+	return v.Fail(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d of %d request ids reached the server more often than allowed; worst %s %s %s: %d attempts, declared max %d%s: stop retrying after MaxAttempts in total, counting every layer that retries",
+		over, ids, worst.svc, worst.method, worst.id, worst.attempts, worst.declared, allowance))
+}
+
+// replayable reports whether Go's transport may replay a request on its own.
+func replayable(h *harness.History, service, method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	return service == fakeservers.Payment && h.Workload.KeyedCharges
+}
+
+// RetryBackoff fails on a retry storm. Two measurements:
+//
+//   - spacing: among request ids the server saw at least twice, the gaps
+//     between one attempt's end (its arrival when the end is unknown) and the
+//     next attempt's arrival; their median must be >= MinGap. A client that
+//     retries at once measures the loopback round trip, well under a
+//     millisecond.
+//   - amplification: during the service's fault windows, server attempts per
+//     logical call started there must be <= MaxAttemptRatio (default 2: retries
+//     may at most double the load on a failing service). A client that
+//     retries every call MaxAttempts times with no retry budget multiplies it
+//     by MaxAttempts; one with a budget adds a fraction.
+//
+// It is not applicable when neither can be measured (no retries and no
+// fault window, or no server truth).
+type RetryBackoff struct {
+	// Service restricts the check to one service ("" = every service).
+	Service string
+	// MinGap is the smallest acceptable median gap (default 3ms).
+	MinGap time.Duration
+	// MaxAttemptRatio bounds server attempts per call in fault windows (default 2).
+	MaxAttemptRatio float64
+	// MinCalls is the fewest calls in the fault windows needed to judge the
+	// ratio (default 20).
+	MinCalls int
+}
+
+func (RetryBackoff) ID() string { return IDRetryBackoff }
+
+func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "ms")
+	minGap, ratioBound, minCalls := c.MinGap, c.MaxAttemptRatio, c.MinCalls
+	if minGap == 0 {
+		minGap = 3 * time.Millisecond
+	}
+	if ratioBound == 0 {
+		ratioBound = 2
+	}
+	if minCalls == 0 {
+		minCalls = 20
+	}
+	var (
+		gaps     []time.Duration
+		truth    bool
+		worstSvc string
+		worstR   = -1.0
+		rAtt     int
+		rCalls   int
+	)
+	for _, svc := range servicesOrAll(h, c.Service) {
+		as, ok := serverAttempts(h, svc)
+		if !ok {
+			continue
+		}
+		truth = true
+		groups := bySeq(as)
+		for _, seq := range sortedSeqs(groups) {
+			g := groups[seq]
+			for i := 1; i < len(g); i++ {
+				from := g[i-1].Arrived
+				if g[i-1].Finished >= from && g[i-1].Finished <= g[i].Arrived {
+					from = g[i-1].Finished
+				}
+				gaps = append(gaps, g[i].Arrived-from)
+			}
+		}
+		windows := harness.FaultWindows(h, svc)
+		if len(windows) == 0 {
+			continue
+		}
+		attempts, calls := 0, 0
+		for _, a := range as {
+			if inAny(windows, a.Arrived) {
+				attempts++
+			}
+		}
+		for _, w := range windows {
+			calls += len(serviceCalls(h, svc, w.Start, w.End))
+		}
+		if calls < minCalls {
+			continue
+		}
+		if r := float64(attempts) / float64(calls); r > worstR {
+			worstR, worstSvc, rAtt, rCalls = r, svc, attempts, calls
+		}
+	}
+	if !truth {
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+	}
+	if len(gaps) == 0 && worstR < 0 {
+		return v.NotApplicable("no request was retried and no fault window held enough calls: nothing shows how the client retries")
+	}
+	if worstR > ratioBound {
+		v.Unit = "attempts/call"
+		return v.Fail(round2(worstR), ratioBound, fmt.Sprintf("%s: %d server attempts for %d calls during the fault: retries multiply the load on a failing service; cap retries with a retry budget (e.g. retries <= 10-20%% of calls) and back off",
+			worstSvc, rAtt, rCalls))
+	}
+	if len(gaps) > 0 {
+		slices.Sort(gaps)
+		med := percentile(gaps, 0.5)
+		if med < minGap {
+			return v.Fail(ms(med), ms(minGap), fmt.Sprintf("median gap between retries of the same request is %s over %d retries: the client retries at once; wait an exponential, jittered backoff between attempts",
+				harness.FormatDuration(med), len(gaps)))
+		}
+		reason := fmt.Sprintf("median gap between retries %s over %d retries", harness.FormatDuration(med), len(gaps))
+		if worstR >= 0 {
+			reason += fmt.Sprintf("; %s: %.2f server attempts per call during the fault", worstSvc, worstR)
+		}
+		return v.Pass(ms(med), ms(minGap), reason)
+	}
+	v.Unit = "attempts/call"
+	return v.Pass(round2(worstR), ratioBound, fmt.Sprintf("%s: %d server attempts for %d calls during the fault; no request was retried", worstSvc, rAtt, rCalls))
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+// RetryAfter fails when a retry after a 429 arrived sooner than
+// Factor x RetryAfter after the 429 was sent. The scenario that injects the
+// 429s knows the Retry-After it set and passes it in. Measured is the
+// shortest such gap.
+type RetryAfter struct {
+	// RetryAfter is the Retry-After the scenario's 429s carry; 0 makes the
+	// check not applicable.
+	RetryAfter time.Duration
+	// Factor tolerates clock and scheduling slop (default 0.9).
+	Factor float64
+}
+
+func (RetryAfter) ID() string { return IDRetryAfter }
+
+func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "ms")
+	if c.RetryAfter <= 0 {
+		return v.NotApplicable("the scenario declared no Retry-After")
+	}
+	factor := c.Factor
+	if factor == 0 {
+		factor = 0.9
+	}
+	need := time.Duration(factor * float64(c.RetryAfter))
+	var (
+		truth     bool
+		n429      int
+		retried   int
+		early     int
+		shortest  = time.Duration(math.MaxInt64)
+		worstID   string
+		worstSvc  string
+		hasRetry  bool
+		shortestN int
+	)
+	for _, svc := range h.Services {
+		as, ok := serverAttempts(h, svc)
+		if !ok {
+			continue
+		}
+		truth = true
+		groups := bySeq(as)
+		for _, seq := range sortedSeqs(groups) {
+			g := groups[seq]
+			for i, a := range g {
+				if a.Status != 429 {
+					continue
+				}
+				n429++
+				if i+1 == len(g) {
+					continue
+				}
+				retried++
+				sent := a.Finished
+				if sent < a.Arrived {
+					sent = a.Arrived
+				}
+				gap := g[i+1].Arrived - sent
+				if gap < need {
+					early++
+				}
+				if gap < shortest {
+					shortest, worstID, worstSvc, hasRetry, shortestN = gap, a.RequestID, svc, true, g[i+1].Attempt
+				}
+			}
+		}
+	}
+	switch {
+	case !truth:
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+	case n429 == 0:
+		return v.NotApplicable("the servers sent no 429 in this run")
+	case !hasRetry:
+		return v.Pass(ms(c.RetryAfter), ms(need), fmt.Sprintf("%d 429s, none retried: the client gave up rather than retry early", n429))
+	case early > 0:
+		return v.Fail(ms(shortest), ms(need), fmt.Sprintf("%d of %d retries after a 429 came before its Retry-After (%s); earliest %s %s attempt %d arrived %s after the 429: parse Retry-After and wait at least that long before the next attempt (or give up)",
+			early, retried, harness.FormatDuration(c.RetryAfter), worstSvc, worstID, shortestN, harness.FormatDuration(shortest)))
+	}
+	return v.Pass(ms(shortest), ms(need), fmt.Sprintf("all %d retries after a 429 waited the Retry-After (%s); shortest wait %s", retried, harness.FormatDuration(c.RetryAfter), harness.FormatDuration(shortest)))
+}

@@ -1,0 +1,130 @@
+package check
+
+import (
+	"testing"
+	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+)
+
+func TestRetryChecks(t *testing.T) {
+	const (
+		inv = "inventory"
+		pay = "payment"
+		ms  = time.Millisecond
+		sec = time.Second
+	)
+	// retried records a call of svc at start that the server saw n times,
+	// each attempt taking 1ms and answered status, gap apart.
+	retried := func(b *hb, svc string, start time.Duration, n int, gap time.Duration, status int) uint32 {
+		seq := b.call(svc, start, time.Duration(n)*(gap+ms), status, harness.ClassNone)
+		at := start
+		for range n {
+			b.attempt(svc, seq, at, ms, status, 1)
+			at += ms + gap
+		}
+		return seq
+	}
+	healthy := func() *hb {
+		b := newHB()
+		b.okCalls(inv, 0, 2*sec, 10*ms, 2*ms, true, 1)
+		b.okCalls(pay, 0, 2*sec, 20*ms, 2*ms, true, 1)
+		return b
+	}
+	cases := []checkCase{
+		{"attempts: within the contract", RetryAttempts{}, func() *harness.History {
+			b := healthy()
+			retried(b, pay, sec, 3, 50*ms, 503)
+			return b.done()
+		}, harness.StatusPass, []string{"at most 3 server attempts each"}},
+		{"attempts: a retry storm on a charge", RetryAttempts{}, func() *harness.History {
+			b := healthy()
+			seq := retried(b, pay, sec, 10, 0, 503)
+			_ = seq
+			return b.done()
+		}, harness.StatusFail, []string{"1 of", "payment POST pp-synthetic-7-", ": 10 attempts, declared max 3", "stop retrying after MaxAttempts"}},
+		{"attempts: one transport replay of a GET is allowed", RetryAttempts{}, func() *harness.History {
+			b := healthy()
+			retried(b, inv, sec, 4, 50*ms, 503)
+			return b.done()
+		}, harness.StatusPass, []string{"at most 4 server attempts"}},
+		{"attempts: strict counts the replay", RetryAttempts{Strict: true}, func() *harness.History {
+			b := healthy()
+			retried(b, inv, sec, 4, 50*ms, 503)
+			return b.done()
+		}, harness.StatusFail, []string{"4 attempts, declared max 3"}},
+		{"attempts: a keyed charge may be replayed too", RetryAttempts{}, func() *harness.History {
+			b := healthy()
+			b.h.Workload.KeyedCharges = true
+			retried(b, pay, sec, 4, 50*ms, 503)
+			return b.done()
+		}, harness.StatusPass, nil},
+		{"attempts: other runs' requests are not counted", RetryAttempts{}, func() *harness.History {
+			b := healthy()
+			st := b.truth(pay)
+			for i := range 20 {
+				st.Requests = append(st.Requests, fakeservers.RequestRecord{RequestID: "pp-other-1-5", Attempt: i + 1, Arrived: b.at(sec), Method: "POST", Status: 503})
+			}
+			return b.done()
+		}, harness.StatusPass, nil},
+		{"attempts: no server truth", RetryAttempts{}, func() *harness.History {
+			b := newHB()
+			b.okCalls(inv, 0, sec, 10*ms, ms, false, 0)
+			return b.done()
+		}, harness.StatusNotApplicable, []string{"no server-side truth"}},
+
+		{"backoff: spaced retries, budgeted during the fault", RetryBackoff{}, func() *harness.History {
+			b := healthy()
+			b.outage(inv, 3*sec, 4*sec)
+			for i := range 100 {
+				n := 1
+				if i%5 == 0 {
+					n = 2 // a 20% retry budget
+				}
+				retried(b, inv, 3*sec+time.Duration(i)*10*ms, n, 20*ms, 503)
+			}
+			return b.done()
+		}, harness.StatusPass, []string{"median gap between retries 20ms over 20 retries", "inventory: 1.20 server attempts per call during the fault"}},
+		{"backoff: retries at once", RetryBackoff{}, func() *harness.History {
+			b := healthy()
+			for i := range 10 {
+				retried(b, inv, sec+time.Duration(i)*50*ms, 3, 200*time.Microsecond, 503)
+			}
+			return b.done()
+		}, harness.StatusFail, []string{"median gap between retries of the same request is 200µs over 20 retries", "backoff"}},
+		{"backoff: a retry storm during the fault", RetryBackoff{}, func() *harness.History {
+			b := healthy()
+			b.outage(inv, 3*sec, 4*sec)
+			for i := range 100 {
+				retried(b, inv, 3*sec+time.Duration(i)*10*ms, 10, 20*ms, 503)
+			}
+			return b.done()
+		}, harness.StatusFail, []string{"inventory: 910 server attempts for 100 calls during the fault", "retry budget"}},
+		{"backoff: nothing retried, no fault", RetryBackoff{}, func() *harness.History { return healthy().done() }, harness.StatusNotApplicable, []string{"no request was retried"}},
+
+		{"retry-after: honoured", RetryAfter{RetryAfter: sec}, func() *harness.History {
+			b := healthy()
+			seq := b.call(inv, 3*sec, 1100*ms, 200, harness.ClassNone)
+			b.attempt(inv, seq, 3*sec, ms, 429, 1)
+			b.attempt(inv, seq, 3*sec+ms+1050*ms, ms, 200, 1)
+			return b.done()
+		}, harness.StatusPass, []string{"all 1 retries after a 429 waited the Retry-After (1s); shortest wait 1.05s"}},
+		{"retry-after: ignored", RetryAfter{RetryAfter: sec}, func() *harness.History {
+			b := healthy()
+			seq := b.call(inv, 3*sec, 200*ms, 200, harness.ClassNone)
+			b.attempt(inv, seq, 3*sec, ms, 429, 1)
+			b.attempt(inv, seq, 3*sec+ms+100*ms, ms, 200, 1)
+			return b.done()
+		}, harness.StatusFail, []string{"1 of 1 retries after a 429 came before its Retry-After (1s)", "inventory pp-synthetic-7-300 attempt 2 arrived 100ms after the 429"}},
+		{"retry-after: a 429 not retried", RetryAfter{RetryAfter: sec}, func() *harness.History {
+			b := healthy()
+			seq := b.call(inv, 3*sec, 2*ms, 429, harness.ClassNone)
+			b.attempt(inv, seq, 3*sec, ms, 429, 1)
+			return b.done()
+		}, harness.StatusPass, []string{"none retried"}},
+		{"retry-after: no 429", RetryAfter{RetryAfter: sec}, func() *harness.History { return healthy().done() }, harness.StatusNotApplicable, []string{"no 429"}},
+		{"retry-after: not declared", RetryAfter{}, func() *harness.History { return healthy().done() }, harness.StatusNotApplicable, []string{"no Retry-After"}},
+	}
+	runCheckCases(t, cases)
+}

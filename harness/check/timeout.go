@@ -1,0 +1,75 @@
+package check
+
+import (
+	"fmt"
+	"github.com/poolproof/poolproof/harness"
+	"time"
+)
+
+// RequestBound fails when a call outlived the declared request timeout
+// by more than a margin (MarginFrac x timeout + MarginMin): a blackhole, a
+// slow body or a connect that never completes must all end within the
+// timeout, retries and body read included. Hung calls count with the time
+// the watchdog gave up. Measured is the longest call, against its service's
+// bound.
+type RequestBound struct {
+	// Timeout overrides the contract's RequestTimeout (0: from the profile).
+	Timeout    time.Duration
+	MarginFrac float64       // default 0.25
+	MarginMin  time.Duration // default 500ms
+}
+
+func (RequestBound) ID() string { return IDTimeoutRequestBound }
+
+func (c RequestBound) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "ms")
+	frac, slack := c.MarginFrac, c.MarginMin
+	if frac == 0 {
+		frac = 0.25
+	}
+	if slack == 0 {
+		slack = 500 * time.Millisecond
+	}
+	var (
+		worst      *harness.CallRecord
+		worstBound time.Duration
+		over       int
+		n          int
+	)
+	bounds := map[harness.ServiceID]time.Duration{}
+	for i := range h.Calls {
+		cl := &h.Calls[i]
+		if cl.Class == harness.ClassCanceled {
+			continue
+		}
+		bound, ok := bounds[cl.Service]
+		if !ok {
+			t := c.Timeout
+			if t == 0 {
+				t = contractFor(h, cl.Service.String()).RequestTimeout
+			}
+			bound = t + time.Duration(frac*float64(t)) + slack
+			bounds[cl.Service] = bound
+		}
+		n++
+		if cl.Latency() > bound {
+			over++
+		}
+		if worst == nil || float64(cl.Latency())/float64(bound) > float64(worst.Latency())/float64(worstBound) {
+			worst, worstBound = cl, bound
+		}
+	}
+	if worst == nil {
+		return v.NotApplicable("no calls were made")
+	}
+	if over == 0 {
+		return v.Pass(ms(worst.Latency()), ms(worstBound), fmt.Sprintf("all %d calls ended within their request timeout + margin; longest %s took %s",
+			n, callName(h, *worst), harness.FormatDuration(worst.Latency())))
+	}
+	what := "took"
+	if worst.Class == harness.ClassHang {
+		what = "hung for at least"
+	}
+	return v.Fail(ms(worst.Latency()), ms(worstBound), fmt.Sprintf("%d of %d calls outlived the request timeout + margin (%s); worst %s %s %s: put a deadline on the whole call (context or http.Client.Timeout covering connect, retries and the body read)",
+		over, n, harness.FormatDuration(worstBound), callName(h, *worst), what, harness.FormatDuration(worst.Latency())))
+}

@@ -1,0 +1,260 @@
+package check
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+)
+
+// Check ids. The catalog, the broken-client gallery and reports refer to
+// checks by these strings; they are part of the saved verdict format.
+const (
+	IDLeakGoroutines      = "leak.goroutines"
+	IDLeakFDs             = "leak.fds"
+	IDLeakServerConns     = "leak.server_connections"
+	IDNoHang              = "timeout.no_hang"
+	IDPoolBound           = "pool.bound"
+	IDPoolChurn           = "pool.churn"
+	IDPoolExhaustion      = "pool.exhaustion_fail_fast"
+	IDTimeoutRequestBound = "timeout.request_bound"
+	IDRetryAttempts       = "retry.attempts_bounded"
+	IDRetryBackoff        = "retry.backoff"
+	IDRetryAfter          = "retry.retry_after"
+	IDLedgerNoDuplicate   = "ledger.no_duplicate_charge"
+	IDBreakerOpens        = "breaker.opens"
+	IDBreakerHalfOpen     = "breaker.half_open_probes"
+	IDBreakerRecovers     = "breaker.recovers"
+	IDIsolation           = "isolation"
+	IDRecoveryThroughput  = "recovery.throughput"
+	IDRecoveryLatency     = "recovery.latency"
+	IDIntegrityDigest     = "integrity.digest"
+)
+
+// Doc describes one check for reports and the CLI's help.
+type Doc struct {
+	ID      string
+	Needs   string // what the history must hold for the check to apply
+	Summary string // what it holds the client to
+}
+
+var checkDocs = []Doc{
+	{IDLeakGoroutines, "goroutines measured after teardown", "no client goroutine is left running after teardown"},
+	{IDLeakFDs, "/proc/self/fd", "file descriptors return to the baseline after teardown"},
+	{IDLeakServerConns, "server truth", "the servers see every connection closed after teardown"},
+	{IDNoHang, "calls", "no call outlives the watchdog"},
+	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns"},
+	{IDPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults) stay near zero"},
+	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + PoolWait + margin: fail fast instead of queueing"},
+	{IDTimeoutRequestBound, "calls", "every call ends within Contract.RequestTimeout + margin"},
+	{IDRetryAttempts, "server truth", "server-side attempts per X-Request-ID <= Contract.MaxAttempts"},
+	{IDRetryBackoff, "server truth, retries or a fault window", "retries are spaced (median gap) and do not multiply the load on a failing service"},
+	{IDRetryAfter, "server truth, 429s, the Retry-After (from the scenario)", "no retry after a 429 arrives before its Retry-After"},
+	{IDLedgerNoDuplicate, "payment server truth, charge calls", "no order charged twice; a charge reported ok was made exactly once; a locally rejected charge never reached the server"},
+	{IDBreakerOpens, "a declared breaker, a fault window", "during an outage the attempts reaching the server collapse and failures are fast"},
+	{IDBreakerHalfOpen, "a declared breaker, a fault window, server truth", "half-open lets only Contract.HalfOpenProbes attempts through"},
+	{IDBreakerRecovers, "a declared breaker, a closed fault window", "calls succeed again within Contract.RecoveryTime (+ the open delay) after the fault clears"},
+	{IDIsolation, "the down service, a fault window, a baseline", "an outage of one service leaves the others' success rate and latency intact"},
+	{IDRecoveryThroughput, "a closed fault window, a baseline before it", "throughput after the fault returns to >= 70% of the baseline"},
+	{IDRecoveryLatency, "a closed fault window, a baseline before it", "p50 latency after the fault returns to <= 2 x baseline + 20ms"},
+	{IDIntegrityDigest, "bodies with a digest", "no 2xx body handed back corrupted or truncated"},
+}
+
+// Docs lists every check the harness has, in report order.
+func Docs() []Doc { return slices.Clone(checkDocs) }
+
+// AllIDs lists every check id, in report order.
+func AllIDs() []string {
+	out := make([]string, len(checkDocs))
+	for i, d := range checkDocs {
+		out[i] = d.ID
+	}
+	return out
+}
+
+// inAny reports whether t lies in one of ws.
+func inAny(ws []harness.Window, t time.Duration) bool {
+	for _, w := range ws {
+		if w.Contains(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// contractFor is the contract the history declares for service.
+func contractFor(h *harness.History, service string) harness.Contract { return h.Profile.For(service) }
+
+// serviceCalls returns the calls to service started in [from, to), sorted
+// by start.
+func serviceCalls(h *harness.History, service string, from, to time.Duration) []harness.CallRecord {
+	id := harness.ServiceIDOf(service)
+	var out []harness.CallRecord
+	for i := range h.Calls {
+		c := h.Calls[i]
+		if c.Service == id && time.Duration(c.Start) >= from && time.Duration(c.Start) < to && c.Class != harness.ClassCanceled {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b harness.CallRecord) int { return cmp.Compare(a.Start, b.Start) })
+	return out
+}
+
+// latencies returns the latencies of calls, optionally only of those keep
+// selects, sorted ascending.
+func latencies(calls []harness.CallRecord, keep func(harness.CallRecord) bool) []time.Duration {
+	out := make([]time.Duration, 0, len(calls))
+	for _, c := range calls {
+		if keep == nil || keep(c) {
+			out = append(out, c.Latency())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// percentile is the nearest-rank percentile (p in 0..1) of sorted values;
+// 0 for none. Sorting is exact and O(n log n), which is all a history of
+// 100k calls needs.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func successRate(calls []harness.CallRecord) float64 {
+	if len(calls) == 0 {
+		return 0
+	}
+	ok := 0
+	for _, c := range calls {
+		if c.OK() {
+			ok++
+		}
+	}
+	return float64(ok) / float64(len(calls))
+}
+
+// okRate is the successful calls per second among calls over span.
+func okRate(calls []harness.CallRecord, span time.Duration) float64 {
+	if span <= 0 {
+		return 0
+	}
+	ok := 0
+	for _, c := range calls {
+		if c.OK() {
+			ok++
+		}
+	}
+	return float64(ok) / span.Seconds()
+}
+
+// serverAttempt is one request the server saw, with times as offsets from
+// the workload start.
+type serverAttempt struct {
+	RequestID string
+	Seq       uint32
+	Attempt   int
+	Arrived   time.Duration
+	Finished  time.Duration // -1 when the server recorded no end
+	Status    int
+	Method    string
+	Fault     string
+	OrderID   string
+	ConnID    uint64
+}
+
+// serverTruth returns the stats of service after the run, or false.
+func serverTruth(h *harness.History, service string) (*fakeservers.Stats, bool) {
+	t, ok := h.ServerAfterRun[service]
+	if !ok || !t.Available || t.Stats == nil {
+		return nil, false
+	}
+	return t.Stats, true
+}
+
+// offset converts a server time to an offset from the workload start. It
+// assumes the servers' clock is the harness's (embedded, or docker on the
+// same host); a remote environment with a skewed clock shifts every server
+// time by the skew.
+func offset(h *harness.History, t time.Time) time.Duration { return t.Sub(h.Started) }
+
+// serverAttempts returns the requests this run sent that service saw, in
+// arrival order: those whose X-Request-ID carries the run's prefix, so that
+// requests of earlier runs on a shared server are never counted.
+func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) {
+	st, ok := serverTruth(h, service)
+	if !ok {
+		return nil, false
+	}
+	out := make([]serverAttempt, 0, len(st.Requests))
+	for _, r := range st.Requests {
+		seq, ok := seqOf(h, r.RequestID)
+		if !ok {
+			continue
+		}
+		a := serverAttempt{
+			RequestID: r.RequestID, Seq: seq, Attempt: r.Attempt, Arrived: offset(h, r.Arrived), Finished: -1,
+			Status: r.Status, Method: r.Method, Fault: r.Fault, OrderID: r.OrderID, ConnID: r.ConnID,
+		}
+		if !r.Finished.IsZero() {
+			a.Finished = offset(h, r.Finished)
+		}
+		out = append(out, a)
+	}
+	slices.SortStableFunc(out, func(a, b serverAttempt) int { return cmp.Compare(a.Arrived, b.Arrived) })
+	return out, true
+}
+
+// seqOf parses the call number out of a request id of this run.
+func seqOf(h *harness.History, requestID string) (uint32, bool) {
+	rest, ok := strings.CutPrefix(requestID, h.RequestIDPrefix+"-")
+	if !ok || h.RequestIDPrefix == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 32)
+	return uint32(n), err == nil
+}
+
+// bySeq groups attempts by call number, each group in arrival order.
+func bySeq(as []serverAttempt) map[uint32][]serverAttempt {
+	out := make(map[uint32][]serverAttempt)
+	for _, a := range as {
+		out[a.Seq] = append(out[a.Seq], a)
+	}
+	return out
+}
+
+// sortedSeqs returns the keys of m in ascending order, so that verdicts
+// name the same first offender on every judgement.
+func sortedSeqs[V any](m map[uint32]V) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// servicesOrAll returns []string{service} or, when empty, every service of the run.
+func servicesOrAll(h *harness.History, service string) []string {
+	if service != "" {
+		return []string{service}
+	}
+	return h.Services
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// callName names a call for a reason: service, op, request id, start.
+func callName(h *harness.History, c harness.CallRecord) string {
+	return fmt.Sprintf("%s %s (request id %s, started %s)", c.Service, c.Op, h.RequestID(c.Seq), harness.FormatDuration(time.Duration(c.Start)))
+}

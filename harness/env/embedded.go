@@ -1,0 +1,278 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
+)
+
+// Embedded is the default environment: the three fake services and
+// Toxiproxy, all in this process on 127.0.0.1, and all driven over HTTP
+// (Toxiproxy's API and the services' admin API) exactly as the docker and
+// remote environments are, so no check depends on in-process access.
+type Embedded struct {
+	cfg      config
+	ca       *fakeservers.CA
+	servers  map[string]*fakeservers.Server
+	admins   map[string]*fakeservers.AdminClient
+	toxi     *ToxiproxyServer
+	driver   *FaultDriver
+	proxies  []string // created through the API, deleted by Close
+	services []harness.Service
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ harness.Environment = (*Embedded)(nil)
+
+// NewEmbedded starts one CA, the three fake services (all signed by that
+// CA), Toxiproxy with its HTTP API on an ephemeral loopback port, and one
+// proxy per service created through that API. On any failure everything
+// already started is stopped before the error is returned. The caller owns
+// the result and must Close it.
+func NewEmbedded(ctx context.Context, opts ...Option) (_ *Embedded, err error) {
+	cfg := newConfig(opts)
+	if err := cfg.only(NameEmbedded, optSeed, optTLS, optHTTP2, optLatency, optKeepAlive, optCallTimeout); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(NameEmbedded); err != nil {
+		return nil, err
+	}
+
+	e := &Embedded{
+		cfg:     cfg,
+		servers: map[string]*fakeservers.Server{},
+		admins:  map[string]*fakeservers.AdminClient{},
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.Close())
+		}
+	}()
+
+	if cfg.tls {
+		if e.ca, err = fakeservers.NewCA(); err != nil {
+			return nil, fmt.Errorf("embedded environment: generating the CA: %w", err)
+		}
+	}
+	for i, name := range fakeservers.Services {
+		lj := cfg.latency[name]
+		srv, err := fakeservers.Start(ctx, fakeservers.Config{
+			Service:      name,
+			Listen:       "127.0.0.1:0",
+			AdminListen:  "127.0.0.1:0",
+			TLS:          cfg.tls,
+			DisableHTTP2: !cfg.http2,
+			Latency:      lj.latency,
+			Jitter:       lj.jitter,
+			Seed:         cfg.seed + int64(i),
+			KeepAlive:    cfg.keepAlive[name],
+			CA:           e.ca,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedded environment: starting fake service %s: %w", name, err)
+		}
+		e.servers[name] = srv
+		e.admins[name] = fakeservers.NewAdminClient(srv.AdminURL())
+	}
+
+	if e.toxi, err = StartToxiproxy(ctx, "127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("embedded environment: %w", err)
+	}
+	e.driver = NewFaultDriver(e.toxi.URL(), e.admins, cfg.callTimeout, WithBaselineKeepAlive(cfg.keepAlive))
+
+	scheme := "http"
+	if cfg.tls {
+		scheme = "https"
+	}
+	for _, name := range fakeservers.Services {
+		addr, err := e.driver.CreateProxy(ctx, name, "127.0.0.1:0", e.servers[name].Addr())
+		if err != nil {
+			return nil, fmt.Errorf("embedded environment: creating the Toxiproxy proxy for %s: %w", name, err)
+		}
+		e.proxies = append(e.proxies, name)
+		svc := harness.Service{Name: name, BaseURL: scheme + "://" + addr}
+		if e.ca != nil {
+			svc.CAs = e.ca.Pool()
+		}
+		e.services = append(e.services, svc)
+	}
+	return e, nil
+}
+
+// Name is "embedded".
+func (e *Embedded) Name() string { return "embedded" }
+
+// Services lists the endpoints, through Toxiproxy, in fakeservers.Services order.
+func (e *Embedded) Services() []harness.Service { return slices.Clone(e.services) }
+
+// Faults is the fault handle: the fault driver.
+func (e *Embedded) Faults() harness.Faults { return e.driver }
+
+// Driver is the fault driver itself, for what a scenario never does:
+// creating proxies, reading their state, reaching an admin API.
+func (e *Embedded) Driver() *FaultDriver { return e.driver }
+
+// Seed is the seed the fake services were started with.
+func (e *Embedded) Seed() int64 { return e.cfg.seed }
+
+// ToxiproxyURL is the base URL of the in-process Toxiproxy API.
+func (e *Embedded) ToxiproxyURL() string { return e.toxi.URL() }
+
+// AdminURL is the admin API base URL of one fake service, "" when unknown.
+func (e *Embedded) AdminURL(service string) string {
+	if s, ok := e.servers[service]; ok {
+		return s.AdminURL()
+	}
+	return ""
+}
+
+// UpstreamAddr is the host:port of one fake service itself, bypassing
+// Toxiproxy ("" when unknown): for baselines and benchmarks only.
+func (e *Embedded) UpstreamAddr(service string) string {
+	if s, ok := e.servers[service]; ok {
+		return s.Addr()
+	}
+	return ""
+}
+
+// CA is the CA every fake service's certificate is signed by; nil without TLS.
+func (e *Embedded) CA() *fakeservers.CA { return e.ca }
+
+// Observe reads one service's server-side truth through its admin API.
+// OpenConnections reads one service's open server-side connections through
+// the admin API's cheap counters endpoint; it makes Embedded a
+// ConnectionCounter, so the samplers read it every sample.
+func (e *Embedded) OpenConnections(ctx context.Context, service string) (int, error) {
+	c, ok := e.admins[service]
+	if !ok {
+		return 0, fmt.Errorf("open connections %q: %w: want one of %v", service, harness.ErrUnknownService, fakeservers.Services)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
+	defer cancel()
+	defer c.Close() // see Observe
+	n, err := c.Conns(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("open connections %q: %w", service, err)
+	}
+	return n.Open, nil
+}
+
+func (e *Embedded) Observe(ctx context.Context, service string) (fakeservers.Stats, error) {
+	c, ok := e.admins[service]
+	if !ok {
+		return fakeservers.Stats{}, fmt.Errorf("observe %q: %w: want one of %v", service, harness.ErrUnknownService, fakeservers.Services)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
+	defer cancel()
+	// Idle admin connections would look like pooled connections of the
+	// client under test to the goroutine leak check: drop them after use.
+	defer c.Close()
+	st, err := c.Stats(ctx)
+	if err != nil {
+		return fakeservers.Stats{}, fmt.Errorf("observe %q: %w", service, err)
+	}
+	return st, nil
+}
+
+// Reset removes every toxic and HTTP fault, re-enables every proxy, restores
+// the start keep-alive policy and makes each service forget its history.
+func (e *Embedded) Reset(ctx context.Context) error {
+	errs := []error{e.driver.Reset(ctx)}
+	for _, name := range fakeservers.Services {
+		c := e.admins[name]
+		func() {
+			ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
+			defer cancel()
+			defer c.Close()
+			if err := c.Reset(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("reset %q: %w", name, err))
+			}
+		}()
+	}
+	return errors.Join(errs...)
+}
+
+// environmentFunctions are functions that appear only in the stacks of the
+// embedded environment's own goroutines, found by dumping stacks while
+// clients held live connections through every proxy (see
+// TestGoroutineIgnoresLeaveOnlyClientGoroutines). None of them can appear in
+// a client's goroutine unless the client runs an HTTP server itself.
+var environmentFunctions = []string{
+	// Toxiproxy: proxy accept loops, their shutdown helpers, and per
+	// connection links and toxic stubs.
+	"github.com/Shopify/toxiproxy/v2.(*Proxy).server",
+	"github.com/Shopify/toxiproxy/v2.(*Proxy).freeBlocker",
+	"github.com/Shopify/toxiproxy/v2.(*ToxicLink).read",
+	"github.com/Shopify/toxiproxy/v2.(*ToxicLink).write",
+	"github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run",
+	// Toxiproxy's API: our serve loop and its per-request timeout handler.
+	"github.com/poolproof/poolproof/harness/env.StartToxiproxy.func1",
+	"net/http.(*timeoutHandler).ServeHTTP.func1",
+	// Fault-driver calls still waiting on Toxiproxy's client.
+	"github.com/poolproof/poolproof/harness/env.(*FaultDriver).toxiproxyCall.func1",
+	// HTTP servers (fake services, admin APIs, Toxiproxy's API): accept
+	// loops and server-side connections, HTTP/1 and HTTP/2.
+	"net/http.(*Server).Serve",
+	"net/http.(*conn).serve",
+	"net/http.(*connReader).backgroundRead",
+	"net/http.(*http2serverConn).serve",
+	"net/http.(*http2serverConn).readFrames",
+	"net/http.(*http2serverConn).runHandler",
+	"net/http.(*http2serverConn).writeFrameAsync",
+	// Fake services: the goroutine that waits for both serve loops, and the
+	// idle-timeout timer callbacks.
+	"github.com/poolproof/poolproof/fakeservers.Start.func4",
+	"github.com/poolproof/poolproof/fakeservers.(*trackedConn).onIdleTimer",
+}
+
+// GoroutineIgnores tells the environment's own goroutines (fake services'
+// servers, Toxiproxy's links and API, pending fault-driver calls) apart from
+// the client's. The admin clients keep no idle connection between calls, so
+// they leave no goroutine to tell apart.
+func (e *Embedded) GoroutineIgnores() []string { return GoroutineIgnores() }
+
+// GoroutineIgnores names the functions of the goroutines that fake
+// services, Toxiproxy and the fault driver run in this process, for any
+// environment (or test rig) that runs them here.
+func GoroutineIgnores() []string { return slices.Clone(environmentFunctions) }
+
+// Close deletes the proxies through Toxiproxy's API, stops Toxiproxy and the
+// fake services, and releases the admin clients. It is idempotent and safe
+// on a half-built environment.
+func (e *Embedded) Close() error {
+	e.closeOnce.Do(func() {
+		var errs []error
+		if e.driver != nil && len(e.proxies) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*e.cfg.callTimeout)
+			for _, name := range e.proxies {
+				if err := e.driver.DeleteProxy(ctx, name); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			cancel()
+		}
+		if e.toxi != nil {
+			// Also stops any proxy the API could not delete.
+			errs = append(errs, e.toxi.Close())
+		}
+		for _, c := range e.admins {
+			c.Close()
+		}
+		for _, name := range fakeservers.Services {
+			if s, ok := e.servers[name]; ok {
+				if err := s.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("closing fake service %s: %w", name, err))
+				}
+			}
+		}
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}
