@@ -21,8 +21,23 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("GET "+AdminConnsPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.ConnCounts())
 	})
-	mux.HandleFunc("POST "+AdminResetPath, func(w http.ResponseWriter, _ *http.Request) {
-		s.Reset()
+	mux.HandleFunc("POST "+AdminResetPath, func(w http.ResponseWriter, r *http.Request) {
+		// An optional body {"seed": N} reseeds the draws; without one the
+		// server's own seed is used again.
+		var body struct {
+			Seed *int64 `json:"seed"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			http.Error(w, "reset"+describeJSONError(err), http.StatusBadRequest)
+			return
+		}
+		if body.Seed != nil {
+			s.ResetSeed(*body.Seed)
+		} else {
+			s.Reset()
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET "+AdminFaultsPath, func(w http.ResponseWriter, _ *http.Request) {

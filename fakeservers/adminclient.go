@@ -53,6 +53,11 @@ func (c *AdminClient) Reset(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, AdminResetPath, nil, nil)
 }
 
+// ResetSeed is Reset with the fault and jitter draws reseeded with seed.
+func (c *AdminClient) ResetSeed(ctx context.Context, seed int64) error {
+	return c.call(ctx, http.MethodPost, AdminResetPath, map[string]int64{"seed": seed}, nil)
+}
+
 // SetFaults replaces every fault with faults.
 func (c *AdminClient) SetFaults(ctx context.Context, faults ...Fault) error {
 	if faults == nil {

@@ -30,7 +30,7 @@ const (
 const (
 	AdminStatsPath     = "/__admin/stats"     // GET: Stats as JSON
 	AdminConnsPath     = "/__admin/conns"     // GET: ConnCounts as JSON, cheap enough to poll every 100ms
-	AdminResetPath     = "/__admin/reset"     // POST: forget history, zero the peak, keep faults and keep-alive
+	AdminResetPath     = "/__admin/reset"     // POST: forget history, zero the peak, keep faults and keep-alive; {"seed": N} reseeds the draws
 	AdminFaultsPath    = "/__admin/faults"    // GET: []Fault; POST: replace with []Fault (or one Fault); DELETE: clear
 	AdminKeepAlivePath = "/__admin/keepalive" // GET/POST: KeepAlive
 	AdminCAPath        = "/__admin/ca.pem"    // GET: the CA certificate, PEM (404 when TLS is off)

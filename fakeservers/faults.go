@@ -229,9 +229,11 @@ func newFaultDice(seed int64) *faultDice {
 	return &faultDice{seed: seed, rng: rand.New(rand.NewPCG(uint64(seed), faultStream))}
 }
 
-func (d *faultDice) reseed() {
+// reseed starts the draws again from seed.
+func (d *faultDice) reseed(seed int64) {
 	d.mu.Lock()
-	d.rng = rand.New(rand.NewPCG(uint64(d.seed), faultStream))
+	d.seed = seed
+	d.rng = rand.New(rand.NewPCG(uint64(seed), faultStream))
 	d.mu.Unlock()
 }
 

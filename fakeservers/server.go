@@ -257,13 +257,19 @@ func (s *Server) ConnCounts() ConnCounts { return s.conns.counts() }
 // numbering, charges and idempotency keys), sets the peaks to the current
 // values and reseeds the fault and jitter draws, so a scenario after a reset
 // replays identically. Faults and keep-alive policy stay.
-func (s *Server) Reset() {
+func (s *Server) Reset() { s.ResetSeed(s.cfg.Seed) }
+
+// ResetSeed is Reset with the fault and jitter draws started again from
+// seed instead of Config.Seed: a harness reseeds every run with the run's
+// own seed, so a run replays whatever ran before it and whoever started
+// the server.
+func (s *Server) ResetSeed(seed int64) {
 	s.conns.reset()
 	s.log.reset()
 	s.payment.reset()
-	s.dice.reseed()
+	s.dice.reseed(seed)
 	s.jitterMu.Lock()
-	s.jitter = rand.New(rand.NewPCG(uint64(s.cfg.Seed), jitterStream))
+	s.jitter = rand.New(rand.NewPCG(uint64(seed), jitterStream))
 	s.jitterMu.Unlock()
 }
 

@@ -251,7 +251,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 		}
 
 		rctx, cancel := context.WithTimeout(ctx, cfg.resetTimeout)
-		err := env.Reset(rctx)
+		err := env.Reset(rctx, seed)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -280,7 +280,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 				Reason: "the scenario could not run: " + runErr.Error(),
 			}}
 		default:
-			res.Verdicts = judgeWithFaults(h, s.Checks(profile))
+			res.Verdicts = judgeWithFaults(h, s.Checks)
 		}
 		res.Elapsed = time.Since(scStart)
 		cert.Results = append(cert.Results, res)
@@ -351,11 +351,11 @@ func judgeWithFaults(h *History, checks []Check) []Verdict {
 	var failed []string
 	unsupported := true
 	for _, st := range h.Steps {
-		if st.Err == "" {
+		if st.Applied() {
 			continue
 		}
 		failed = append(failed, fmt.Sprintf("%q: %s", st.Step.Label, st.Err))
-		if !strings.Contains(st.Err, ErrNoServerTruth.Error()) {
+		if st.Outcome != StepUnsupported {
 			unsupported = false
 		}
 	}

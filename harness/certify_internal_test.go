@@ -41,8 +41,8 @@ func (c fixedCheck) Judge(h *History) Verdict {
 
 func TestJudgeWithFaultsNeverPassesARunWhoseFaultWasNotApplied(t *testing.T) {
 	checks := []Check{fixedCheck{"a", StatusPass}, fixedCheck{"b", StatusFail}}
-	step := func(err string) StepRecord {
-		return StepRecord{Step: Step{Label: "payment answers 503", Action: SetHTTPFaults("payment")}, Err: err}
+	step := func(outcome StepOutcome, err string) StepRecord {
+		return StepRecord{Step: Step{Label: "payment answers 503", Action: SetHTTPFaults("payment")}, Outcome: outcome, Err: err}
 	}
 	for _, tc := range []struct {
 		name       string
@@ -51,10 +51,10 @@ func TestJudgeWithFaultsNeverPassesARunWhoseFaultWasNotApplied(t *testing.T) {
 		wantNem    Status
 		wantReason string
 	}{
-		{"every fault applied", []StepRecord{step("")}, StatusPass, "", ""},
-		{"the environment cannot inject it", []StepRecord{step("set_http_faults payment: " + ErrNoServerTruth.Error())},
+		{"every fault applied", []StepRecord{step(StepApplied, "")}, StatusPass, "", ""},
+		{"the environment cannot inject it", []StepRecord{step(StepUnsupported, "set_http_faults payment: "+ErrNoServerTruth.Error())},
 			StatusNotApplicable, StatusNotApplicable, `this environment cannot inject the scenario's faults: the fault was not applied ("payment answers 503"`},
-		{"the environment failed to inject it", []StepRecord{step("toxiproxy: context deadline exceeded")},
+		{"the environment failed to inject it", []StepRecord{step(StepFailed, "toxiproxy: context deadline exceeded")},
 			StatusNotApplicable, StatusFail, "the environment failed to inject the scenario's faults"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,4 +76,27 @@ func TestJudgeWithFaultsNeverPassesARunWhoseFaultWasNotApplied(t *testing.T) {
 			assert.False(t, r.Passed())
 		})
 	}
+}
+
+// panickingCheck stands for a check with a bug, or one handed a malformed
+// history loaded from disk.
+type panickingCheck struct{}
+
+func (panickingCheck) ID() string { return "test.panics" }
+func (panickingCheck) Judge(h *History) Verdict {
+	return NewVerdict("test.panics", h, "").Pass(float64(len(h.Calls[7:])), 0, "unreachable")
+}
+
+func TestJudgeTurnsAPanicIntoAFailedVerdictAndJudgesTheRest(t *testing.T) {
+	h := &History{Scenario: "s", Seed: 3}
+	vs := Judge(h, fixedCheck{"a", StatusPass}, panickingCheck{}, nil, fixedCheck{"b", StatusPass})
+	require.Len(t, vs, 4)
+	assert.Equal(t, StatusPass, vs[0].Status)
+	assert.Equal(t, "test.panics", vs[1].Check, "the verdict names the check that panicked")
+	assert.Equal(t, StatusFail, vs[1].Status)
+	assert.Contains(t, vs[1].Reason, "the check panicked while judging this history")
+	assert.Contains(t, vs[1].Reason, "out of range")
+	assert.Equal(t, "s", vs[1].Scenario)
+	assert.Equal(t, StatusFail, vs[2].Status, "a nil check fails, it does not crash")
+	assert.Equal(t, StatusPass, vs[3].Status, "the checks after a panic still run")
 }

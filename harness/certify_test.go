@@ -16,8 +16,8 @@ import (
 	"github.com/poolproof/poolproof/internal/harnesstest"
 )
 
-func leakAndHangChecks(harness.Profile) []harness.Check {
-	return append(check.Leaks(), check.NoHang{})
+func leakAndHangChecks() harness.Checks {
+	return append(harness.Checks(check.Leaks()), check.NoHang{})
 }
 
 // tinyScenario is a short, fault-free run over the whole mix.
@@ -29,7 +29,7 @@ func tinyScenario(name string, d time.Duration, steps ...harness.Step) harness.S
 		Seed:     11,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: d, Workers: 2, Mix: harness.Mix{Inventory: 2, Payment: 1, Notification: 1}},
 		Steps:    steps,
-		Checks:   leakAndHangChecks,
+		Checks:   leakAndHangChecks(),
 	}
 }
 
@@ -85,7 +85,7 @@ func TestCertifyJudgesEveryScenarioAndReportsProgress(t *testing.T) {
 			assert.Equal(t, harness.StatusPass, v.Status, "%s", v)
 			assert.Equal(t, r.Scenario, v.Scenario)
 		}
-		assert.Equal(t, scenarios[i].CheckIDs(harness.DefaultProfile()), ids)
+		assert.Equal(t, scenarios[i].CheckIDs(), ids)
 		assert.True(t, r.Passed())
 	}
 	assert.True(t, cert.Passed(), "failures: %v", cert.Failures())
@@ -263,11 +263,9 @@ func TestScenarioValidate(t *testing.T) {
 		{"negative step", with(func(s *harness.Scenario) { s.Steps = []harness.Step{step(-time.Millisecond)} }), false},
 		{"step without action", with(func(s *harness.Scenario) { s.Steps = []harness.Step{{At: 0, Label: "nothing"}} }), false},
 		{"nil checks", with(func(s *harness.Scenario) { s.Checks = nil }), false},
-		{"no checks", with(func(s *harness.Scenario) { s.Checks = func(harness.Profile) []harness.Check { return nil } }), false},
+		{"no checks", with(func(s *harness.Scenario) { s.Checks = nil }), false},
 		{"duplicate check", with(func(s *harness.Scenario) {
-			s.Checks = func(harness.Profile) []harness.Check {
-				return []harness.Check{check.NoHang{}, check.NoHang{}}
-			}
+			s.Checks = harness.Checks{check.NoHang{}, check.NoHang{}}
 		}), false},
 	}
 	for _, tt := range tests {

@@ -46,10 +46,13 @@ type Environment interface {
 	Faults() Faults
 	// Observe reads the server-side truth of one service, or ErrNoServerTruth.
 	Observe(ctx context.Context, service string) (fakeservers.Stats, error)
-	// Reset returns the environment to a clean state between scenarios: no
+	// Reset returns the environment to a clean state before a run: no
 	// toxics, proxies enabled, no HTTP faults, default keep-alive, server
-	// history forgotten.
-	Reset(ctx context.Context) error
+	// history forgotten, and the fake services' fault and jitter draws
+	// reseeded from seed (service i of fakeservers.Services gets seed+i), so
+	// a run with the same seed replays whatever ran before it, on whichever
+	// environment, started by whichever face.
+	Reset(ctx context.Context, seed int64) error
 	// GoroutineIgnores names the functions that mark a goroutine as the
 	// environment's own (fake servers, Toxiproxy) wherever they appear in
 	// its stack, to tell them apart from the client's for the goroutine

@@ -14,7 +14,7 @@ import (
 // HistoryVersion is the version of the saved history format; LoadHistory
 // refuses any other so that a verdict is never recomputed from data it
 // misreads.
-const HistoryVersion = 1
+const HistoryVersion = 2
 
 // ErrHistoryVersion is returned by LoadHistory for a history saved in another format.
 var ErrHistoryVersion = errors.New("unsupported history version")

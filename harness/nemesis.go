@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/poolproof/poolproof/fakeservers"
@@ -30,6 +32,25 @@ type Toxic struct {
 	Stream     string         `json:"stream"`   // Upstream or Downstream
 	Toxicity   float32        `json:"toxicity"` // 0..1; drawn once per connection by Toxiproxy
 	Attributes map[string]any `json:"attributes"`
+}
+
+// UnmarshalJSON reads a toxic saved as JSON. Toxiproxy's attributes are
+// whole numbers for every toxic it ships; JSON has only floats, so a whole
+// number is read back as the int64 the constructors write, and a scenario
+// round-trips through JSON unchanged.
+func (t *Toxic) UnmarshalJSON(b []byte) error {
+	type plain Toxic
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	for k, v := range p.Attributes {
+		if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			p.Attributes[k] = int64(f)
+		}
+	}
+	*t = Toxic(p)
+	return nil
 }
 
 // Nemesis action kinds.
@@ -62,10 +83,32 @@ type Step struct {
 	Action Action        `json:"action"`
 }
 
+// StepOutcome is what became of a nemesis step.
+type StepOutcome string
+
+// Step outcomes. Only an applied step changed the environment; checks and
+// fault windows skip the others.
+const (
+	// StepApplied: the fault driver carried the action out.
+	StepApplied StepOutcome = "applied"
+	// StepUnsupported: the environment cannot inject this kind of fault
+	// (HTTP faults or keep-alive on a service that is not a poolproof fake
+	// service): the run is not judged against it, nothing failed.
+	StepUnsupported StepOutcome = "unsupported"
+	// StepFailed: the environment should have injected the fault and did not.
+	StepFailed StepOutcome = "failed"
+	// StepNotReached: the workload ended before the step's offset.
+	StepNotReached StepOutcome = "not_reached"
+)
+
 // StepRecord is what actually happened when the runner executed a Step.
 type StepRecord struct {
 	Step    Step          `json:"step"`
-	Started time.Duration `json:"started"` // since the workload started
+	Started time.Duration `json:"started"` // since the workload started; -1 when not reached
 	Ended   time.Duration `json:"ended"`
-	Err     string        `json:"err,omitempty"`
+	Outcome StepOutcome   `json:"outcome"`
+	Err     string        `json:"err,omitempty"` // why, when the outcome is not StepApplied
 }
+
+// Applied reports a step that changed the environment.
+func (r StepRecord) Applied() bool { return r.Outcome == StepApplied }

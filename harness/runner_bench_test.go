@@ -35,9 +35,9 @@ func (e *benchEnv) Observe(_ context.Context, service string) (fakeservers.Stats
 	}
 	return e.srv.Stats(), nil
 }
-func (e *benchEnv) Reset(context.Context) error { e.srv.Reset(); return nil }
-func (e *benchEnv) GoroutineIgnores() []string  { return env.GoroutineIgnores() }
-func (e *benchEnv) Close() error                { return e.srv.Close() }
+func (e *benchEnv) Reset(_ context.Context, seed int64) error { e.srv.ResetSeed(seed); return nil }
+func (e *benchEnv) GoroutineIgnores() []string                { return env.GoroutineIgnores() }
+func (e *benchEnv) Close() error                              { return e.srv.Close() }
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()

@@ -44,9 +44,12 @@ func (r *runner) runNemesis(ctx context.Context) []StepRecord {
 			label = st.Action.Kind + " " + st.Action.Service
 		}
 		r.lastStep.Store(&label)
-		rec := StepRecord{Step: st, Started: time.Since(r.start)}
+		rec := StepRecord{Step: st, Started: time.Since(r.start), Outcome: StepApplied}
 		if err := r.applyStep(ctx, st.Action); err != nil {
-			rec.Err = err.Error()
+			rec.Outcome, rec.Err = StepFailed, err.Error()
+			if errors.Is(err, ErrNoServerTruth) {
+				rec.Outcome = StepUnsupported
+			}
 		}
 		rec.Ended = time.Since(r.start)
 		out = append(out, rec)
@@ -91,7 +94,7 @@ func (r *runner) applyStep(ctx context.Context, a Action) error {
 func notReached(steps []Step) []StepRecord {
 	out := make([]StepRecord, len(steps))
 	for i, st := range steps {
-		out[i] = StepRecord{Step: st, Started: -1, Ended: -1, Err: ErrStepNotReached.Error()}
+		out[i] = StepRecord{Step: st, Started: -1, Ended: -1, Outcome: StepNotReached, Err: ErrStepNotReached.Error()}
 	}
 	return out
 }

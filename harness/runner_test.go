@@ -174,7 +174,7 @@ func TestRunBlockingClientIsReportedHungAndTheRunEnds(t *testing.T) {
 func TestRunSameSeedReplaysTheSameCalls(t *testing.T) {
 	env := newEmbeddedEnv(t)
 	run := func(seed int64) *harness.History {
-		require.NoError(t, env.Reset(harnesstest.Ctx(t)))
+		require.NoError(t, env.Reset(harnesstest.Ctx(t), seed))
 		spec := harnesstest.ShortSpec("replay", seed)
 		spec.Workload.MaxCalls = 40
 		spec.Workload.Duration = 10 * time.Second
@@ -244,7 +244,7 @@ func TestRunNemesisScheduleIsExecutedAndRecorded(t *testing.T) {
 			HTTPFaults: []fakeservers.Fault{{Name: "unavailable", Kind: fakeservers.FaultStatus, Status: http.StatusServiceUnavailable}}}},
 		{At: 500 * time.Millisecond, Label: "clear", Action: harness.Action{Kind: harness.ActionClearHTTPFaults, Service: fakeservers.Inventory}},
 	}
-	t.Cleanup(func() { _ = env.Reset(context.Background()) })
+	t.Cleanup(func() { _ = env.Reset(context.Background(), harness.DefaultSeed) })
 	h, err := harness.Run(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, spec)
 	require.NoError(t, err)
 

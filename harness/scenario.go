@@ -49,10 +49,10 @@ type Scenario struct {
 	Workload Workload `json:"workload"`
 	// Steps is the nemesis schedule, at offsets inside Workload.Duration.
 	Steps []Step `json:"steps,omitempty"`
-	// Checks returns the checks that judge the run, with their bounds taken
-	// from the contract the client declares. It is a function, not a list,
-	// because the same scenario holds every client to its own Profile.
-	Checks func(p Profile) []Check `json:"-"`
+	// Checks judge the run. They are data: each one's bounds come from
+	// the contract the history declares unless a field sets them, so the
+	// same scenario holds every client to its own Profile.
+	Checks Checks `json:"checks"`
 }
 
 // EffectiveSeed is the seed a run of s uses: override when non-zero, else
@@ -78,22 +78,20 @@ func (s Scenario) Spec(p Profile, seedOverride int64) RunSpec {
 	}
 }
 
-// CheckIDs lists the ids of the checks s runs for a client that declares p.
-func (s Scenario) CheckIDs(p Profile) []string {
-	if s.Checks == nil {
-		return nil
-	}
-	checks := s.Checks(p)
-	ids := make([]string, 0, len(checks))
-	for _, c := range checks {
-		ids = append(ids, c.ID())
+// CheckIDs lists the ids of the checks s runs.
+func (s Scenario) CheckIDs() []string {
+	ids := make([]string, 0, len(s.Checks))
+	for _, c := range s.Checks {
+		if c != nil {
+			ids = append(ids, c.ID())
+		}
 	}
 	return ids
 }
 
 // Validate refuses a scenario that cannot be run or judged: no name, an
 // unknown family, an invalid workload, a step outside the workload's
-// duration or without an action, no checks (for DefaultProfile), or two
+// duration or without an action, no checks, or two
 // checks with the same id.
 func (s Scenario) Validate() error {
 	bad := func(format string, args ...any) error {
@@ -126,17 +124,13 @@ func (s Scenario) Validate() error {
 			return bad("Steps[%d] (%q) has no action kind or service", i, st.Label)
 		}
 	}
-	if s.Checks == nil {
-		return bad("Checks is nil: a scenario nobody judges proves nothing")
+	if len(s.Checks) == 0 {
+		return bad("Checks is empty: a scenario nobody judges proves nothing")
 	}
-	checks := s.Checks(DefaultProfile())
-	if len(checks) == 0 {
-		return bad("Checks returns no check: a scenario nobody judges proves nothing")
-	}
-	seen := make(map[string]bool, len(checks))
-	for i, c := range checks {
+	seen := make(map[string]bool, len(s.Checks))
+	for i, c := range s.Checks {
 		if c == nil {
-			return bad("Checks()[%d] is nil", i)
+			return bad("Checks[%d] is nil", i)
 		}
 		if seen[c.ID()] {
 			return bad("check %q appears twice: give each check one bound", c.ID())

@@ -55,7 +55,7 @@ func ResetPeer(name, stream string, timeout time.Duration, opts ...ToxicOption) 
 // delay apart; the bytes are unchanged.
 func Slicer(name, stream string, avgSize, sizeVariation int, delay time.Duration, opts ...ToxicOption) Toxic {
 	return newToxic(name, ToxicSlicer, stream, map[string]any{
-		"average_size": avgSize, "size_variation": sizeVariation, "delay": delay.Microseconds(),
+		"average_size": int64(avgSize), "size_variation": int64(sizeVariation), "delay": delay.Microseconds(),
 	}, opts)
 }
 

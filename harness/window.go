@@ -52,7 +52,7 @@ func (w Window) String() string {
 func FaultWindows(h *History, service string) []Window {
 	steps := make([]StepRecord, 0, len(h.Steps))
 	for _, s := range h.Steps {
-		if s.Step.Action.Service == service && s.Started >= 0 && s.Err == "" {
+		if s.Step.Action.Service == service && s.Applied() {
 			steps = append(steps, s)
 		}
 	}

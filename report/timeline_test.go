@@ -39,8 +39,8 @@ func handHistory() *harness.History {
 		call(float64(b)*100+50, 2, true)
 	}
 	h.Steps = []harness.StepRecord{
-		{Step: harness.Step{At: 200 * time.Millisecond, Label: "inventory down", Action: harness.DisableProxy("inventory")}, Started: 200 * time.Millisecond, Ended: 201 * time.Millisecond},
-		{Step: harness.Step{At: 500 * time.Millisecond, Label: "inventory up", Action: harness.EnableProxy("inventory")}, Started: 500 * time.Millisecond, Ended: 501 * time.Millisecond},
+		{Step: harness.Step{At: 200 * time.Millisecond, Label: "inventory down", Action: harness.DisableProxy("inventory")}, Started: 200 * time.Millisecond, Ended: 201 * time.Millisecond, Outcome: harness.StepApplied},
+		{Step: harness.Step{At: 500 * time.Millisecond, Label: "inventory up", Action: harness.EnableProxy("inventory")}, Started: 500 * time.Millisecond, Ended: 501 * time.Millisecond, Outcome: harness.StepApplied},
 	}
 	for i := range 10 {
 		conns := []int32{int32(i), -1} // payment's connections were never read

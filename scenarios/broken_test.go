@@ -51,7 +51,7 @@ func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
 		for _, name := range list {
 			s, err := scenarios.Lookup(name)
 			require.NoError(t, err)
-			assert.Contains(t, s.CheckIDs(harness.DefaultProfile()), id, "%s judges %s", name, id)
+			assert.Contains(t, s.CheckIDs(), id, "%s judges %s", name, id)
 		}
 	}
 }

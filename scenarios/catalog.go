@@ -132,16 +132,11 @@ func pick[T any](quick bool, q, s T) T {
 	return s
 }
 
-// checks builds a Checks function: the leak checks and the no-hang check
-// run everywhere; more holds the scenario's own properties to the profile.
-func checks(more func(p harness.Profile) []harness.Check) func(harness.Profile) []harness.Check {
-	return func(p harness.Profile) []harness.Check {
-		out := append(check.Leaks(), check.NoHang{})
-		if more != nil {
-			out = append(out, more(p)...)
-		}
-		return out
-	}
+// checks lists a scenario's checks: the leak checks and the no-hang check
+// run everywhere, then the scenario's own properties. Bounds come from the
+// contract each history declares.
+func checks(more ...harness.Check) harness.Checks {
+	return append(append(harness.Checks(check.Leaks()), check.NoHang{}), more...)
 }
 
 var (
@@ -158,10 +153,7 @@ func baseline(quick bool) harness.Scenario {
 		Family:   harness.FamilyLeak,
 		Seed:     seed,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1000), ms(1500)), Workers: 8, Mix: evenMix},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.PoolBound{}, check.PoolChurn{}, check.IntegrityDigest{},
-				check.RetryAttempts{}, check.Ledger{}}
-		}),
+		Checks:   checks(check.PoolBound{}, check.PoolChurn{}, check.IntegrityDigest{}, check.RetryAttempts{}, check.Ledger{}),
 	}
 }
 
@@ -182,13 +174,11 @@ func latencySpike(quick bool) harness.Scenario {
 			{At: ms(300), Label: "latency 150ms ±50ms on inventory", Action: harness.AddToxic(fakeservers.Inventory, harness.Latency("spike", harness.Downstream, spikeLatency, spikeJitter))},
 			{At: ms(2200), Label: "latency ends", Action: harness.RemoveToxic(fakeservers.Inventory, "spike")},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			// Fail-fast under exhaustion is judged by pool-exhaustion: at 1.5
-			// callers per connection a client that queues without limit waits
-			// at most one answer for a free connection, which no bound with a
-			// margin for a loaded machine can tell from failing fast.
-			return []harness.Check{check.PoolBound{}, check.RequestBound{}}
-		}),
+		// Fail-fast under exhaustion is judged by pool-exhaustion: at 1.5
+		// callers per connection a client that queues without limit waits
+		// at most one answer for a free connection, which no bound with a
+		// margin for a loaded machine can tell from failing fast.
+		Checks: checks(check.PoolBound{}, check.RequestBound{}),
 	}
 }
 
@@ -225,12 +215,7 @@ func connectionResets(quick bool) harness.Scenario {
 			{At: ms(1900), Label: "reset_peer on every inventory connection", Action: harness.AddToxic(fakeservers.Inventory, harness.ResetPeer("reset", harness.Upstream, 0))},
 			{At: ms(2400), Label: "reset_peer removed", Action: harness.RemoveToxic(fakeservers.Inventory, "reset")},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			inv := fakeservers.Inventory
-			return []harness.Check{check.RequestBound{}, check.PoolBound{},
-				check.RetryAttempts{}, check.RetryBackoff{Service: inv},
-				check.RecoveryThroughput{Service: inv}, check.RecoveryLatency{Service: inv}}
-		}),
+		Checks: checks(check.RequestBound{}, check.PoolBound{}, check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}, check.RecoveryThroughput{Service: fakeservers.Inventory}, check.RecoveryLatency{Service: fakeservers.Inventory}),
 	}
 }
 
@@ -250,9 +235,7 @@ func blackhole(quick bool) harness.Scenario {
 			// contract's 2s timeout + margin is 3s), or such a client passes.
 			{At: ms(300) + blackholeFor, Label: "blackhole removed", Action: harness.RemoveToxic(fakeservers.Inventory, "blackhole")},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.RequestBound{}, check.PoolBound{}}
-		}),
+		Checks: checks(check.RequestBound{}, check.PoolBound{}),
 	}
 }
 
@@ -279,11 +262,9 @@ func slowBody(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "trickle", Kind: fakeservers.FaultSlowBody, Route: itemsRoute, Method: "GET", Probability: 0.3, BytesPerSecond: 40})},
 			{At: ms(1800), Label: "bodies at full speed", Action: harness.ClearHTTPFaults(fakeservers.Inventory)},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			// A body cut by the timeout must come back as an error, never
-			// as a short success.
-			return []harness.Check{check.RequestBound{}, check.IntegrityDigest{}}
-		}),
+		// A body cut by the timeout must come back as an error, never
+		// as a short success.
+		Checks: checks(check.RequestBound{}, check.IntegrityDigest{}),
 	}
 }
 
@@ -308,9 +289,7 @@ func connectNeverCompletes(quick bool) harness.Scenario {
 			{At: ms(300), Label: "inventory accepts connections again (that never complete)", Action: harness.EnableProxy(fakeservers.Inventory)},
 			{At: ms(1800), Label: "connections complete again", Action: harness.RemoveToxic(fakeservers.Inventory, "stall")},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.RequestBound{}, check.PoolBound{}}
-		}),
+		Checks: checks(check.RequestBound{}, check.PoolBound{}),
 	}
 }
 
@@ -331,13 +310,7 @@ func serverErrorStorm(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "storm", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.9, Status: 503})},
 			{At: ms(2300), Label: "storm over", Action: harness.ClearHTTPFaults(fakeservers.Inventory)},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			inv := fakeservers.Inventory
-			return []harness.Check{
-				check.BreakerOpens{Service: inv}, check.BreakerHalfOpen{Service: inv}, check.BreakerRecovers{Service: inv},
-				check.RetryAttempts{}, check.RecoveryThroughput{Service: inv},
-			}
-		}),
+		Checks: checks(check.BreakerOpens{Service: fakeservers.Inventory}, check.BreakerHalfOpen{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.RetryAttempts{}, check.RecoveryThroughput{Service: fakeservers.Inventory}),
 	}
 }
 
@@ -356,9 +329,7 @@ func flaky5xx(quick bool) harness.Scenario {
 			{At: ms(300), Label: "inventory answers 503 to 20% of reads", Action: harness.SetHTTPFaults(fakeservers.Inventory,
 				fakeservers.Fault{Name: "flaky", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.2, Status: 503})},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}}
-		}),
+		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}),
 	}
 }
 
@@ -377,9 +348,7 @@ func retryAfter429(quick bool) harness.Scenario {
 			{At: ms(200), Label: "payment throttles 30% of charges (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Payment,
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: chargesRoute, Method: "POST", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}}
-		}),
+		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}),
 	}
 }
 
@@ -399,9 +368,7 @@ func processThenFail(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "commit-reset", Kind: fakeservers.FaultProcessThenFail, Route: chargesRoute, Method: "POST", Probability: 0.2, Then: fakeservers.ThenReset},
 				fakeservers.Fault{Name: "commit-500", Kind: fakeservers.FaultProcessThenFail, Route: chargesRoute, Method: "POST", Probability: 0.125, Then: fakeservers.ThenStatus, Status: 500})},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.Ledger{}, check.RetryAttempts{}}
-		}),
+		Checks: checks(check.Ledger{}, check.RetryAttempts{}),
 	}
 }
 
@@ -418,11 +385,7 @@ func restart(quick bool) harness.Scenario {
 			{At: ms(800), Label: "inventory down", Action: harness.DisableProxy(fakeservers.Inventory)},
 			{At: ms(1300), Label: "inventory back", Action: harness.EnableProxy(fakeservers.Inventory)},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			inv := fakeservers.Inventory
-			return []harness.Check{check.RecoveryThroughput{Service: inv}, check.RecoveryLatency{Service: inv},
-				check.BreakerRecovers{Service: inv}, check.PoolBound{}}
-		}),
+		Checks: checks(check.RecoveryThroughput{Service: fakeservers.Inventory}, check.RecoveryLatency{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.PoolBound{}),
 	}
 }
 
@@ -452,9 +415,7 @@ func keepAliveRace(quick bool) harness.Scenario {
 			{At: 0, Label: "inventory closes connections idle 200ms", Action: harness.SetKeepAlive(fakeservers.Inventory, fakeservers.KeepAlive{IdleTimeout: fakeservers.Duration(keepAliveIdle)})},
 			{At: 0, Label: "notification closes connections idle 200ms", Action: harness.SetKeepAlive(fakeservers.Notification, fakeservers.KeepAlive{IdleTimeout: fakeservers.Duration(keepAliveIdle)})},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.IntegrityDigest{}, check.RetryAttempts{}, check.PoolBound{}}
-		}),
+		Checks: checks(check.IntegrityDigest{}, check.RetryAttempts{}, check.PoolBound{}),
 	}
 }
 
@@ -475,10 +436,7 @@ func poolExhaustion(quick bool) harness.Scenario {
 			{At: 0, Label: "inventory answers after 400ms", Action: harness.SetHTTPFaults(fakeservers.Inventory,
 				fakeservers.Fault{Name: "slow", Kind: fakeservers.FaultDelay, Route: itemsRoute, Method: "GET", Delay: fakeservers.Duration(exhaustionLatency)})},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.PoolBound{}, check.RequestBound{},
-				check.PoolExhaustion{Service: fakeservers.Inventory, Latency: exhaustionLatency}}
-		}),
+		Checks: checks(check.PoolBound{}, check.RequestBound{}, check.PoolExhaustion{Service: fakeservers.Inventory, Latency: exhaustionLatency}),
 	}
 }
 
@@ -495,11 +453,9 @@ func fragmentedResponses(quick bool) harness.Scenario {
 			{At: 0, Label: "payment responses in ~64-byte fragments", Action: harness.AddToxic(fakeservers.Payment, harness.Slicer("frag", harness.Downstream, 64, 32, ms(1)))},
 			{At: 0, Label: "notification responses in ~64-byte fragments", Action: harness.AddToxic(fakeservers.Notification, harness.Slicer("frag", harness.Downstream, 64, 32, ms(1)))},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			// No pool.churn: the fault lasts the whole run and churn is
-			// only judged outside faults; baseline judges it.
-			return []harness.Check{check.IntegrityDigest{}, check.PoolBound{}}
-		}),
+		// No pool.churn: the fault lasts the whole run and churn is
+		// only judged outside faults; baseline judges it.
+		Checks: checks(check.IntegrityDigest{}, check.PoolBound{}),
 	}
 }
 
@@ -539,8 +495,6 @@ func oneServiceDown(quick bool) harness.Scenario {
 			{At: downFrom, Label: "payment accepts connections again (that never complete)", Action: harness.EnableProxy(fakeservers.Payment)},
 			{At: downFrom + downFor, Label: "payment hang removed", Action: harness.RemoveToxic(fakeservers.Payment, "hang")},
 		},
-		Checks: checks(func(harness.Profile) []harness.Check {
-			return []harness.Check{check.Isolation{Down: fakeservers.Payment}, check.BreakerOpens{Service: fakeservers.Payment}}
-		}),
+		Checks: checks(check.Isolation{Down: fakeservers.Payment}, check.BreakerOpens{Service: fakeservers.Payment}),
 	}
 }

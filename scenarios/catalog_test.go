@@ -1,6 +1,7 @@
 package scenarios_test
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -23,7 +24,6 @@ func names(list []harness.Scenario) []string {
 }
 
 func TestEveryScenarioIsValid(t *testing.T) {
-	profiles := map[string]harness.Profile{"default": harness.DefaultProfile(), "reference": reference.Profile()}
 	known := check.AllIDs()
 	for _, list := range []struct {
 		name string
@@ -42,16 +42,14 @@ func TestEveryScenarioIsValid(t *testing.T) {
 					assert.Less(t, st.At, s.Workload.Duration, "%s: step %q inside the duration", s.Name, st.Label)
 					assert.NotEmpty(t, st.Label, "%s: every step is labelled for progress and timelines", s.Name)
 				}
-				for pname, p := range profiles {
-					ids := s.CheckIDs(p)
-					require.NotEmpty(t, ids, "%s under %s", s.Name, pname)
-					for _, id := range []string{check.IDLeakGoroutines, check.IDLeakFDs, check.IDLeakServerConns} {
-						assert.Contains(t, ids, id, "%s: the leak checks run everywhere", s.Name)
-					}
-					assert.Contains(t, ids, check.IDNoHang, s.Name)
-					for _, id := range ids {
-						assert.Contains(t, known, id, "%s: check %q is one the harness documents", s.Name, id)
-					}
+				ids := s.CheckIDs()
+				require.NotEmpty(t, ids, s.Name)
+				for _, id := range []string{check.IDLeakGoroutines, check.IDLeakFDs, check.IDLeakServerConns} {
+					assert.Contains(t, ids, id, "%s: the leak checks run everywhere", s.Name)
+				}
+				assert.Contains(t, ids, check.IDNoHang, s.Name)
+				for _, id := range ids {
+					assert.Contains(t, known, id, "%s: check %q is one the harness documents", s.Name, id)
 				}
 			}
 		})
@@ -71,7 +69,7 @@ func TestQuickIsAShorterSubsetOfStandard(t *testing.T) {
 		require.True(t, ok, "%s is a Standard scenario", q.Name)
 		assert.LessOrEqual(t, q.Workload.Duration, s.Workload.Duration, q.Name)
 		assert.Equal(t, s.Family, q.Family)
-		assert.Equal(t, s.CheckIDs(harness.DefaultProfile()), q.CheckIDs(harness.DefaultProfile()), "%s judges the same properties", q.Name)
+		assert.Equal(t, s.CheckIDs(), q.CheckIDs(), "%s judges the same properties", q.Name)
 		total += q.Workload.Duration
 	}
 	// The workload time leaves room for the harness's own per-scenario
@@ -88,7 +86,7 @@ func TestQuickIsAShorterSubsetOfStandard(t *testing.T) {
 func TestStandardCoversEveryCheck(t *testing.T) {
 	used := map[string]bool{}
 	for _, s := range scenarios.Standard() {
-		for _, id := range s.CheckIDs(reference.Profile()) {
+		for _, id := range s.CheckIDs() {
 			used[id] = true
 		}
 	}
@@ -104,7 +102,7 @@ func TestRecoveryScenariosLeaveRoomToMeasure(t *testing.T) {
 	const tail = 500 * time.Millisecond // the recovery checks' default MinSpan
 	p := reference.Profile()
 	for _, s := range scenarios.Standard() {
-		ids := s.CheckIDs(p)
+		ids := s.CheckIDs()
 		if !slices.Contains(ids, check.IDRecoveryThroughput) && !slices.Contains(ids, check.IDRecoveryLatency) {
 			continue
 		}
@@ -165,5 +163,20 @@ func TestReferenceProfileMatchesItsConfigs(t *testing.T) {
 		assert.Equal(t, c.Breaker.OpenDelay, k.BreakerOpenDelay, c.Name)
 		assert.Equal(t, c.Breaker.HalfOpenProbes, k.HalfOpenProbes, c.Name)
 		assert.Greater(t, k.RecoveryTime, c.Breaker.OpenDelay, "%s: recovery waits out an open breaker", c.Name)
+	}
+}
+
+// A scenario is data: every catalog scenario, checks and bounds included,
+// saves as JSON and loads back unchanged.
+func TestEveryScenarioRoundTripsThroughJSON(t *testing.T) {
+	for _, list := range [][]harness.Scenario{scenarios.Standard(), scenarios.Quick(), scenarios.Soak()} {
+		for _, s := range list {
+			b, err := json.Marshal(s)
+			require.NoError(t, err, s.Name)
+			var back harness.Scenario
+			require.NoError(t, json.Unmarshal(b, &back), s.Name)
+			assert.Equal(t, s, back, "%s round-trips through JSON", s.Name)
+			require.NoError(t, back.Validate(), s.Name)
+		}
 	}
 }

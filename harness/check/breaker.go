@@ -72,12 +72,12 @@ func attemptsIn(as []serverAttempt, w harness.Window) []time.Duration {
 // attempts in the window); an outage below the server (a disabled proxy, a
 // blackhole) is judged on fast failure alone.
 type BreakerOpens struct {
-	Service         string // "" = every service with a fault window
-	TripAfter       time.Duration
-	MaxAttemptRatio float64
-	FastFail        time.Duration
+	Service         string        `json:"service,omitempty"` // "" = every service with a fault window
+	TripAfter       time.Duration `json:"trip_after,omitempty"`
+	MaxAttemptRatio float64       `json:"max_attempt_ratio,omitempty"`
+	FastFail        time.Duration `json:"fast_fail,omitempty"`
 	// MinCalls is the fewest calls after the trip needed to judge (default 10).
-	MinCalls int
+	MinCalls int `json:"min_calls,omitempty"`
 }
 
 func (BreakerOpens) ID() string { return IDBreakerOpens }
@@ -156,11 +156,11 @@ func (c BreakerOpens) Judge(h *harness.History) harness.Verdict {
 // that admits every call lets about the offered concurrency through at once.
 // The allowance (default 1) covers a transport replay of a probe.
 type BreakerHalfOpen struct {
-	Service   string
-	TripAfter time.Duration
+	Service   string        `json:"service,omitempty"`
+	TripAfter time.Duration `json:"trip_after,omitempty"`
 	// Probes overrides the contract's HalfOpenProbes (0: from the profile).
-	Probes    int
-	Allowance int
+	Probes    int `json:"probes,omitempty"`
+	Allowance int `json:"allowance,omitempty"`
 }
 
 func (BreakerHalfOpen) ID() string { return IDBreakerHalfOpen }
@@ -236,11 +236,11 @@ func (c BreakerHalfOpen) Judge(h *harness.History) harness.Verdict {
 // the fault cleared rightly waits it out before probing; a breaker that
 // never half-opens never recovers.
 type BreakerRecovers struct {
-	Service string
+	Service string `json:"service,omitempty"`
 	// RecoveryTime overrides the contract's (0: from the profile).
-	RecoveryTime time.Duration
-	MinCalls     int
-	MinSuccess   float64
+	RecoveryTime time.Duration `json:"recovery_time,omitempty"`
+	MinCalls     int           `json:"min_calls,omitempty"`
+	MinSuccess   float64       `json:"min_success,omitempty"`
 }
 
 func (BreakerRecovers) ID() string { return IDBreakerRecovers }

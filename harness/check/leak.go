@@ -17,7 +17,7 @@ func Leaks() []harness.Check {
 // baseline, and are not the environment's, still run after teardown.
 type GoroutineLeak struct{}
 
-func (GoroutineLeak) ID() string { return "leak.goroutines" }
+func (GoroutineLeak) ID() string { return IDLeakGoroutines }
 
 func (c GoroutineLeak) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "goroutines")
@@ -76,9 +76,11 @@ func describeLeaked(gs []harness.LeakedGoroutine) string {
 // FDLeak fails when the process holds more file descriptors after
 // teardown than at the baseline, beyond a small tolerance. Tolerance 0
 // uses the tolerance recorded in the history (WithFDTolerance).
-type FDLeak struct{ Tolerance int }
+type FDLeak struct {
+	Tolerance int `json:"tolerance,omitempty"`
+}
 
-func (FDLeak) ID() string { return "leak.fds" }
+func (FDLeak) ID() string { return IDLeakFDs }
 
 func (c FDLeak) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "fds")
@@ -102,7 +104,7 @@ func (c FDLeak) Judge(h *harness.History) harness.Verdict {
 // the closes to reach the server.
 type ServerConnLeak struct{}
 
-func (ServerConnLeak) ID() string { return "leak.server_connections" }
+func (ServerConnLeak) ID() string { return IDLeakServerConns }
 
 func (c ServerConnLeak) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "connections")

@@ -36,13 +36,13 @@ import (
 type PoolBound struct {
 	// MaxConns overrides the contract's MaxConns for every service (0: the
 	// history's Profile.For(service).MaxConns).
-	MaxConns int
+	MaxConns int `json:"max_conns,omitempty"`
 	// CloseLag is how late the server may see a close (default 20ms).
-	CloseLag time.Duration
+	CloseLag time.Duration `json:"close_lag,omitempty"`
 	// ReplaceWindow is how long after a replacement's accept the connection
 	// it replaced may close (default 1s: on docker under load the server
 	// was seen to learn of a client's close ~300ms late).
-	ReplaceWindow time.Duration
+	ReplaceWindow time.Duration `json:"replace_window,omitempty"`
 }
 
 func (PoolBound) ID() string { return IDPoolBound }
@@ -223,12 +223,12 @@ func (b *byClose) Pop() any {
 // measures ~1000.
 type PoolChurn struct {
 	// MaxPer1000 is the bound (default 5 new connections per 1000 calls).
-	MaxPer1000 float64
+	MaxPer1000 float64 `json:"max_per_1000,omitempty"`
 	// WarmUp is skipped at the start of the run (default 20% of the run).
-	WarmUp time.Duration
+	WarmUp time.Duration `json:"warm_up,omitempty"`
 	// MinCalls is the fewest steady-state calls a service needs to be judged
 	// (default 200): with fewer, one legitimate reconnect weighs too much.
-	MinCalls int
+	MinCalls int `json:"min_calls,omitempty"`
 }
 
 func (PoolChurn) ID() string { return IDPoolChurn }
@@ -338,21 +338,21 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 // parks a goroutine per queued call, or several, grows with the load.
 type PoolExhaustion struct {
 	// Service is the exhausted service; "" judges every service of the run.
-	Service string
+	Service string `json:"service,omitempty"`
 	// Latency is the service latency the scenario injected; 0 makes the
 	// check not applicable.
-	Latency time.Duration
+	Latency time.Duration `json:"latency,omitempty"`
 	// PoolWait overrides the contract's pool wait (0: from the profile).
-	PoolWait   time.Duration
-	MarginMin  time.Duration // default 250ms
-	MarginFrac float64       // default 0.5
+	PoolWait   time.Duration `json:"pool_wait,omitempty"`
+	MarginMin  time.Duration `json:"margin_min,omitempty"`  // default 250ms
+	MarginFrac float64       `json:"margin_frac,omitempty"` // default 0.5
 	// GoroutinesPerCall, when > 0, bounds goroutines per unit of offered
 	// concurrency (workers, or open-loop max in flight).
-	GoroutinesPerCall float64
+	GoroutinesPerCall float64 `json:"goroutines_per_call,omitempty"`
 	// GoroutineSlack is added to the goroutine bound (default 50).
-	GoroutineSlack int
+	GoroutineSlack int `json:"goroutine_slack,omitempty"`
 	// MinCalls is the fewest calls needed to take a p99 (default 20).
-	MinCalls int
+	MinCalls int `json:"min_calls,omitempty"`
 }
 
 func (PoolExhaustion) ID() string { return IDPoolExhaustion }

@@ -15,11 +15,11 @@ import (
 // MinCalls calls before the fault (default 20); without one only the success
 // rate is judged.
 type Isolation struct {
-	Down          string
-	MinSuccess    float64
-	LatencyFactor float64
-	LatencySlack  time.Duration
-	MinCalls      int
+	Down          string        `json:"down,omitempty"`
+	MinSuccess    float64       `json:"min_success,omitempty"`
+	LatencyFactor float64       `json:"latency_factor,omitempty"`
+	LatencySlack  time.Duration `json:"latency_slack,omitempty"`
+	MinCalls      int           `json:"min_calls,omitempty"`
 }
 
 func (Isolation) ID() string { return IDIsolation }
@@ -140,10 +140,10 @@ func recoveryPhases(h *harness.History, service string, minSpan time.Duration, m
 // applicable without a baseline (MinSpan, default 500ms, and MinCalls,
 // default 20) or a tail of the same size after recovery.
 type RecoveryThroughput struct {
-	Service  string // "" = every service with a fault window
-	MinRatio float64
-	MinSpan  time.Duration
-	MinCalls int
+	Service  string        `json:"service,omitempty"` // "" = every service with a fault window
+	MinRatio float64       `json:"min_ratio,omitempty"`
+	MinSpan  time.Duration `json:"min_span,omitempty"`
+	MinCalls int           `json:"min_calls,omitempty"`
 }
 
 func (RecoveryThroughput) ID() string { return IDRecoveryThroughput }
@@ -195,11 +195,11 @@ func (c RecoveryThroughput) Judge(h *harness.History) harness.Verdict {
 // recovery time passed, the p50 latency of the service's successful calls
 // stays above Factor x the baseline p50 + Slack (defaults 2 and 20ms).
 type RecoveryLatency struct {
-	Service  string
-	Factor   float64
-	Slack    time.Duration
-	MinSpan  time.Duration
-	MinCalls int
+	Service  string        `json:"service,omitempty"`
+	Factor   float64       `json:"factor,omitempty"`
+	Slack    time.Duration `json:"slack,omitempty"`
+	MinSpan  time.Duration `json:"min_span,omitempty"`
+	MinCalls int           `json:"min_calls,omitempty"`
 }
 
 func (RecoveryLatency) ID() string { return IDRecoveryLatency }

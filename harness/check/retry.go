@@ -24,9 +24,9 @@ import (
 // declared 3) fails either way.
 type RetryAttempts struct {
 	// MaxAttempts overrides the contract's MaxAttempts (0: from the profile).
-	MaxAttempts int
+	MaxAttempts int `json:"max_attempts,omitempty"`
 	// Strict drops the transport-replay allowance.
-	Strict bool
+	Strict bool `json:"strict,omitempty"`
 }
 
 func (RetryAttempts) ID() string { return IDRetryAttempts }
@@ -120,14 +120,14 @@ func replayable(h *harness.History, service, method string) bool {
 // fault window, or no server truth).
 type RetryBackoff struct {
 	// Service restricts the check to one service ("" = every service).
-	Service string
+	Service string `json:"service,omitempty"`
 	// MinGap is the smallest acceptable median gap (default 3ms).
-	MinGap time.Duration
+	MinGap time.Duration `json:"min_gap,omitempty"`
 	// MaxAttemptRatio bounds server attempts per call in fault windows (default 2).
-	MaxAttemptRatio float64
+	MaxAttemptRatio float64 `json:"max_attempt_ratio,omitempty"`
 	// MinCalls is the fewest calls in the fault windows needed to judge the
 	// ratio (default 20).
-	MinCalls int
+	MinCalls int `json:"min_calls,omitempty"`
 }
 
 func (RetryBackoff) ID() string { return IDRetryBackoff }
@@ -226,9 +226,9 @@ func round2(f float64) float64 { return math.Round(f*100) / 100 }
 type RetryAfter struct {
 	// RetryAfter is the Retry-After the scenario's 429s carry; 0 makes the
 	// check not applicable.
-	RetryAfter time.Duration
+	RetryAfter time.Duration `json:"retry_after,omitempty"`
 	// Factor tolerates clock and scheduling slop (default 0.9).
-	Factor float64
+	Factor float64 `json:"factor,omitempty"`
 }
 
 func (RetryAfter) ID() string { return IDRetryAfter }

@@ -14,9 +14,9 @@ import (
 // bound.
 type RequestBound struct {
 	// Timeout overrides the contract's RequestTimeout (0: from the profile).
-	Timeout    time.Duration
-	MarginFrac float64       // default 0.25
-	MarginMin  time.Duration // default 500ms
+	Timeout    time.Duration `json:"timeout,omitempty"`
+	MarginFrac float64       `json:"margin_frac,omitempty"` // default 0.25
+	MarginMin  time.Duration `json:"margin_min,omitempty"`  // default 500ms
 }
 
 func (RequestBound) ID() string { return IDTimeoutRequestBound }

@@ -112,7 +112,7 @@ func (b *hb) conn(svc string, accepted, closed time.Duration) uint64 {
 }
 
 func (b *hb) step(at time.Duration, a harness.Action) {
-	b.h.Steps = append(b.h.Steps, harness.StepRecord{Step: harness.Step{At: at, Action: a}, Started: at, Ended: at + time.Millisecond})
+	b.h.Steps = append(b.h.Steps, harness.StepRecord{Step: harness.Step{At: at, Action: a}, Started: at, Ended: at + time.Millisecond, Outcome: harness.StepApplied})
 }
 
 // outage puts a 503 HTTP fault on svc from `from` to `to`.
@@ -196,8 +196,8 @@ func TestFaultWindows(t *testing.T) {
 		}, "inventory", []harness.Window{{Service: "inventory", Start: time.Second, End: 3 * time.Second, Closed: true}}},
 		{"failed and unreached steps change nothing", func(b *hb) {
 			b.step(time.Second, harness.DisableProxy("inventory"))
-			b.h.Steps[0].Err = "boom"
-			b.h.Steps = append(b.h.Steps, harness.StepRecord{Step: harness.Step{At: 20 * time.Second, Action: harness.DisableProxy("inventory")}, Started: -1, Ended: -1, Err: harness.ErrStepNotReached.Error()})
+			b.h.Steps[0].Outcome, b.h.Steps[0].Err = harness.StepFailed, "boom"
+			b.h.Steps = append(b.h.Steps, harness.StepRecord{Step: harness.Step{At: 20 * time.Second, Action: harness.DisableProxy("inventory")}, Started: -1, Ended: -1, Outcome: harness.StepNotReached, Err: harness.ErrStepNotReached.Error()})
 		}, "inventory", nil},
 		{"keep-alive limit, then back to defaults", func(b *hb) {
 			b.step(time.Second, harness.SetKeepAlive("inventory", fakeservers.KeepAlive{IdleTimeout: fakeservers.Duration(time.Second)}))

@@ -365,8 +365,8 @@ func (d *Docker) OpenConnections(ctx context.Context, service string) (int, erro
 
 // Reset removes every toxic and HTTP fault, re-enables every proxy, restores
 // the start keep-alive policy and makes each service forget its history.
-func (d *Docker) Reset(ctx context.Context) error {
-	return errors.Join(d.driver.Reset(ctx), resetAdmins(ctx, d.admins, d.cfg.callTimeout))
+func (d *Docker) Reset(ctx context.Context, seed int64) error {
+	return errors.Join(d.driver.Reset(ctx), resetAdmins(ctx, d.admins, seed, d.cfg.callTimeout))
 }
 
 // GoroutineIgnores: the servers run in containers, so the only environment

@@ -64,7 +64,7 @@ func BenchmarkEnvironmentShortRun(b *testing.B) {
 			var calls int
 			for range b.N {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if err := env.Reset(ctx); err != nil {
+				if err := env.Reset(ctx, harness.DefaultSeed); err != nil {
 					cancel()
 					b.Fatal(err)
 				}

@@ -93,7 +93,7 @@ func TestDockerRunsABaselineAndFaultsAndLeavesNothing(t *testing.T) {
 
 	// One plain *http.Client trusting Service.CAs sees a latency toxic and
 	// an HTTP fault applied through the same FaultDriver.
-	require.NoError(t, env.Reset(harnesstest.Ctx(t)))
+	require.NoError(t, env.Reset(harnesstest.Ctx(t), harness.DefaultSeed))
 	inv := serviceNamed(t, env.Services(), fakeservers.Inventory)
 	tr := harnesstest.StdTransport(inv, 4)
 	t.Cleanup(tr.CloseIdleConnections)

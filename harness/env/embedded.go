@@ -183,20 +183,8 @@ func (e *Embedded) Observe(ctx context.Context, service string) (fakeservers.Sta
 
 // Reset removes every toxic and HTTP fault, re-enables every proxy, restores
 // the start keep-alive policy and makes each service forget its history.
-func (e *Embedded) Reset(ctx context.Context) error {
-	errs := []error{e.driver.Reset(ctx)}
-	for _, name := range fakeservers.Services {
-		c := e.admins[name]
-		func() {
-			ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
-			defer cancel()
-			defer c.Close()
-			if err := c.Reset(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("reset %q: %w", name, err))
-			}
-		}()
-	}
-	return errors.Join(errs...)
+func (e *Embedded) Reset(ctx context.Context, seed int64) error {
+	return errors.Join(e.driver.Reset(ctx), resetAdmins(ctx, e.admins, seed, e.cfg.callTimeout))
 }
 
 // environmentFunctions are functions that appear only in the stacks of the

@@ -204,7 +204,7 @@ func TestEmbeddedHTTPFaultsReachTheWireThroughTheProxy(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.NoError(t, env.Reset(context.Background()))
+			require.NoError(t, env.Reset(context.Background(), harness.DefaultSeed))
 			svc := service(t, env, tc.service)
 			c, _ := svcClient(t, svc, false, 10*time.Second)
 			applyEnv(t, env, harness.SetHTTPFaults(tc.service, tc.faults...))
@@ -281,7 +281,7 @@ func TestEmbeddedResetRestoresStartState(t *testing.T) {
 	applyEnv(t, env, harness.SetHTTPFaults(svc.Name, fakeservers.Fault{Kind: fakeservers.FaultStatus, Status: 500}))
 	applyEnv(t, env, harness.SetKeepAlive(svc.Name, fakeservers.KeepAlive{MaxRequestsPerConn: 1}))
 
-	require.NoError(t, env.Reset(context.Background()))
+	require.NoError(t, env.Reset(context.Background(), harness.DefaultSeed))
 	for _, name := range fakeservers.Services {
 		st, err := env.Driver().Proxy(context.Background(), name)
 		require.NoError(t, err)

@@ -300,8 +300,8 @@ func (r *Remote) OpenConnections(ctx context.Context, service string) (int, erro
 // Reset removes every toxic and re-enables every proxy of the Toxiproxy
 // server (Toxiproxy's reset is server-wide), and clears the HTTP faults and
 // history of the services with an admin API.
-func (r *Remote) Reset(ctx context.Context) error {
-	return errors.Join(r.driver.Reset(ctx), resetAdmins(ctx, r.admins, r.cfg.CallTimeout))
+func (r *Remote) Reset(ctx context.Context, seed int64) error {
+	return errors.Join(r.driver.Reset(ctx), resetAdmins(ctx, r.admins, seed, r.cfg.CallTimeout))
 }
 
 // GoroutineIgnores: the servers run elsewhere; see environmentIgnores.

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,27 +69,48 @@ func openConnsAdmin(ctx context.Context, admins map[string]*fakeservers.AdminCli
 	return n.Open, nil
 }
 
-// resetAdmins makes every fake service forget its history; it goes on after
-// a failure and returns every error.
-func resetAdmins(ctx context.Context, admins map[string]*fakeservers.AdminClient, timeout time.Duration) error {
+// resetAdmins makes every fake service forget its history and reseeds its
+// draws (service i of fakeservers.Services with seed+i; a service that is
+// not one of them after those, in name order); it goes on after a failure
+// and returns every error.
+func resetAdmins(ctx context.Context, admins map[string]*fakeservers.AdminClient, seed int64, timeout time.Duration) error {
 	names := make([]string, 0, len(admins))
 	for name := range admins {
 		names = append(names, name)
 	}
-	slices.Sort(names)
+	slices.SortFunc(names, func(a, b string) int {
+		ia, ib := serviceIndex(a), serviceIndex(b)
+		if ia != ib {
+			return ia - ib
+		}
+		return strings.Compare(a, b)
+	})
 	var errs []error
-	for _, name := range names {
+	for i, name := range names {
 		c := admins[name]
+		if j := serviceIndex(name); j < len(fakeservers.Services) {
+			i = j
+		}
+		runSeed := seed + int64(i)
 		func() {
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			defer c.Close()
-			if err := c.Reset(ctx); err != nil {
+			if err := c.ResetSeed(ctx, runSeed); err != nil {
 				errs = append(errs, fmt.Errorf("reset %q: %w", name, err))
 			}
 		}()
 	}
 	return errors.Join(errs...)
+}
+
+// serviceIndex is the position of service in fakeservers.Services, or
+// len(fakeservers.Services) for any other name.
+func serviceIndex(service string) int {
+	if i := slices.Index(fakeservers.Services, service); i >= 0 {
+		return i
+	}
+	return len(fakeservers.Services)
 }
 
 // waitReady polls probe until it succeeds or ctx ends, at most every 50ms.

@@ -91,7 +91,7 @@ func TestRemoteJudgesEveryCheckOnlyWithAdminURLs(t *testing.T) {
 			for _, svc := range env.Services() {
 				require.True(t, strings.HasPrefix(svc.BaseURL, "https://127.0.0.1:"), svc.BaseURL)
 			}
-			require.NoError(t, env.Reset(harnesstest.Ctx(t)))
+			require.NoError(t, env.Reset(harnesstest.Ctx(t), harness.DefaultSeed))
 
 			h, err := harness.Run(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harnesstest.ShortSpec("remote-baseline", 5))
 			require.NoError(t, err)
@@ -142,7 +142,7 @@ func TestRemoteWithoutAdminURLsRefusesServerSideActions(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.GreaterOrEqual(t, time.Since(begin), 225*time.Millisecond)
-	require.NoError(t, env.Reset(ctx))
+	require.NoError(t, env.Reset(ctx, harness.DefaultSeed))
 }
 
 func TestRemoteCloseDeletesOnlyTheProxiesItCreated(t *testing.T) {
