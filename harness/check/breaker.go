@@ -1,11 +1,18 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
-	"github.com/poolproof/poolproof/harness"
 	"math"
 	"time"
+
+	"github.com/poolproof/poolproof/harness"
 )
+
+// breakerMinCalls is the fewest calls the breaker checks judge a fault
+// window on: after the trip for BreakerOpens, after the fault for
+// BreakerRecovers.
+const breakerMinCalls = 10
 
 // breakerTarget is one fault window of a service whose client declares a breaker.
 type breakerTarget struct {
@@ -33,11 +40,7 @@ func breakerTargets(h *harness.History, service string, tripAfter time.Duration)
 			continue
 		}
 		for _, w := range ws {
-			trip := tripAfter
-			if trip == 0 {
-				trip = ct.BreakerOpenDelay / 2
-			}
-			trip = min(trip, w.Duration()/2)
+			trip := min(cmp.Or(tripAfter, ct.BreakerOpenDelay/2), w.Duration()/2)
 			r := w
 			r.Start += trip
 			out = append(out, breakerTarget{svc: svc, contract: ct, window: w, region: r})
@@ -88,13 +91,8 @@ func (c BreakerOpens) Judge(h *harness.History) harness.Verdict {
 	if len(targets) == 0 {
 		return v.NotApplicable(why)
 	}
-	ratioBound, minCalls := c.MaxAttemptRatio, c.MinCalls
-	if ratioBound == 0 {
-		ratioBound = 0.3
-	}
-	if minCalls == 0 {
-		minCalls = 10
-	}
+	ratioBound := cmp.Or(c.MaxAttemptRatio, 0.3)
+	minCalls := cmp.Or(c.MinCalls, breakerMinCalls)
 	var (
 		judged  int
 		reasons []string
@@ -110,10 +108,7 @@ func (c BreakerOpens) Judge(h *harness.History) harness.Verdict {
 			continue
 		}
 		judged++
-		fast := c.FastFail
-		if fast == 0 {
-			fast = max(50*time.Millisecond, t.contract.RequestTimeout/10)
-		}
+		fast := cmp.Or(c.FastFail, max(50*time.Millisecond, t.contract.RequestTimeout/10))
 		failed := latencies(calls, func(cl harness.CallRecord) bool { return !cl.OK() })
 		p50 := percentile(failed, 0.5)
 		if as, ok := serverAttempts(h, t.svc); ok {
@@ -171,10 +166,7 @@ func (c BreakerHalfOpen) Judge(h *harness.History) harness.Verdict {
 	if len(targets) == 0 {
 		return v.NotApplicable(why)
 	}
-	allow := c.Allowance
-	if allow == 0 {
-		allow = 1
-	}
+	allow := cmp.Or(c.Allowance, 1)
 	var (
 		judged      int
 		worst       = -1
@@ -196,11 +188,7 @@ func (c BreakerHalfOpen) Judge(h *harness.History) harness.Verdict {
 		}
 		judged++
 		span := max(t.contract.BreakerOpenDelay/2, time.Millisecond)
-		probes := c.Probes
-		if probes == 0 {
-			probes = t.contract.HalfOpenProbes
-		}
-		bound := probes + allow
+		bound := cmp.Or(c.Probes, t.contract.HalfOpenProbes) + allow
 		// Two pointers over arrival times: the most attempts in any [t, t+span).
 		best, at, j := 0, time.Duration(0), 0
 		for i := range arr {
@@ -251,13 +239,8 @@ func (c BreakerRecovers) Judge(h *harness.History) harness.Verdict {
 	if len(targets) == 0 {
 		return v.NotApplicable(why)
 	}
-	minCalls, minOK := c.MinCalls, c.MinSuccess
-	if minCalls == 0 {
-		minCalls = 10
-	}
-	if minOK == 0 {
-		minOK = 0.9
-	}
+	minCalls := cmp.Or(c.MinCalls, breakerMinCalls)
+	minOK := cmp.Or(c.MinSuccess, 0.9)
 	end := h.End()
 	var (
 		judged     int
@@ -281,11 +264,7 @@ func (c BreakerRecovers) Judge(h *harness.History) harness.Verdict {
 			continue
 		}
 		judged++
-		rt := c.RecoveryTime
-		if rt == 0 {
-			rt = t.contract.RecoveryTime
-		}
-		bound := rt + t.contract.BreakerOpenDelay
+		bound := cmp.Or(c.RecoveryTime, t.contract.RecoveryTime) + t.contract.BreakerOpenDelay
 		need := int(minOK*float64(minCalls) + 0.999999)
 		took, ok, found := time.Duration(0), 0, false
 		for k := range calls {

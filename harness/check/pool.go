@@ -26,7 +26,7 @@ import (
 // tail, the server cannot see whether the client keeps it or has dropped it
 // and the close is still on its way; the evidence is what the client does
 // next. A pool dials only when it has no live idle connection (and a client
-// that does otherwise is judged by pool.churn), so a connection accepted
+// that does otherwise is judged by PoolChurn), so a connection accepted
 // during another's idle tail, when that other closes within ReplaceWindow
 // after, is its replacement: the idle tail ends at the replacement's
 // accept. Each accept replaces at most one connection, the one closing
@@ -49,14 +49,8 @@ func (PoolBound) ID() string { return IDPoolBound }
 
 func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "connections")
-	lag := c.CloseLag
-	if lag == 0 {
-		lag = 20 * time.Millisecond
-	}
-	window := c.ReplaceWindow
-	if window == 0 {
-		window = time.Second
-	}
+	lag := cmp.Or(c.CloseLag, 20*time.Millisecond)
+	window := cmp.Or(c.ReplaceWindow, time.Second)
 	type result struct {
 		svc         string
 		peak, bound int
@@ -71,10 +65,7 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 		if !ok {
 			continue
 		}
-		bound := c.MaxConns
-		if bound == 0 {
-			bound = contractFor(h, svc).MaxConns
-		}
+		bound := cmp.Or(c.MaxConns, contractFor(h, svc).MaxConns)
 		peak := st.PeakOpen
 		if len(st.Connections) > 0 {
 			peak = min(peak, overlapPeak(st, lag, window))
@@ -239,19 +230,10 @@ const certainChurn = 10
 
 func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "conns/1000 calls")
-	bound := c.MaxPer1000
-	if bound == 0 {
-		bound = 5
-	}
-	minCalls := c.MinCalls
-	if minCalls == 0 {
-		minCalls = 200
-	}
+	bound := cmp.Or(c.MaxPer1000, 5)
+	minCalls := cmp.Or(c.MinCalls, 200)
 	end := h.End()
-	warm := c.WarmUp
-	if warm == 0 {
-		warm = end / 5
-	}
+	warm := cmp.Or(c.WarmUp, end/5)
 	type result struct {
 		svc                  string
 		conns, growth, calls int
@@ -362,16 +344,9 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 	if c.Latency <= 0 {
 		return v.NotApplicable("the scenario declared no injected service latency, so the queueing bound is unknown")
 	}
-	marginMin, marginFrac, minCalls := c.MarginMin, c.MarginFrac, c.MinCalls
-	if marginMin == 0 {
-		marginMin = 250 * time.Millisecond
-	}
-	if marginFrac == 0 {
-		marginFrac = 0.5
-	}
-	if minCalls == 0 {
-		minCalls = 20
-	}
+	marginMin := cmp.Or(c.MarginMin, 250*time.Millisecond)
+	marginFrac := cmp.Or(c.MarginFrac, 0.5)
+	minCalls := cmp.Or(c.MinCalls, defaultMinCalls)
 	type result struct {
 		svc        string
 		p99, bound time.Duration
@@ -380,10 +355,7 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 	}
 	var worst *result
 	for _, svc := range servicesOrAll(h, c.Service) {
-		wait := c.PoolWait
-		if wait == 0 {
-			wait = contractFor(h, svc).PoolWait
-		}
+		wait := cmp.Or(c.PoolWait, contractFor(h, svc).PoolWait)
 		var calls []harness.CallRecord
 		if ws := harness.FaultWindows(h, svc); len(ws) > 0 {
 			for _, w := range ws {
@@ -415,11 +387,7 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 		if h.Workload.Mode == harness.OpenLoop {
 			offered = h.Workload.MaxInFlight
 		}
-		slack := c.GoroutineSlack
-		if slack == 0 {
-			slack = 50
-		}
-		limit := int(c.GoroutinesPerCall*float64(offered)) + slack
+		limit := int(c.GoroutinesPerCall*float64(offered)) + cmp.Or(c.GoroutineSlack, 50)
 		peak, at := int32(0), int64(0)
 		for _, s := range h.Samples {
 			if s.Goroutines > peak {

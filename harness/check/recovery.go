@@ -1,10 +1,16 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
-	"github.com/poolproof/poolproof/harness"
 	"time"
+
+	"github.com/poolproof/poolproof/harness"
 )
+
+// recoveryMinSpan is the shortest baseline, and the shortest tail after
+// recovery, the recovery checks judge by default.
+const recoveryMinSpan = 500 * time.Millisecond
 
 // Isolation fails when an outage of one service (Down) hurts the
 // others: during Down's fault windows every other service's success rate
@@ -33,19 +39,10 @@ func (c Isolation) Judge(h *harness.History) harness.Verdict {
 	if len(ws) == 0 {
 		return v.NotApplicable(fmt.Sprintf("no fault window on %s: nothing was taken down", c.Down))
 	}
-	minOK, factor, slack, minCalls := c.MinSuccess, c.LatencyFactor, c.LatencySlack, c.MinCalls
-	if minOK == 0 {
-		minOK = 0.99
-	}
-	if factor == 0 {
-		factor = 3
-	}
-	if slack == 0 {
-		slack = 100 * time.Millisecond
-	}
-	if minCalls == 0 {
-		minCalls = 20
-	}
+	minOK := cmp.Or(c.MinSuccess, 0.99)
+	factor := cmp.Or(c.LatencyFactor, 3)
+	slack := cmp.Or(c.LatencySlack, 100*time.Millisecond)
+	minCalls := cmp.Or(c.MinCalls, defaultMinCalls)
 	first := ws[0].Start
 	var (
 		judged   []string
@@ -150,16 +147,9 @@ func (RecoveryThroughput) ID() string { return IDRecoveryThroughput }
 
 func (c RecoveryThroughput) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "x baseline")
-	ratio, span, minCalls := c.MinRatio, c.MinSpan, c.MinCalls
-	if ratio == 0 {
-		ratio = 0.7
-	}
-	if span == 0 {
-		span = 500 * time.Millisecond
-	}
-	if minCalls == 0 {
-		minCalls = 20
-	}
+	ratio := cmp.Or(c.MinRatio, 0.7)
+	span := cmp.Or(c.MinSpan, recoveryMinSpan)
+	minCalls := cmp.Or(c.MinCalls, defaultMinCalls)
 	var (
 		whys      []string
 		worst     = -1.0
@@ -206,19 +196,10 @@ func (RecoveryLatency) ID() string { return IDRecoveryLatency }
 
 func (c RecoveryLatency) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "ms")
-	factor, slack, span, minCalls := c.Factor, c.Slack, c.MinSpan, c.MinCalls
-	if factor == 0 {
-		factor = 2
-	}
-	if slack == 0 {
-		slack = 20 * time.Millisecond
-	}
-	if span == 0 {
-		span = 500 * time.Millisecond
-	}
-	if minCalls == 0 {
-		minCalls = 20
-	}
+	factor := cmp.Or(c.Factor, 2)
+	slack := cmp.Or(c.Slack, 20*time.Millisecond)
+	span := cmp.Or(c.MinSpan, recoveryMinSpan)
+	minCalls := cmp.Or(c.MinCalls, defaultMinCalls)
 	var (
 		whys          []string
 		worstScore    = -1.0

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -52,10 +53,7 @@ func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 		}
 		judged = true
 		svcSeen = append(svcSeen, svc)
-		declared := c.MaxAttempts
-		if declared == 0 {
-			declared = contractFor(h, svc).MaxAttempts
-		}
+		declared := cmp.Or(c.MaxAttempts, contractFor(h, svc).MaxAttempts)
 		groups := bySeq(as)
 		for _, seq := range sortedSeqs(groups) {
 			g := groups[seq]
@@ -134,16 +132,9 @@ func (RetryBackoff) ID() string { return IDRetryBackoff }
 
 func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "ms")
-	minGap, ratioBound, minCalls := c.MinGap, c.MaxAttemptRatio, c.MinCalls
-	if minGap == 0 {
-		minGap = 3 * time.Millisecond
-	}
-	if ratioBound == 0 {
-		ratioBound = 2
-	}
-	if minCalls == 0 {
-		minCalls = 20
-	}
+	minGap := cmp.Or(c.MinGap, 3*time.Millisecond)
+	ratioBound := cmp.Or(c.MaxAttemptRatio, 2)
+	minCalls := cmp.Or(c.MinCalls, defaultMinCalls)
 	var (
 		gaps     []time.Duration
 		truth    bool
@@ -238,11 +229,7 @@ func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
 	if c.RetryAfter <= 0 {
 		return v.NotApplicable("the scenario declared no Retry-After")
 	}
-	factor := c.Factor
-	if factor == 0 {
-		factor = 0.9
-	}
-	need := time.Duration(factor * float64(c.RetryAfter))
+	need := time.Duration(cmp.Or(c.Factor, 0.9) * float64(c.RetryAfter))
 	var (
 		truth     bool
 		n429      int

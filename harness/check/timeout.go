@@ -1,9 +1,11 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
-	"github.com/poolproof/poolproof/harness"
 	"time"
+
+	"github.com/poolproof/poolproof/harness"
 )
 
 // RequestBound fails when a call outlived the declared request timeout
@@ -23,13 +25,8 @@ func (RequestBound) ID() string { return IDTimeoutRequestBound }
 
 func (c RequestBound) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "ms")
-	frac, slack := c.MarginFrac, c.MarginMin
-	if frac == 0 {
-		frac = 0.25
-	}
-	if slack == 0 {
-		slack = 500 * time.Millisecond
-	}
+	frac := cmp.Or(c.MarginFrac, 0.25)
+	slack := cmp.Or(c.MarginMin, 500*time.Millisecond)
 	var (
 		worst      *harness.CallRecord
 		worstBound time.Duration
@@ -44,10 +41,7 @@ func (c RequestBound) Judge(h *harness.History) harness.Verdict {
 		}
 		bound, ok := bounds[cl.Service]
 		if !ok {
-			t := c.Timeout
-			if t == 0 {
-				t = contractFor(h, cl.Service.String()).RequestTimeout
-			}
+			t := cmp.Or(c.Timeout, contractFor(h, cl.Service.String()).RequestTimeout)
 			bound = t + time.Duration(frac*float64(t)) + slack
 			bounds[cl.Service] = bound
 		}

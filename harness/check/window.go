@@ -91,6 +91,10 @@ func inAny(ws []harness.Window, t time.Duration) bool {
 // contractFor is the contract the history declares for service.
 func contractFor(h *harness.History, service string) harness.Contract { return h.Profile.For(service) }
 
+// defaultMinCalls is the fewest calls a check takes a percentile or a rate
+// over unless told otherwise: fewer make one slow or failed call decide it.
+const defaultMinCalls = 20
+
 // serviceCalls returns the calls to service started in [from, to), sorted
 // by start.
 func serviceCalls(h *harness.History, service string, from, to time.Duration) []harness.CallRecord {
