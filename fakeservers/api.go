@@ -26,6 +26,10 @@ const (
 	HeaderFault          = "X-Fault-Applied"  // name of the fault that shaped this response, if any
 )
 
+// DigestPrefix starts every HeaderBodyDigest value; the hex SHA-256 of the
+// full body follows it.
+const DigestPrefix = "sha256="
+
 // Admin paths, served on the admin listener only.
 const (
 	AdminStatsPath     = "/__admin/stats"     // GET: Stats as JSON

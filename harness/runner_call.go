@@ -92,7 +92,7 @@ func readBody(resp *http.Response) (int64, DigestState, error) {
 	if header == "" {
 		return n, DigestAbsent, nil
 	}
-	hexSum, ok := strings.CutPrefix(header, "sha256=")
+	hexSum, ok := strings.CutPrefix(header, fakeservers.DigestPrefix)
 	if !ok || len(hexSum) != 2*sha256.Size {
 		return n, DigestMismatch, nil
 	}

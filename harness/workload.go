@@ -140,12 +140,14 @@ type plan struct {
 	total    int
 	skus     int
 	keyed    bool
-	itemsURL string // inventory base + "/v1/items/sku-"
+	itemsURL string // inventory base + the item route up to its {sku} + "sku-"
 	chargeTo string
 	notifyTo string
 }
 
 func newPlan(seed int64, prefix string, w Workload, bases map[string]string) *plan {
+	// Cut the item route where fakeservers' own router does: at its one parameter.
+	itemsPath, _, _ := strings.Cut(fakeservers.RouteItem, "{")
 	return &plan{
 		seed:     uint64(seed),
 		prefix:   prefix,
@@ -153,9 +155,9 @@ func newPlan(seed int64, prefix string, w Workload, bases map[string]string) *pl
 		total:    w.Mix.total(),
 		skus:     w.SKUs,
 		keyed:    w.KeyedCharges,
-		itemsURL: strings.TrimRight(bases[fakeservers.Inventory], "/") + "/v1/items/sku-",
-		chargeTo: strings.TrimRight(bases[fakeservers.Payment], "/") + "/v1/charges",
-		notifyTo: strings.TrimRight(bases[fakeservers.Notification], "/") + "/v1/notifications",
+		itemsURL: strings.TrimRight(bases[fakeservers.Inventory], "/") + itemsPath + "sku-",
+		chargeTo: strings.TrimRight(bases[fakeservers.Payment], "/") + fakeservers.RouteCharges,
+		notifyTo: strings.TrimRight(bases[fakeservers.Notification], "/") + fakeservers.RouteNotifications,
 	}
 }
 
