@@ -97,7 +97,12 @@ type RequestRecord struct {
 	Route     string    `json:"route"` // the route pattern, e.g. "/v1/items/{sku}"
 	Status    int       `json:"status"`
 	Fault     string    `json:"fault,omitempty"` // fault kind applied, "" when none
-	OrderID   string    `json:"order_id,omitempty"`
+	// Draw is the position, since the last reset, of this request's first
+	// seeded fault draw (0: it took none). Ordered by Draw, the requests
+	// show the draws as they were taken, which the same seed replays
+	// however the requests raced to the server.
+	Draw    uint32 `json:"draw,omitempty"`
+	OrderID string `json:"order_id,omitempty"`
 }
 
 // Stats is everything a fake service knows, as served by GET /__admin/stats.

@@ -218,9 +218,10 @@ func newFaultSet(faults []Fault) *faultSet {
 // faultDice is the seeded source every fault draw comes from, so the same
 // seed and the same sequence of requests give the same faults.
 type faultDice struct {
-	mu   sync.Mutex
-	seed int64
-	rng  *rand.Rand
+	mu    sync.Mutex
+	seed  int64
+	rng   *rand.Rand
+	rolls uint32 // draws taken since the last (re)seed
 }
 
 const faultStream = 0x6661756c74 // "fault": keeps fault draws apart from latency jitter
@@ -234,6 +235,7 @@ func (d *faultDice) reseed(seed int64) {
 	d.mu.Lock()
 	d.seed = seed
 	d.rng = rand.New(rand.NewPCG(uint64(seed), faultStream))
+	d.rolls = 0
 	d.mu.Unlock()
 }
 
@@ -242,6 +244,9 @@ type decision struct {
 	delay  Duration
 	shape  *Fault // the first firing fault that is not a delay
 	faults uint8  // bits of every fault kind that fired
+	// draw is the 1-based position, since the last reseed, of the first
+	// draw this request took; 0 when it took none.
+	draw uint32
 }
 
 // decide walks the faults in order. Every matching fault with a probability
@@ -264,7 +269,9 @@ func (fs *faultSet) decide(dice *faultDice, routeIdx int8, rs []route, method st
 			if !locked {
 				dice.mu.Lock()
 				locked = true
+				d.draw = dice.rolls + 1
 			}
+			dice.rolls++
 			fire = dice.rng.Float64() < f.Probability
 		}
 		if !fire {

@@ -77,6 +77,18 @@ func TestFaultProbabilitiesAreSeededAndReplayable(t *testing.T) {
 
 	sa.Reset()
 	assert.Equal(t, a, pattern(t, sa, 48), "a reset replays the same draws")
+
+	sa.ResetSeed(43)
+	assert.Equal(t, other, pattern(t, sa, 48), "a reset with another seed draws as a server started with it")
+	var draws []uint32
+	for _, r := range sa.Stats().Requests {
+		draws = append(draws, r.Draw)
+	}
+	require.Len(t, draws, 48)
+	assert.Equal(t, uint32(1), draws[0], "draws are numbered from the reseed")
+	for i := 1; i < len(draws); i++ {
+		assert.Greater(t, draws[i], draws[i-1], "sequential requests take their draws in order")
+	}
 }
 
 func TestSlowBodyTakesSizeOverRate(t *testing.T) {

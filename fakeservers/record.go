@@ -19,6 +19,7 @@ type reqRecord struct {
 	route     int8 // index into the service's routes; -1 when no route matched
 	method    uint8
 	fault     uint8 // faultKinds bitmask
+	draw      uint32
 }
 
 var methodNames = []string{"OTHER", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
@@ -81,7 +82,7 @@ func (l *requestLog) begin(requestID string, connID uint64, arrived time.Time, r
 	return slot, gen, attempt
 }
 
-func (l *requestLog) finish(slot int, gen uint64, took time.Duration, status int, fault uint8, orderID string) {
+func (l *requestLog) finish(slot int, gen uint64, took time.Duration, status int, fault uint8, draw uint32, orderID string) {
 	l.mu.Lock()
 	if gen == l.gen && slot < len(l.records) {
 		r := &l.records[slot]
@@ -90,6 +91,7 @@ func (l *requestLog) finish(slot int, gen uint64, took time.Duration, status int
 		}
 		r.status = int16(status)
 		r.fault = fault
+		r.draw = draw
 		r.orderID = orderID
 	}
 	l.mu.Unlock()
@@ -117,6 +119,7 @@ func (l *requestLog) snapshot(rs []route) []RequestRecord {
 			Method:    methodNames[r.method],
 			Status:    int(r.status),
 			Fault:     faultLabel(r.fault),
+			Draw:      r.draw,
 			OrderID:   r.orderID,
 		}
 		if r.took >= 0 {

@@ -406,7 +406,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			took = time.Since(arrived)
 			finished = true
 		}
-		s.log.finish(slot, gen, took, out.status, out.faults, out.orderID)
+		s.log.finish(slot, gen, took, out.status, out.faults, out.draw, out.orderID)
 	}
 	defer func() {
 		if !finished {
@@ -423,7 +423,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	dec := s.faults.Load().decide(s.dice, routeIdx, s.routes, r.Method)
-	out.faults = dec.faults
+	out.faults, out.draw = dec.faults, dec.draw
 	if !s.wait(r.Context(), s.latency()+dec.delay.Std()) {
 		return // the client went away or the server is closing
 	}
@@ -493,6 +493,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type outcome struct {
 	status  int
 	faults  uint8
+	draw    uint32
 	orderID string
 }
 

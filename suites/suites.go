@@ -13,6 +13,7 @@ import (
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
+	"github.com/poolproof/poolproof/report"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
@@ -23,6 +24,8 @@ type config struct {
 	scenarios []harness.Scenario
 	seed      int64
 	env       string
+	reportDir string
+	client    string
 }
 
 // WithScenarios certifies these scenarios instead of scenarios.Standard().
@@ -36,8 +39,10 @@ func WithQuick() Option {
 	return func(c *config) { c.scenarios = scenarios.Quick() }
 }
 
-// WithSeed replaces every scenario's seed and seeds the environment's fault
-// draws, so a failed run can be replayed with the seed its failure names.
+// WithSeed replaces every scenario's seed, which seeds both the workload's
+// draws and the fake services' fault draws, so a failed run replays with
+// the seed its failure names: the same run `poolproof certify -seed N`
+// makes.
 func WithSeed(seed int64) Option {
 	return func(c *config) { c.seed = seed }
 }
@@ -48,6 +53,14 @@ func WithSeed(seed int64) Option {
 // are the same on every environment.
 func WithEnvironment(name string) Option {
 	return func(c *config) { c.env = name }
+}
+
+// WithReport writes, once every spec ran, the same report folder as
+// `poolproof certify -report DIR`: report.html, junit.xml, summary.md and
+// histories/ (each scenario's history, to recompute its verdicts). client
+// names the client in the report.
+func WithReport(dir, client string) Option {
+	return func(c *config) { c.reportDir, c.client = dir, client }
 }
 
 // envStartTimeout bounds an environment's start-up: the embedded one starts
@@ -90,7 +103,10 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 	catalog := cfg.scenarios
 
 	return Describe("poolproof certification", Ordered, ContinueOnFailure, Label("poolproof"), func() {
-		var env harness.Environment
+		var (
+			e    harness.Environment
+			cert = &harness.Certificate{Profile: profile, Seed: cfg.seed, Started: time.Now()}
+		)
 
 		BeforeAll(func(ctx SpecContext) {
 			// A nil factory or an invalid catalog is the caller's bug; say so
@@ -101,11 +117,20 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 			}
 			startCtx, cancel := context.WithTimeout(ctx, envStartTimeout(cfg.env))
 			defer cancel()
-			e, err := openEnvironment(startCtx, cfg.env, cfg.seed)
+			opened, err := env.Open(startCtx, cfg.env)
 			Expect(err).NotTo(HaveOccurred(), "suites.Certify: starting the %s environment", cfg.env)
-			env = e
-			DeferCleanup(env.Close)
+			e = opened
+			cert.Environment = e.Name()
+			DeferCleanup(e.Close)
 		}, NodeTimeout(2*envStartTimeout(cfg.env)))
+
+		if cfg.reportDir != "" {
+			AfterAll(func() {
+				cert.Elapsed = time.Since(cert.Started)
+				_, err := report.Write(cfg.reportDir, cert, report.Meta{Client: cfg.client, Generated: time.Now()})
+				Expect(err).NotTo(HaveOccurred(), "suites.Certify: writing the report to %s", cfg.reportDir)
+			})
+		}
 
 		for _, family := range familiesOf(catalog) {
 			Describe(family, Label(family), func() {
@@ -114,7 +139,7 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 						continue
 					}
 					It(s.Name, Label(s.Name), func(ctx SpecContext) {
-						runOne(ctx, env, factory, profile, s, cfg.seed)
+						runOne(ctx, e, factory, profile, s, cfg.seed, func(r harness.ScenarioResult) { cert.Results = append(cert.Results, r) })
 					}, SpecTimeout(specTimeout(s, profile)))
 				}
 			})
@@ -122,13 +147,19 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 	})
 }
 
-// runOne certifies one scenario and fails the spec with every failed verdict.
-func runOne(ctx context.Context, env harness.Environment, factory harness.ClientFactory, profile harness.Profile, s harness.Scenario, seed int64) {
+// runOne certifies one scenario, hands its results to record (before any
+// failure ends the spec) and fails the spec with every failed verdict.
+func runOne(ctx context.Context, e harness.Environment, factory harness.ClientFactory, profile harness.Profile, s harness.Scenario, seed int64, record func(harness.ScenarioResult)) {
 	var copts []harness.CertifyOption
 	if seed != 0 {
 		copts = append(copts, harness.WithSeedOverride(seed))
 	}
-	cert, err := harness.Certify(ctx, env, factory, profile, []harness.Scenario{s}, copts...)
+	cert, err := harness.Certify(ctx, e, factory, profile, []harness.Scenario{s}, copts...)
+	if cert != nil {
+		for _, r := range cert.Results {
+			record(r)
+		}
+	}
 	Expect(err).NotTo(HaveOccurred(), "certifying scenario %q", s.Name)
 	Expect(cert).NotTo(BeNil())
 	for _, r := range cert.Results {
@@ -189,13 +220,4 @@ func familiesOf(catalog []harness.Scenario) []string {
 		}
 	}
 	return out
-}
-
-// openEnvironment starts the named environment; a seed also seeds the
-// embedded environment's fault draws.
-func openEnvironment(ctx context.Context, name string, seed int64) (harness.Environment, error) {
-	if name == env.NameEmbedded && seed != 0 {
-		return env.NewEmbedded(ctx, env.WithSeed(seed))
-	}
-	return env.Open(ctx, name)
 }
