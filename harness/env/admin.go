@@ -5,30 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
 )
 
-// This file holds what the docker and remote environments share: reading
-// server truth through admin clients, waiting for a started server, and the
-// gate in front of a Toxiproxy API that keeps connections alive.
-
-// environmentIgnores are the embedded environment's goroutine ignores. The
-// docker and remote environments run their servers elsewhere, but the
-// stacks are the same ones whenever servers do share the process (tests,
-// the API gate), and no client under test runs them.
-func environmentIgnores() []string {
-	return append(slices.Clone(environmentFunctions), "github.com/poolproof/poolproof/harness/env.startAPIGate.func1")
-}
+// The admin-API helpers all three environments share: each fake service
+// is read and reseeded through its own admin client, and a started server
+// is waited for by polling it.
 
 func adminFor(admins map[string]*fakeservers.AdminClient, op, service string) (*fakeservers.AdminClient, error) {
 	if c, ok := admins[service]; ok && c != nil {
@@ -152,69 +140,4 @@ func toxiproxyVersion(ctx context.Context, base string) error {
 		return fmt.Errorf("toxiproxy API %s/version: status %d, want 200 (is it Toxiproxy?)", base, resp.StatusCode)
 	}
 	return nil
-}
-
-// apiGate is a loopback reverse proxy in front of a Toxiproxy API that
-// keeps connections alive (the official image, a remote server). Toxiproxy's
-// client library uses http.DefaultTransport, which a client under test may
-// share: its idle connections to the API would look like the client's own
-// to the goroutine leak check. The gate answers without keep-alive and
-// dials the API afresh for every call, so no idle connection outlives one.
-type apiGate struct {
-	ln     net.Listener
-	srv    *http.Server
-	tr     *http.Transport
-	served chan struct{}
-
-	closeOnce sync.Once
-	closeErr  error
-}
-
-func startAPIGate(target string) (*apiGate, error) {
-	u, err := url.Parse(target)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("toxiproxy URL %q: want http://host:port: %v", target, err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("toxiproxy API gate: listen on 127.0.0.1: %w", err)
-	}
-	tr := &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: 30 * time.Second}
-	rp := &httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u); r.Out.Host = u.Host },
-		Transport: tr,
-	}
-	g := &apiGate{
-		ln:     ln,
-		tr:     tr,
-		served: make(chan struct{}),
-		srv: &http.Server{
-			Handler:           rp,
-			ReadHeaderTimeout: 10 * time.Second,
-			WriteTimeout:      60 * time.Second,
-		},
-	}
-	g.srv.SetKeepAlivesEnabled(false)
-	go func() {
-		defer close(g.served)
-		_ = g.srv.Serve(ln) // http.ErrServerClosed on Close
-	}()
-	return g, nil
-}
-
-func (g *apiGate) URL() string { return "http://" + g.ln.Addr().String() }
-
-func (g *apiGate) Close() error {
-	g.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err := g.srv.Shutdown(ctx)
-		if err != nil {
-			err = errors.Join(err, g.srv.Close())
-		}
-		<-g.served
-		g.tr.CloseIdleConnections()
-		g.closeErr = err
-	})
-	return g.closeErr
 }

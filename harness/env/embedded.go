@@ -146,39 +146,30 @@ func (e *Embedded) UpstreamAddr(service string) string {
 func (e *Embedded) CA() *fakeservers.CA { return e.ca }
 
 // Observe reads one service's server-side truth through its admin API.
+func (e *Embedded) Observe(ctx context.Context, service string) (fakeservers.Stats, error) {
+	if err := e.known("observe", service); err != nil {
+		return fakeservers.Stats{}, err
+	}
+	return observeAdmin(ctx, e.admins, service, e.cfg.callTimeout)
+}
+
 // OpenConnections reads one service's open server-side connections through
 // the admin API's cheap counters endpoint; it makes Embedded a
 // ConnectionCounter, so the samplers read it every sample.
 func (e *Embedded) OpenConnections(ctx context.Context, service string) (int, error) {
-	c, ok := e.admins[service]
-	if !ok {
-		return 0, fmt.Errorf("open connections %q: %w: want one of %v", service, harness.ErrUnknownService, fakeservers.Services)
+	if err := e.known("open connections", service); err != nil {
+		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
-	defer cancel()
-	defer c.Close() // see Observe
-	n, err := c.Conns(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("open connections %q: %w", service, err)
-	}
-	return n.Open, nil
+	return openConnsAdmin(ctx, e.admins, service, e.cfg.callTimeout)
 }
 
-func (e *Embedded) Observe(ctx context.Context, service string) (fakeservers.Stats, error) {
-	c, ok := e.admins[service]
-	if !ok {
-		return fakeservers.Stats{}, fmt.Errorf("observe %q: %w: want one of %v", service, harness.ErrUnknownService, fakeservers.Services)
+// known refuses a service that is not one of the fake services, which the
+// shared admin helpers would report as one without server truth.
+func (e *Embedded) known(op, service string) error {
+	if _, ok := e.admins[service]; !ok {
+		return fmt.Errorf("%s %q: %w: want one of %v", op, service, harness.ErrUnknownService, fakeservers.Services)
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.callTimeout)
-	defer cancel()
-	// Idle admin connections would look like pooled connections of the
-	// client under test to the goroutine leak check: drop them after use.
-	defer c.Close()
-	st, err := c.Stats(ctx)
-	if err != nil {
-		return fakeservers.Stats{}, fmt.Errorf("observe %q: %w", service, err)
-	}
-	return st, nil
+	return nil
 }
 
 // Reset removes every toxic and HTTP fault, re-enables every proxy, restores
@@ -218,6 +209,15 @@ var environmentFunctions = []string{
 	// idle-timeout timer callbacks.
 	"github.com/poolproof/poolproof/fakeservers.Start.func4",
 	"github.com/poolproof/poolproof/fakeservers.(*trackedConn).onIdleTimer",
+}
+
+// environmentIgnores are the embedded environment's goroutine ignores plus
+// the API gate's serve loop, for the docker and remote environments. They
+// run their servers elsewhere, but the stacks are the same ones whenever
+// servers do share the process (tests, the API gate), and no client under
+// test runs them.
+func environmentIgnores() []string {
+	return append(slices.Clone(environmentFunctions), "github.com/poolproof/poolproof/harness/env.startAPIGate.func1")
 }
 
 // GoroutineIgnores tells the environment's own goroutines (fake services'
