@@ -65,10 +65,11 @@ func WithCertifyProgress(fn func(CertifyProgress)) CertifyOption {
 	return func(c *certifyConfig) { c.progress = fn }
 }
 
-// WithSeedOverride runs every scenario with seed instead of its own; 0
-// keeps each scenario's seed. The seed is recorded in the Certificate and in
-// every verdict, so a failure can be replayed.
-func WithSeedOverride(seed int64) CertifyOption {
+// WithSeed runs every scenario with seed instead of its own; 0 keeps each
+// scenario's seed. The seed drives the workload's draws and, through
+// Environment.Reset, the fake services' fault draws; it is recorded in the
+// Certificate and in every verdict, so a failure can be replayed.
+func WithSeed(seed int64) CertifyOption {
 	return func(c *certifyConfig) { c.seed = seed }
 }
 

@@ -1,10 +1,19 @@
-// Package harness is the engine every suite and the CLI drive: the plug-in
-// API a team implements, the environments that provide endpoints and fault
-// handles (embedded, docker, remote), the fault driver, the nemesis schedule,
-// the workload runner, the recorder and its history, the samplers, and the
-// checks framework that turns a history into verdicts.
+// Package harness owns the run and its record: the plug-in API a team
+// implements (Client, ClientFactory, Service) and the contract it declares
+// (Profile, Contract); a Scenario as data (a Workload, a nemesis schedule
+// of Steps and Actions built with the toxic constructors, and the Checks
+// that judge it); the runner that drives the client while the nemesis
+// applies the schedule through an Environment's Faults; the samplers, the
+// teardown and the leak measurement; the recorder and the History it
+// writes (with its fault windows, a view of that history); Verdicts and
+// the Check interface; and Certify, which the suites and the command line
+// both call.
 //
-// It knows no particular client: clients come in through a ClientFactory.
+// It knows no particular client, environment or judge: clients come in
+// through a ClientFactory, environments (embedded, docker, remote) live in
+// harness/env behind the Environment interface, and the checks live in
+// harness/check behind the Check interface. Data flows one way: scenario ->
+// runner (workload + nemesis) -> history -> checks -> verdicts -> report.
 // Environments only provide endpoints, fault handles and observations; they
-// never judge.
+// never judge, and a check reads nothing but the history.
 package harness

@@ -152,7 +152,7 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 func runOne(ctx context.Context, e harness.Environment, factory harness.ClientFactory, profile harness.Profile, s harness.Scenario, seed int64, record func(harness.ScenarioResult)) {
 	var copts []harness.CertifyOption
 	if seed != 0 {
-		copts = append(copts, harness.WithSeedOverride(seed))
+		copts = append(copts, harness.WithSeed(seed))
 	}
 	cert, err := harness.Certify(ctx, e, factory, profile, []harness.Scenario{s}, copts...)
 	if cert != nil {

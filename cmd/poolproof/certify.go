@@ -95,7 +95,7 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	progress := newProgressPrinter(stderr)
 	opts := []harness.CertifyOption{harness.WithCertifyProgress(progress.update)}
 	if f.seed != 0 {
-		opts = append(opts, harness.WithSeedOverride(f.seed))
+		opts = append(opts, harness.WithSeed(f.seed))
 	}
 	cert, certErr := harness.Certify(ctx, e, factory, profile, catalog, opts...)
 	if cert == nil {
