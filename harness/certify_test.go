@@ -127,7 +127,7 @@ func TestCertifyJudgesEveryScenarioAndReportsProgress(t *testing.T) {
 func TestCertifySeedOverrideReplacesEveryScenarioSeed(t *testing.T) {
 	env := newEmbeddedEnv(t)
 	cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(),
-		[]harness.Scenario{tinyScenario("seeded", 300*time.Millisecond)}, harness.WithSeedOverride(4242))
+		[]harness.Scenario{tinyScenario("seeded", 300*time.Millisecond)}, harness.WithSeed(4242))
 	require.NoError(t, err)
 	assert.Equal(t, int64(4242), cert.Seed)
 	require.Len(t, cert.Results, 1)
