@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/poolproof/poolproof/internal/bounded"
 )
 
 // ErrStepNotReached is recorded for steps whose offset lies after the workload ended.
@@ -64,26 +66,14 @@ func (r *runner) applyStep(ctx context.Context, a Action) error {
 	if faults == nil {
 		return fmt.Errorf("environment %s has no fault driver", r.env.Name())
 	}
-	sctx, cancel := context.WithTimeout(ctx, r.cfg.stepTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- fmt.Errorf("fault driver panicked: %v", p)
-			}
-		}()
-		done <- faults.Apply(sctx, a)
-	}()
-	var err error
-	select {
-	case err = <-done:
-	case <-sctx.Done():
-		select {
-		case err = <-done:
-		case <-time.After(stepGrace):
-			err = fmt.Errorf("fault driver did not return within the step timeout (%v): %w", r.cfg.stepTimeout, sctx.Err())
-		}
+	err, abandoned := bounded.Call(ctx, r.cfg.stepTimeout, stepGrace, func(ctx context.Context) error {
+		return faults.Apply(ctx, a)
+	})
+	switch {
+	case abandoned:
+		err = fmt.Errorf("fault driver did not return within the step timeout (%v): %w", r.cfg.stepTimeout, err)
+	case errors.Is(err, bounded.ErrPanicked):
+		err = fmt.Errorf("fault driver %w", err)
 	}
 	if err != nil {
 		return fmt.Errorf("%s on %s: %w", a.Kind, a.Service, err)

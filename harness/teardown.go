@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"sort"
 	"time"
+
+	"github.com/poolproof/poolproof/internal/bounded"
 )
 
 // IdleCloser is implemented by clients that can drop their idle
@@ -65,28 +67,14 @@ func sameClientSeen(seen []Client, c Client) bool {
 func boundedTeardown(ctx context.Context, service, method string, timeout time.Duration, fn func() error) TeardownCall {
 	rec := TeardownCall{Service: service, Method: method}
 	start := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- fmt.Errorf("panicked: %v", p)
-			}
-		}()
-		done <- fn()
-	}()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			rec.Err = err.Error()
-		}
-	case <-timer.C:
-		rec.Hung = true
-		rec.Err = fmt.Sprintf("did not return within %v; abandoned", timeout)
-	case <-ctx.Done():
-		rec.Hung = true
-		rec.Err = fmt.Sprintf("abandoned: %v", ctx.Err())
+	err, abandoned := bounded.Call(ctx, timeout, 0, func(context.Context) error { return fn() })
+	switch {
+	case abandoned && ctx.Err() != nil:
+		rec.Hung, rec.Err = true, fmt.Sprintf("abandoned: %v", ctx.Err())
+	case abandoned:
+		rec.Hung, rec.Err = true, fmt.Sprintf("did not return within %v; abandoned", timeout)
+	case err != nil:
+		rec.Err = err.Error()
 	}
 	rec.Took = time.Since(start)
 	return rec

@@ -22,6 +22,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/poolproof/poolproof/docker"
+	"github.com/poolproof/poolproof/internal/bounded"
 )
 
 // poolproofPackage is what `go build` builds for the images; by import path
@@ -46,27 +47,22 @@ var imageCache = struct {
 
 // dockerHealth asks the daemon for its info, bounded in time.
 func dockerHealth(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, dockerHealthTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		// NewDockerProvider takes no context; the buffered channel lets an
-		// abandoned call finish without blocking.
+	// NewDockerProvider takes no context: only its own goroutine can be
+	// abandoned when the daemon does not answer.
+	err, abandoned := bounded.Call(ctx, dockerHealthTimeout, 0, func(ctx context.Context) error {
 		p, err := testcontainers.NewDockerProvider(testcontainers.WithLogger(tcLogger(io.Discard)))
 		if err == nil {
 			err = p.Health(ctx)
 		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("%w: %w (start Docker, or set DOCKER_HOST to a daemon this user may use)", ErrDockerUnavailable, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: no answer from the daemon within %v: %w", ErrDockerUnavailable, dockerHealthTimeout, ctx.Err())
+		return err
+	})
+	switch {
+	case abandoned:
+		return fmt.Errorf("%w: no answer from the daemon within %v: %w", ErrDockerUnavailable, dockerHealthTimeout, err)
+	case err != nil:
+		return fmt.Errorf("%w: %w (start Docker, or set DOCKER_HOST to a daemon this user may use)", ErrDockerUnavailable, err)
 	}
+	return nil
 }
 
 // buildImages builds (or finds) the fake service and Toxiproxy images for

@@ -13,6 +13,7 @@ import (
 
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/internal/bounded"
 )
 
 // DefaultCallTimeout bounds one fault-driver call when the caller gives none.
@@ -328,25 +329,21 @@ func (d *FaultDriver) adminCall(ctx context.Context, service, op string, fn func
 }
 
 // toxiproxyCall runs fn, which uses the context-less Toxiproxy client, and
-// stops waiting for it at ctx's end or after callTimeout. The result channel
-// is buffered so an abandoned call's goroutine never blocks on sending.
+// stops waiting for it at ctx's end or after callTimeout.
 func (d *FaultDriver) toxiproxyCall(ctx context.Context, op string, fn func(*toxiclient.Client) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("toxiproxy API %s: %s: not started: %w", d.url, op, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.callTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- fn(d.toxiproxy) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("toxiproxy API %s: %s: %w", d.url, op, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("toxiproxy API %s: %s: no answer within %v (is Toxiproxy overloaded or hung?): %w", d.url, op, d.callTimeout, ctx.Err())
+	// The closure's name, toxiproxyCall.func1, marks an abandoned call's
+	// goroutine in environmentFunctions.
+	err, abandoned := bounded.Call(ctx, d.callTimeout, 0, func(context.Context) error { return fn(d.toxiproxy) })
+	switch {
+	case abandoned:
+		return fmt.Errorf("toxiproxy API %s: %s: no answer within %v (is Toxiproxy overloaded or hung?): %w", d.url, op, d.callTimeout, err)
+	case err != nil:
+		return fmt.Errorf("toxiproxy API %s: %s: %w", d.url, op, err)
 	}
+	return nil
 }
 
 func (d *FaultDriver) adminServices() []string {

@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -453,6 +455,28 @@ func TestFaultDriverCallAgainstHungAPIEndsAtCallTimeout(t *testing.T) {
 	// The deferred leak check runs before t.Cleanup: close the silent API's
 	// connections now, which ends the abandoned calls with EOF.
 	api.closeAll()
+}
+
+func TestAbandonedFaultDriverCallIsAnEnvironmentGoroutine(t *testing.T) {
+	api := startSilentAPI(t)
+	d := NewFaultDriver("http://"+api.ln.Addr().String(), nil, 100*time.Millisecond)
+	err := d.Apply(context.Background(), harness.DisableProxy("payment"))
+	require.ErrorContains(t, err, "no answer within")
+
+	// The call goes on in the background; a leak check must not blame the
+	// client under test for it.
+	buf := make([]byte, 1<<20)
+	stacks := strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n")
+	calls := 0
+	for _, g := range stacks {
+		if !strings.Contains(g, "(*FaultDriver).setEnabled") {
+			continue
+		}
+		calls++
+		ignored := slices.ContainsFunc(GoroutineIgnores(), func(f string) bool { return strings.Contains(g, f+"(") })
+		assert.True(t, ignored, "the abandoned call's goroutine is not ignored; name it in environmentFunctions:\n%s", g)
+	}
+	assert.Equal(t, 1, calls, "one abandoned call still waits on the silent API")
 }
 
 func (s *silentAPI) closeAll() {
