@@ -161,7 +161,7 @@ func Run(ctx context.Context, env harness.Environment, cfg Config) (*Result, err
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetTimeout)
 		defer cancel()
-		_ = env.Reset(rctx)
+		_ = env.Reset(rctx, cfg.Seed)
 	}()
 
 	total := len(loads) * len(cfg.Pools)
@@ -235,7 +235,7 @@ func faultActions(cfg Config) []harness.Action {
 func runCell(ctx context.Context, env harness.Environment, cfg Config, actions []harness.Action, pool, concurrency int) (*Cell, error) {
 	started := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, resetTimeout)
-	err := env.Reset(rctx)
+	err := env.Reset(rctx, cfg.Seed)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("resetting the environment: %w", err)
