@@ -1,22 +1,18 @@
 package report
 
 import (
-	"bytes"
 	"fmt"
-	"html/template"
 	"image/color"
 	"math"
-	"regexp"
 	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/internal/svgchart"
 )
 
 // Chart size in points; the page scales the SVG to its grid cell.
@@ -24,14 +20,6 @@ const (
 	chartWidth  = 5 * vg.Inch
 	chartHeight = 2.6 * vg.Inch
 )
-
-// Line colors, one per series of a chart, colour-blind friendly (Okabe-Ito).
-var seriesColors = []color.Color{
-	color.RGBA{0, 114, 178, 255},   // blue
-	color.RGBA{213, 94, 0, 255},    // vermillion
-	color.RGBA{0, 158, 115, 255},   // green
-	color.RGBA{204, 121, 167, 255}, // purple
-}
 
 // faultColors shade a service's fault windows; light enough that the lines
 // drawn over them stay readable.
@@ -66,17 +54,9 @@ type chartSpec struct {
 	legend bool
 }
 
-// svgProlog and svgNamespaces are dropped from gonum's output: inline SVG in
-// HTML needs neither, and the page should hold no URL at all, not even a
-// namespace name that is never fetched.
-var (
-	svgProlog     = regexp.MustCompile(`(?s)\A.*?(<svg\b)`)
-	svgNamespaces = regexp.MustCompile(`\s+xmlns(:xlink)?="[^"]*"`)
-)
-
 // renderChart draws spec over [0, xMax] seconds with windows shaded and
-// numbered (F1, F2...), and returns inline SVG markup.
-func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (template.HTML, error) {
+// numbered (F1, F2...), as inline SVG.
+func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (svgchart.Chart, error) {
 	p := plot.New()
 	p.Title.Text = spec.title
 	p.Title.TextStyle.Font = sans(11)
@@ -108,15 +88,15 @@ func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (templa
 	p.Y.Min, p.Y.Max = 0, yMax
 
 	if err := shadeWindows(p, windows, yMax, p.X.Max); err != nil {
-		return "", err
+		return svgchart.Chart{}, err
 	}
 	for i, s := range spec.series {
-		col := seriesColors[i%len(seriesColors)]
+		col := svgchart.Color(i)
 		first := true
 		for _, seg := range segments(s.points) {
 			l, err := plotter.NewLine(seg)
 			if err != nil {
-				return "", fmt.Errorf("chart %s, series %s: %w", spec.id, s.name, err)
+				return svgchart.Chart{}, fmt.Errorf("chart %s, series %s: %w", spec.id, s.name, err)
 			}
 			l.Color = col
 			l.Width = vg.Points(1.2)
@@ -127,7 +107,7 @@ func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (templa
 			if len(seg) == 1 { // a lone reading between gaps would be invisible as a line
 				sc, err := plotter.NewScatter(seg)
 				if err != nil {
-					return "", fmt.Errorf("chart %s, series %s: %w", spec.id, s.name, err)
+					return svgchart.Chart{}, fmt.Errorf("chart %s, series %s: %w", spec.id, s.name, err)
 				}
 				sc.Color = col
 				sc.Radius = vg.Points(1.5)
@@ -140,17 +120,7 @@ func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (templa
 		}
 	}
 
-	c := vgsvg.NewWith(vgsvg.UseWH(chartWidth, chartHeight), vgsvg.EmbedFonts(false))
-	p.Draw(draw.New(c))
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		return "", fmt.Errorf("chart %s: writing SVG: %w", spec.id, err)
-	}
-	out := svgProlog.ReplaceAll(buf.Bytes(), []byte("$1"))
-	out = svgNamespaces.ReplaceAll(out, nil)
-	out = bytes.Replace(out, []byte("<svg "), fmt.Appendf(nil, `<svg role="img" aria-label="%s" class="chart" data-chart="%s" `,
-		template.HTMLEscapeString(spec.title), template.HTMLEscapeString(spec.id)), 1)
-	return template.HTML(out), nil //nolint:gosec // gonum's own markup, labels escaped by svgo
+	return svgchart.Render(p, spec.id, spec.title, chartWidth, chartHeight)
 }
 
 // shadeWindows draws each fault window as a translucent band over the whole

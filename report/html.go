@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/internal/svgchart"
 )
 
 // htmlPage is what the page template renders.
@@ -38,7 +39,7 @@ type htmlScenario struct {
 	Verdicts                                                  []htmlVerdict
 	Windows                                                   []htmlWindow
 	Steps                                                     []htmlStep
-	Charts                                                    []htmlChart
+	Charts                                                    []svgchart.Chart
 	Calls                                                     int
 	NoHistory                                                 bool
 }
@@ -49,11 +50,6 @@ type htmlWindow struct {
 
 type htmlStep struct {
 	At, Ended, Label, Err string
-}
-
-type htmlChart struct {
-	ID, Title string
-	SVG       template.HTML
 }
 
 // WriteHTML writes a self-contained HTML page: the scorecard (every verdict,
@@ -149,11 +145,11 @@ func newHTMLScenario(r harness.ScenarioResult) (htmlScenario, error) {
 		s.Steps = append(s.Steps, hs)
 	}
 	for _, spec := range tl.charts() {
-		svg, err := renderChart(spec, tl.Windows, tl.End)
+		chart, err := renderChart(spec, tl.Windows, tl.End)
 		if err != nil {
 			return s, fmt.Errorf("scenario %s: %w", r.Scenario, err)
 		}
-		s.Charts = append(s.Charts, htmlChart{ID: spec.id, Title: spec.title, SVG: svg})
+		s.Charts = append(s.Charts, chart)
 	}
 	return s, nil
 }

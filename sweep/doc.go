@@ -9,6 +9,7 @@
 //
 // Faults and latency go through the environment's FaultDriver (Toxiproxy's
 // API and the fake services' admin API), never into objects, so a sweep runs
-// on any harness environment. Rendering the chart is package report's job;
-// the CLI (poolproof sweep) only parses flags and prints.
+// on any harness environment. Rendering the page is package
+// sweep/sweepreport's job; the CLI (poolproof sweep) only parses flags and
+// prints.
 package sweep

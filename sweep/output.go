@@ -101,8 +101,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 }
 
 // Marks names what a cell is for its load level k: the knee, the lowest
-// p99, where errors begin, or why it failed. The table and the HTML report
-// both print it.
+// p99, where errors begin, or why it failed. The table and the HTML page
+// (package sweepreport) both print it.
 func (k Knee) Marks(c Cell) string {
 	var m []string
 	if c.Err != "" {
@@ -120,7 +120,7 @@ func (k Knee) Marks(c Cell) string {
 	return strings.Join(m, ", ")
 }
 
-// FormatLatency prints a latency as the table and the report do: in
+// FormatLatency prints a latency as the table and the HTML page do: in
 // milliseconds with one decimal, "-" when nothing was measured.
 func FormatLatency(d time.Duration) string {
 	if d == 0 {

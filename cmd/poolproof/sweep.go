@@ -12,8 +12,8 @@ import (
 
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
-	"github.com/poolproof/poolproof/report"
 	"github.com/poolproof/poolproof/sweep"
+	"github.com/poolproof/poolproof/sweep/sweepreport"
 )
 
 func init() {
@@ -64,7 +64,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	if reportDir != "" {
-		files, err := report.WriteSweep(reportDir, res)
+		files, err := sweepreport.Write(reportDir, res)
 		if err != nil {
 			fmt.Fprintf(stderr, "poolproof sweep: %v\n", err)
 			return 1

@@ -1,4 +1,4 @@
-package report
+package sweepreport_test
 
 import (
 	"encoding/json"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/sweep"
+	"github.com/poolproof/poolproof/sweep/sweepreport"
 )
 
 func sampleSweep() *sweep.Result {
@@ -38,10 +39,10 @@ func sampleSweep() *sweep.Result {
 	return r
 }
 
-func TestWriteSweep(t *testing.T) {
+func TestWrite(t *testing.T) {
 	dir := t.TempDir()
 	r := sampleSweep()
-	files, err := WriteSweep(dir, r)
+	files, err := sweepreport.Write(dir, r)
 	require.NoError(t, err)
 
 	page, err := os.ReadFile(files.HTML)
@@ -75,12 +76,12 @@ func TestWriteSweep(t *testing.T) {
 	assert.Equal(t, r.Cells, back.Cells)
 }
 
-func TestWriteSweepRefusesUnwritableDir(t *testing.T) {
+func TestWriteRefusesUnwritableDir(t *testing.T) {
 	file := t.TempDir() + "/a-file"
 	require.NoError(t, os.WriteFile(file, nil, 0o644))
-	_, err := WriteSweep(file+"/sub", sampleSweep())
+	_, err := sweepreport.Write(file+"/sub", sampleSweep())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "choose a folder you can write to")
-	_, err = WriteSweep(t.TempDir(), nil)
+	_, err = sweepreport.Write(t.TempDir(), nil)
 	require.Error(t, err)
 }

@@ -1,14 +1,20 @@
-package report
+// Package sweepreport renders a sweep's result as sweep.html and sweep.json:
+// a self-contained page (the table with each load level's knee marked, the
+// measured answer beside Little's law and the rule of thumb, and throughput
+// and p99 charts against pool size) and the data it was drawn from.
+//
+// It only reads a sweep.Result: it never runs a cell and never decides where
+// the knee is. Like the certificate report, the page is readable offline:
+// styles and charts (SVG drawn by gonum/plot) are inline and nothing is
+// fetched from the network.
+package sweepreport
 
 import (
-	"bytes"
 	"fmt"
 	"html/template"
-	"image/color"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -16,108 +22,91 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgsvg"
 
+	"github.com/poolproof/poolproof/internal/svgchart"
 	"github.com/poolproof/poolproof/sweep"
 )
 
-// File names WriteSweep writes.
+// File names Write writes.
 const (
-	SweepHTMLFile = "sweep.html"
-	SweepJSONFile = "sweep.json"
+	HTMLFile = "sweep.html"
+	JSONFile = "sweep.json"
 )
 
-// Sweep chart size in points.
+// Chart size in points; the page scales the SVG to its width.
 const (
-	sweepChartWidth  = 5.5 * vg.Inch
-	sweepChartHeight = 3 * vg.Inch
+	chartWidth  = 5.5 * vg.Inch
+	chartHeight = 3 * vg.Inch
 )
 
-// sweepLineColors are the load levels' lines (Okabe-Ito, colour-blind friendly).
-var sweepLineColors = []color.Color{
-	color.RGBA{0, 114, 178, 255},   // blue
-	color.RGBA{213, 94, 0, 255},    // vermillion
-	color.RGBA{0, 158, 115, 255},   // green
-	color.RGBA{204, 121, 167, 255}, // purple
-	color.RGBA{230, 159, 0, 255},   // orange
-	color.RGBA{86, 180, 233, 255},  // sky blue
-}
-
-// gonum writes an XML prolog and namespace declarations; inline SVG in HTML
-// needs neither, and dropping them leaves the page without a single URL.
-var (
-	sweepSVGProlog     = regexp.MustCompile(`(?s)\A.*?(<svg\b)`)
-	sweepSVGNamespaces = regexp.MustCompile(`\s+xmlns(:xlink)?="[^"]*"`)
-)
-
-// SweepFiles are the paths WriteSweep wrote.
-type SweepFiles struct {
+// Files are the paths Write wrote.
+type Files struct {
 	HTML string
 	JSON string
 }
 
-// WriteSweep writes sweep.html (the table and the charts, self-contained)
-// and sweep.json (the data) into dir, creating it if needed.
-func WriteSweep(dir string, r *sweep.Result) (SweepFiles, error) {
+// Write writes sweep.html (the table and the charts, self-contained) and
+// sweep.json (the data) into dir, creating it if needed.
+func Write(dir string, r *sweep.Result) (Files, error) {
 	if r == nil {
-		return SweepFiles{}, fmt.Errorf("report: no sweep result to write")
+		return Files{}, fmt.Errorf("sweepreport: no sweep result to write")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return SweepFiles{}, fmt.Errorf("report: creating %s: %w: choose a folder you can write to", dir, err)
+		return Files{}, fmt.Errorf("sweepreport: creating %s: %w: choose a folder you can write to", dir, err)
 	}
-	files := SweepFiles{HTML: filepath.Join(dir, SweepHTMLFile), JSON: filepath.Join(dir, SweepJSONFile)}
-	if err := writeSweepFile(files.JSON, r.WriteJSON); err != nil {
-		return SweepFiles{}, err
+	files := Files{HTML: filepath.Join(dir, HTMLFile), JSON: filepath.Join(dir, JSONFile)}
+	if err := writeFile(files.JSON, r.WriteJSON); err != nil {
+		return Files{}, err
 	}
-	if err := writeSweepFile(files.HTML, func(w io.Writer) error { return WriteSweepHTML(w, r) }); err != nil {
-		return SweepFiles{}, err
+	if err := writeFile(files.HTML, func(w io.Writer) error { return WriteHTML(w, r) }); err != nil {
+		return Files{}, err
 	}
 	return files, nil
 }
 
-func writeSweepFile(path string, write func(io.Writer) error) (err error) {
+func writeFile(path string, write func(io.Writer) error) (err error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("report: %w", err)
+		return fmt.Errorf("sweepreport: %w", err)
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("report: %w", cerr)
+			err = fmt.Errorf("sweepreport: %w", cerr)
 		}
 	}()
 	if err := write(f); err != nil {
-		return fmt.Errorf("report: %s: %w", path, err)
+		return fmt.Errorf("sweepreport: %s: %w", path, err)
 	}
 	return nil
 }
 
-// sweepPage is what the sweep template renders.
-type sweepPage struct {
+// page is what the page template renders.
+type page struct {
 	Title, Setup, Generated string
 	Interrupted             bool
-	Rows                    []sweepRow
-	Knees                   []sweepKnee
+	Rows                    []row
+	Knees                   []knee
 	Cores, RuleOfThumb      int
-	Charts                  []htmlChart
+	Charts                  []svgchart.Chart
 }
 
-type sweepRow struct {
+type row struct {
 	Load, Pool, Calls, Throughput, P50, P99, Errors, Dropped, Marks string
 	PeakConns, Attempts, Faulted                                    int
 	Knee                                                            bool
 }
 
-type sweepKnee struct {
+type knee struct {
 	Load, Plateau, LowestP99, ErrorsBegin, Little, Edge string
 }
 
-// WriteSweepHTML writes the sweep as one self-contained HTML page: the table
+// WriteHTML writes the sweep as one self-contained HTML page: the table
 // with the knee marked, the measured answer beside the rule of thumb and
 // Little's law, and two inline SVG charts (throughput and p99 against pool
 // size, one line per load level, each knee marked). Nothing is fetched from
 // the network.
-func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
-	page := sweepPage{
+func WriteHTML(w io.Writer, r *sweep.Result) error {
+	pg := page{
 		Title: "poolproof pool-sizing sweep: " + r.Service,
 		Setup: fmt.Sprintf("latency %s (%s), fault %s, %s per cell, seed %d, %s environment, started %s, took %s",
 			r.Latency, r.LatencyVia, r.Fault, r.Duration, r.Seed, r.Environment,
@@ -129,7 +118,7 @@ func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
 	}
 	for _, c := range r.Cells {
 		k, _ := r.Knee(c.Concurrency)
-		page.Rows = append(page.Rows, sweepRow{
+		pg.Rows = append(pg.Rows, row{
 			Load: loadOf(c.Concurrency, c.Rate), Pool: strconv.Itoa(c.Pool), Calls: strconv.Itoa(c.Calls),
 			Throughput: fmt.Sprintf("%.1f", c.Throughput), P50: sweep.FormatLatency(c.P50), P99: sweep.FormatLatency(c.P99),
 			Errors: fmt.Sprintf("%.1f%%", 100*c.ErrorRate), Dropped: strconv.FormatInt(c.Dropped, 10),
@@ -138,7 +127,7 @@ func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
 		})
 	}
 	for _, k := range r.Knees {
-		sk := sweepKnee{Load: k.LoadLabel(), Plateau: "none (no call succeeded)", LowestP99: "-", ErrorsBegin: "no pool size raised the error rate"}
+		sk := knee{Load: k.LoadLabel(), Plateau: "none (no call succeeded)", LowestP99: "-", ErrorsBegin: "no pool size raised the error rate"}
 		if k.AtEdge {
 			sk.Edge = "The plateau is the largest pool swept: throughput may still rise beyond it; sweep larger pools."
 		}
@@ -156,20 +145,20 @@ func WriteSweepHTML(w io.Writer, r *sweep.Result) error {
 			grid = fmt.Sprintf("pool %d on this grid", k.LittleGrid)
 		}
 		sk.Little = fmt.Sprintf("%.1f/s x %s = %.1f connections (%s)", k.LittleRate, sweep.FormatLatency(k.LittleLatency), k.LittleEstimate, grid)
-		page.Knees = append(page.Knees, sk)
+		pg.Knees = append(pg.Knees, sk)
 	}
-	charts, err := SweepCharts(r)
+	ch, err := charts(r)
 	if err != nil {
 		return err
 	}
-	page.Charts = charts
-	return sweepTemplate.Execute(w, page)
+	pg.Charts = ch
+	return pageTemplate.Execute(w, pg)
 }
 
-// SweepCharts draws the sweep's two charts as inline SVG: throughput and p99
+// charts draws the sweep's two charts as inline SVG: throughput and p99
 // against pool size (log scale), one line per load level, each load level's
 // knee circled.
-func SweepCharts(r *sweep.Result) ([]htmlChart, error) {
+func charts(r *sweep.Result) ([]svgchart.Chart, error) {
 	type metric struct {
 		id, title, yLabel string
 		value             func(sweep.Cell) (float64, bool)
@@ -182,18 +171,18 @@ func SweepCharts(r *sweep.Result) ([]htmlChart, error) {
 			return float64(c.P99) / float64(time.Millisecond), c.Err == "" && c.OK > 0
 		}},
 	}
-	var out []htmlChart
+	var out []svgchart.Chart
 	for _, m := range metrics {
-		svg, err := renderSweepChart(r, m.id, m.title, m.yLabel, m.value)
+		c, err := renderChart(r, m.id, m.title, m.yLabel, m.value)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, htmlChart{ID: m.id, Title: m.title, SVG: svg})
+		out = append(out, c)
 	}
 	return out, nil
 }
 
-func renderSweepChart(r *sweep.Result, id, title, yLabel string, value func(sweep.Cell) (float64, bool)) (template.HTML, error) {
+func renderChart(r *sweep.Result, id, title, yLabel string, value func(sweep.Cell) (float64, bool)) (svgchart.Chart, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.Title.TextStyle.Font.Size = 11
@@ -224,7 +213,7 @@ func renderSweepChart(r *sweep.Result, id, title, yLabel string, value func(swee
 
 	yMax := 0.0
 	for i, k := range r.Knees {
-		col := sweepLineColors[i%len(sweepLineColors)]
+		col := svgchart.Color(i)
 		var pts, knee plotter.XYs
 		for _, c := range r.Cells {
 			if c.Concurrency != k.Concurrency {
@@ -245,7 +234,7 @@ func renderSweepChart(r *sweep.Result, id, title, yLabel string, value func(swee
 		}
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return "", fmt.Errorf("chart %s, %s: %w", id, k.LoadLabel(), err)
+			return svgchart.Chart{}, fmt.Errorf("chart %s, %s: %w", id, k.LoadLabel(), err)
 		}
 		line.Color, line.Width = col, vg.Points(1.4)
 		points.Color, points.Radius = col, vg.Points(2)
@@ -254,13 +243,13 @@ func renderSweepChart(r *sweep.Result, id, title, yLabel string, value func(swee
 		if len(knee) > 0 {
 			ring, err := plotter.NewScatter(knee)
 			if err != nil {
-				return "", fmt.Errorf("chart %s, knee of %s: %w", id, k.LoadLabel(), err)
+				return svgchart.Chart{}, fmt.Errorf("chart %s, knee of %s: %w", id, k.LoadLabel(), err)
 			}
 			ring.Color, ring.Radius = col, vg.Points(6)
 			ring.Shape = draw.RingGlyph{}
 			labels, err := plotter.NewLabels(plotter.XYLabels{XYs: knee, Labels: []string{"knee"}})
 			if err != nil {
-				return "", fmt.Errorf("chart %s, knee label of %s: %w", id, k.LoadLabel(), err)
+				return svgchart.Chart{}, fmt.Errorf("chart %s, knee label of %s: %w", id, k.LoadLabel(), err)
 			}
 			for j := range labels.TextStyle {
 				labels.TextStyle[j].Color = col
@@ -275,17 +264,7 @@ func renderSweepChart(r *sweep.Result, id, title, yLabel string, value func(swee
 	}
 	p.Y.Min, p.Y.Max = 0, yMax*1.2 // room for the legend and the knee labels
 
-	c := vgsvg.NewWith(vgsvg.UseWH(sweepChartWidth, sweepChartHeight), vgsvg.EmbedFonts(false))
-	p.Draw(draw.New(c))
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		return "", fmt.Errorf("chart %s: writing SVG: %w", id, err)
-	}
-	out := sweepSVGProlog.ReplaceAll(buf.Bytes(), []byte("$1"))
-	out = sweepSVGNamespaces.ReplaceAll(out, nil)
-	out = bytes.Replace(out, []byte("<svg "), fmt.Appendf(nil, `<svg role="img" aria-label="%s" class="chart" data-chart="%s" `,
-		template.HTMLEscapeString(title), template.HTMLEscapeString(id)), 1)
-	return template.HTML(out), nil //nolint:gosec // gonum's own markup, labels escaped by svgo
+	return svgchart.Render(p, id, title, chartWidth, chartHeight)
 }
 
 func loadOf(concurrency int, rate float64) string {
@@ -295,7 +274,7 @@ func loadOf(concurrency int, rate float64) string {
 	return fmt.Sprintf("%g/s", rate)
 }
 
-var sweepTemplate = template.Must(template.New("sweep").Parse(`<!DOCTYPE html>
+var pageTemplate = template.Must(template.New("sweep").Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
