@@ -23,10 +23,32 @@ func Configs() []pooledclient.Config { return pooledclient.DefaultConfigs() }
 // A failed warm-up is not an error: a service that starts while a
 // dependency is down must start cold and dial on demand, so the factory
 // returns the client either way (the checks judge what happens next).
-func Factory(svc harness.Service) (harness.Client, error) {
+func Factory(svc harness.Service) (harness.Client, error) { return newClient(svc, 0) }
+
+// PoolFactory builds the reference client as Factory does, with its pool
+// sized to pool connections: at most pool open (MaxConnsPerHost), pool kept
+// idle (MaxIdleConns) and pool pre-dialled (MinConns), so that a pool-sizing
+// sweep measures a warm pool of exactly that size rather than charging its
+// first calls with dials. Timeouts, retries and the breaker stay as
+// configured.
+func PoolFactory(pool int) harness.ClientFactory {
+	return func(svc harness.Service) (harness.Client, error) {
+		if pool < 1 {
+			return nil, fmt.Errorf("reference client for %s: pool %d: give a pool of at least 1 connection", svc.Name, pool)
+		}
+		return newClient(svc, pool)
+	}
+}
+
+// newClient builds and warms the reference client of svc; a pool > 0
+// replaces the configured pool bounds.
+func newClient(svc harness.Service, pool int) (harness.Client, error) {
 	cfg, err := pooledclient.DefaultConfig(svc.Name, svc.BaseURL, svc.CAs)
 	if err != nil {
 		return nil, fmt.Errorf("reference client for %s: %w", svc.Name, err)
+	}
+	if pool > 0 {
+		cfg.MaxConnsPerHost, cfg.MaxIdleConns, cfg.MinConns = pool, pool, pool
 	}
 	cl, err := pooledclient.NewClient(cfg)
 	if err != nil {

@@ -1,7 +1,6 @@
 package sweep
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,7 +10,7 @@ import (
 
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
-	"github.com/poolproof/poolproof/pooledclient"
+	"github.com/poolproof/poolproof/reference"
 )
 
 // ErrInvalidConfig is returned for a sweep that cannot run as configured; the
@@ -40,7 +39,7 @@ const faultRate = 0.05
 
 // Defaults of a Config.
 const (
-	DefaultService        = pooledclient.Inventory
+	DefaultService        = fakeservers.Inventory
 	DefaultDuration       = 2 * time.Second
 	DefaultWatchdog       = 5 * time.Second
 	DefaultPlateauFrac    = 0.95
@@ -58,29 +57,14 @@ var (
 // after each cell.
 type ClientFunc func(svc harness.Service, pool int) (harness.Client, error)
 
-// Reference is the reference client (pooledclient.DefaultConfig for the
-// service) with its pool bounds (MaxConnsPerHost, MaxIdleConns and MinConns)
-// set to pool, pre-warmed; its retries and breaker are left as configured.
+// Reference is the reference client of package reference with its pool
+// bounds set to pool (reference.PoolFactory): pre-warmed, its timeouts,
+// retries and breaker left as configured.
 func Reference(svc harness.Service, pool int) (harness.Client, error) {
 	if pool < 1 {
 		return nil, fmt.Errorf("reference client for %s: pool %d: %w: must be >= 1", svc.Name, pool, ErrInvalidConfig)
 	}
-	cfg, err := pooledclient.DefaultConfig(svc.Name, svc.BaseURL, svc.CAs)
-	if err != nil {
-		return nil, fmt.Errorf("reference client for %s: %w", svc.Name, err)
-	}
-	cfg.MaxConnsPerHost, cfg.MaxIdleConns, cfg.MinConns = pool, pool, pool
-	cl, err := pooledclient.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("reference client for %s: %w", svc.Name, err)
-	}
-	// A cold pool would charge the first cell's calls with dials; a failed
-	// warm-up is not fatal (the pool dials on demand), and Warm bounds
-	// itself by the RequestTimeout, this context by a little more.
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.RequestTimeout+time.Second)
-	defer cancel()
-	_ = cl.Warm(ctx)
-	return cl, nil
+	return reference.PoolFactory(pool)(svc)
 }
 
 // Config is one sweep.

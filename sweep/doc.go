@@ -9,7 +9,8 @@
 //
 // Faults and latency go through the environment's FaultDriver (Toxiproxy's
 // API and the fake services' admin API), never into objects, so a sweep runs
-// on any harness environment. Rendering the page is package
-// sweep/sweepreport's job; the CLI (poolproof sweep) only parses flags and
-// prints.
+// on any harness environment. The client comes from Config.Client; by default
+// it is the reference client, which package reference builds at each pool
+// size. Rendering the page is package sweep/sweepreport's job; the CLI
+// (poolproof sweep) only parses flags and prints.
 package sweep
