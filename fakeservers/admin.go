@@ -75,6 +75,23 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, s.KeepAlive())
 	})
+	mux.HandleFunc("GET "+AdminProtocolPath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, Protocol{HTTP2: s.HTTP2()})
+	})
+	mux.HandleFunc("POST "+AdminProtocolPath, func(w http.ResponseWriter, r *http.Request) {
+		var p Protocol
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			http.Error(w, "protocol"+describeJSONError(err), http.StatusBadRequest)
+			return
+		}
+		if err := s.SetHTTP2(p.HTTP2); err != nil {
+			writeAdminError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, Protocol{HTTP2: s.HTTP2()})
+	})
 	mux.HandleFunc("GET "+AdminCAPath, func(w http.ResponseWriter, _ *http.Request) {
 		if !s.cfg.TLS || s.ca == nil {
 			http.Error(w, "TLS is off for this service; start it with TLS to get a CA", http.StatusNotFound)

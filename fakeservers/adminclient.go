@@ -53,6 +53,12 @@ func (c *AdminClient) Reset(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, AdminResetPath, nil, nil)
 }
 
+// SetHTTP2 makes the service offer h2 to new connections (on) or HTTP/1.1
+// only (off).
+func (c *AdminClient) SetHTTP2(ctx context.Context, on bool) error {
+	return c.call(ctx, http.MethodPost, AdminProtocolPath, Protocol{HTTP2: on}, nil)
+}
+
 // ResetSeed is Reset with the fault and jitter draws reseeded with seed.
 func (c *AdminClient) ResetSeed(ctx context.Context, seed int64) error {
 	return c.call(ctx, http.MethodPost, AdminResetPath, map[string]int64{"seed": seed}, nil)

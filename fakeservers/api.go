@@ -38,6 +38,7 @@ const (
 	AdminFaultsPath    = "/__admin/faults"    // GET: []Fault; POST: replace with []Fault (or one Fault); DELETE: clear
 	AdminKeepAlivePath = "/__admin/keepalive" // GET/POST: KeepAlive
 	AdminCAPath        = "/__admin/ca.pem"    // GET: the CA certificate, PEM (404 when TLS is off)
+	AdminProtocolPath  = "/__admin/protocol"  // GET/POST: Protocol (whether new connections are offered h2)
 	AdminHealthPath    = "/__admin/health"    // GET: 200 "ok"
 )
 
@@ -103,6 +104,12 @@ type RequestRecord struct {
 	// however the requests raced to the server.
 	Draw    uint32 `json:"draw,omitempty"`
 	OrderID string `json:"order_id,omitempty"`
+}
+
+// Protocol is what the service offers new connections, as served by
+// GET/POST /__admin/protocol.
+type Protocol struct {
+	HTTP2 bool `json:"http2"` // ALPN offers h2 (with TLS); false: HTTP/1.1 only
 }
 
 // Stats is everything a fake service knows, as served by GET /__admin/stats.

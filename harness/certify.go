@@ -110,6 +110,7 @@ type ScenarioResult struct {
 	Family   string        `json:"family"`
 	Proves   string        `json:"proves"`
 	Seed     int64         `json:"seed"`
+	Protocol string        `json:"protocol"`          // what the services offered: ProtocolHTTP1 or ProtocolHTTP2
 	History  *History      `json:"history,omitempty"` // nil when the run could not start
 	Verdicts []Verdict     `json:"verdicts"`
 	Elapsed  time.Duration `json:"elapsed"` // wall time, reset and teardown included
@@ -220,6 +221,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 	if err := validateScenarios(scenarios); err != nil {
 		return nil, err
 	}
+	scenarios = ForProtocols(scenarios, profile)
 	// A WithProgress among the run options is kept and chained.
 	probe := defaultRunConfig()
 	for _, o := range cfg.runOpts {
@@ -270,7 +272,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 			report(PhaseRun, p, nil)
 		}))
 		h, runErr := Run(ctx, env, factory, s.Spec(profile, cfg.seed), runOpts...)
-		res := ScenarioResult{Scenario: s.Name, Family: s.Family, Proves: s.Proves, Seed: seed, History: h}
+		res := ScenarioResult{Scenario: s.Name, Family: s.Family, Proves: s.Proves, Seed: seed, Protocol: s.Protocol, History: h}
 		switch {
 		case runErr != nil && ctx.Err() != nil:
 			res.Err, res.Interrupted = runErr.Error(), true

@@ -296,6 +296,9 @@ type History struct {
 	Services        []string      `json:"services"`
 	RequestIDPrefix string        `json:"request_id_prefix"`
 	Watchdog        time.Duration `json:"watchdog"`
+	// Protocol is what the services offered the client: ProtocolHTTP1 or
+	// ProtocolHTTP2 (the steps at offset 0 say whether they could).
+	Protocol string `json:"protocol"`
 
 	Calls      []CallRecord `json:"calls"`
 	ErrorTexts []string     `json:"error_texts,omitempty"`

@@ -29,6 +29,10 @@ type Service struct {
 type Contract struct {
 	// MaxConns is the most connections the client opens to the service at once.
 	MaxConns int `json:"max_conns"`
+	// MaxInFlight is the most calls the client has in flight to the service
+	// at once, which on HTTP/2 share few connections; 0: not declared (on
+	// HTTP/1.1 MaxConns bounds it anyway, one call per connection).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
 	// PoolWait is how long a call may wait for a free connection before it
 	// fails fast.
 	PoolWait time.Duration `json:"pool_wait"`
@@ -49,6 +53,12 @@ type Contract struct {
 
 // Profile is the contract a team claims for its client, per service.
 type Profile struct {
+	// HTTP2 declares that the client speaks HTTP/2 where a service offers
+	// it. Every scenario is then certified twice: on HTTP/1.1 (what Python
+	// and Node clients and proxies' upstreams speak, and where pool bugs
+	// show) and on HTTP/2, as "<scenario>@h2". Without it the services
+	// offer HTTP/1.1 only.
+	HTTP2 bool `json:"http2,omitempty"`
 	// Default applies to every service not named in Services.
 	Default Contract `json:"default"`
 	// Services overrides Default per service name.

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,9 @@ type RunSpec struct {
 	Workload Workload `json:"workload"`
 	Steps    []Step   `json:"steps,omitempty"`
 	Profile  Profile  `json:"profile"`
+	// Protocol is what the services offer the client: ProtocolHTTP1 (the
+	// default) or ProtocolHTTP2.
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // Progress is a snapshot handed to the progress callback at every sample.
@@ -197,11 +201,20 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		Services:        names,
 		RequestIDPrefix: prefix,
 		Watchdog:        watchdog,
+		Protocol:        cmp.Or(spec.Protocol, ProtocolHTTP1),
 	}
 
 	// Bounded background context for the harness's own calls (observe,
 	// teardown, leak measurement): they must run even when ctx is canceled.
 	bg := context.WithoutCancel(ctx)
+
+	// The services offer the run's protocol to the connections the client
+	// is about to open; a service that cannot say (not a fake service)
+	// serves what it serves, and the record says so.
+	protocolSteps, controlled := offerProtocol(bg, env, names, h.Protocol, cfg.stepTimeout)
+	if !controlled {
+		h.Protocol = ProtocolAsServed
+	}
 
 	// Warm up the observation path before the baseline, so the connections
 	// and goroutines the harness itself uses to observe are part of it.
@@ -266,7 +279,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	withRunLabel(callsCtx, label, r.execute)
 
 	h.Calls, h.ErrorTexts = r.rec.Calls()
-	h.Steps = r.steps
+	h.Steps = append(protocolSteps, r.steps...)
 	h.Samples = r.samples
 	h.Dropped = r.dropped.Load()
 	for _, c := range h.Calls {
@@ -297,6 +310,32 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		return h, fmt.Errorf("scenario %q seed %d: run interrupted after %d calls: %w", spec.Scenario, spec.Seed, len(h.Calls), err)
 	}
 	return h, nil
+}
+
+// offerProtocol makes every service offer protocol to new connections
+// before the workload starts. A failure is recorded as a failed step at
+// offset 0, so the run is not judged as if it had the protocol; controlled
+// is false when some service is not a fake service and serves what it
+// serves.
+func offerProtocol(ctx context.Context, env Environment, services []string, protocol string, timeout time.Duration) (failed []StepRecord, controlled bool) {
+	faults := env.Faults()
+	if faults == nil {
+		return nil, false
+	}
+	controlled = true
+	for _, svc := range services {
+		st := Step{Label: "offer " + protocol + " on " + svc, Action: SetProtocol(svc, protocol)}
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		err := faults.Apply(sctx, st.Action)
+		cancel()
+		switch {
+		case errors.Is(err, ErrNoServerTruth):
+			controlled = false
+		case err != nil:
+			failed = append(failed, StepRecord{Step: st, Outcome: StepFailed, Err: err.Error()})
+		}
+	}
+	return failed, controlled
 }
 
 func observeTruth(ctx context.Context, env Environment, service string, timeout time.Duration) ServerTruth {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -49,6 +50,10 @@ type Scenario struct {
 	Workload Workload `json:"workload"`
 	// Steps is the nemesis schedule, at offsets inside Workload.Duration.
 	Steps []Step `json:"steps,omitempty"`
+	// Protocol pins what the services offer the client (ProtocolHTTP1 or
+	// ProtocolHTTP2); empty: HTTP/1.1, and HTTP/2 as well when the
+	// client's Profile declares it (see ForProtocols).
+	Protocol string `json:"protocol,omitempty"`
 	// Checks judge the run. They are data: each one's bounds come from
 	// the contract the history declares unless a field sets them, so the
 	// same scenario holds every client to its own Profile.
@@ -71,11 +76,39 @@ func (s Scenario) EffectiveSeed(override int64) int64 {
 func (s Scenario) Spec(p Profile, seedOverride int64) RunSpec {
 	return RunSpec{
 		Scenario: s.Name,
+		Protocol: cmp.Or(s.Protocol, ProtocolHTTP1),
 		Seed:     s.EffectiveSeed(seedOverride),
 		Workload: s.Workload,
 		Steps:    slices.Clone(s.Steps),
 		Profile:  p,
 	}
+}
+
+// HTTP2RunSuffix ends the name of a scenario's run on HTTP/2, e.g.
+// "baseline@h2": its verdicts, history and report entries carry that name.
+const HTTP2RunSuffix = "@" + ProtocolHTTP2
+
+// ForProtocols lists the runs a certification makes of scenarios for a
+// client that declares p: each scenario on HTTP/1.1, where pool bugs show
+// (one connection carries one call), and, when p declares HTTP2, again on
+// HTTP/2 as "<name>@h2". A scenario that pins its Protocol runs once, on it.
+func ForProtocols(scenarios []Scenario, p Profile) []Scenario {
+	out := make([]Scenario, 0, 2*len(scenarios))
+	for _, s := range scenarios {
+		if s.Protocol != "" {
+			out = append(out, s)
+			continue
+		}
+		h1 := s
+		h1.Protocol = ProtocolHTTP1
+		out = append(out, h1)
+		if p.HTTP2 {
+			h2 := s
+			h2.Name, h2.Protocol = s.Name+HTTP2RunSuffix, ProtocolHTTP2
+			out = append(out, h2)
+		}
+	}
+	return out
 }
 
 // CheckIDs lists the ids of the checks s runs.

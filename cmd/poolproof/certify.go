@@ -46,6 +46,7 @@ type certifyFlags struct {
 	client    string
 	seed      int64
 	reportDir string
+	http2     bool
 }
 
 func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -67,6 +68,7 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
 		return 2
 	}
+	profile.HTTP2 = profile.HTTP2 || f.http2
 	if f.reportDir != "" { // fail now, not after a run of minutes
 		if err := os.MkdirAll(f.reportDir, 0o755); err != nil {
 			fmt.Fprintf(stderr, "poolproof certify: -report %s: %v: choose a folder you can write to\n", f.reportDir, err)
@@ -128,6 +130,7 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
+	fs.BoolVar(&f.http2, "http2", false, "the client speaks HTTP/2: certify every scenario on HTTP/1.1 and again on HTTP/2 (runs named <scenario>@h2); without it the services offer HTTP/1.1 only")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
 	fs.StringVar(&f.reportDir, "report", defaultReportDir, "folder to write the report in: report.html (scorecard and timelines), junit.xml, summary.md and histories/<scenario>.json (to recompute a verdict); \"\" or - writes none")
 	if err := parseFlags(fs, args, stdout); err != nil {

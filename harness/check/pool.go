@@ -37,6 +37,9 @@ type PoolBound struct {
 	// MaxConns overrides the contract's MaxConns for every service (0: the
 	// history's Profile.For(service).MaxConns).
 	MaxConns int `json:"max_conns,omitempty"`
+	// MaxInFlight overrides the contract's MaxInFlight for every service
+	// (0: the history's; not judged when neither declares one).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
 	// CloseLag is how late the server may see a close (default 20ms).
 	CloseLag time.Duration `json:"close_lag,omitempty"`
 	// ReplaceWindow is how long after a replacement's accept the connection
@@ -79,12 +82,76 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 	if worst == nil {
 		return v.NotApplicable("no server-side truth: the servers' connections could not be read")
 	}
+	flight := c.inFlight(h)
+	if flight != nil && flight.peak > flight.bound && (worst.peak <= worst.bound || flight.peak-flight.bound > worst.peak-worst.bound) {
+		v.Unit = "calls in flight"
+		return v.Fail(float64(flight.peak), float64(flight.bound), fmt.Sprintf("%s had %d calls in flight at once on %s, more than the declared max of %d (MaxInFlight): a pool bounds calls, not only connections; on HTTP/2 many calls share one connection, so cap the concurrent calls too",
+			flight.svc, flight.peak, h.Protocol, flight.bound))
+	}
 	if worst.peak <= worst.bound {
+		if flight != nil {
+			return v.Pass(float64(worst.peak), float64(worst.bound), fmt.Sprintf("at most %d connections open at once to %s (bound %d) and at most %d calls in flight to %s (bound %d); services judged: %v",
+				worst.peak, worst.svc, worst.bound, flight.peak, flight.svc, flight.bound, judged))
+		}
 		return v.Pass(float64(worst.peak), float64(worst.bound), fmt.Sprintf("at most %d connections open at once to %s (bound %d); services judged: %v",
 			worst.peak, worst.svc, worst.bound, judged))
 	}
 	return v.Fail(float64(worst.peak), float64(worst.bound), fmt.Sprintf("%s saw %d connections open at once (server peak %d), more than the declared max of %d: cap the pool (e.g. Transport.MaxConnsPerHost) and make callers wait for a free connection",
 		worst.svc, worst.peak, worst.serverPeak, worst.bound))
+}
+
+// flightPeak is one service's most calls in flight at once against its bound.
+type flightPeak struct {
+	svc         string
+	peak, bound int
+}
+
+// inFlight is the service whose peak of calls in flight (server-side
+// requests being handled at once, from the request log) stands worst
+// against the declared MaxInFlight; nil when no service declares one.
+func (c PoolBound) inFlight(h *harness.History) *flightPeak {
+	var worst *flightPeak
+	for _, svc := range h.Services {
+		bound := cmp.Or(c.MaxInFlight, contractFor(h, svc).MaxInFlight)
+		st, ok := serverTruth(h, svc)
+		if bound <= 0 || !ok {
+			continue
+		}
+		r := flightPeak{svc: svc, peak: requestsPeak(st), bound: bound}
+		if worst == nil || r.peak-r.bound > worst.peak-worst.bound {
+			worst = &r
+		}
+	}
+	return worst
+}
+
+// requestsPeak is the most requests st was handling at once; a request
+// still running when the truth was read counts until then.
+func requestsPeak(st *fakeservers.Stats) int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	edges := make([]edge, 0, 2*len(st.Requests))
+	for _, r := range st.Requests {
+		end := r.Finished
+		if end.IsZero() {
+			end = st.Now
+		}
+		edges = append(edges, edge{r.Arrived, 1}, edge{end, -1})
+	}
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.delta - b.delta // an end before a start at the same instant
+	})
+	peak, n := 0, 0
+	for _, e := range edges {
+		n += e.delta
+		peak = max(peak, n)
+	}
+	return peak
 }
 
 // overlapPeak is the most connections of st open at once, each surely held

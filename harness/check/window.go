@@ -49,7 +49,7 @@ var checkDocs = []Doc{
 	{IDLeakFDs, "/proc/self/fd", "file descriptors return to the baseline after teardown"},
 	{IDLeakServerConns, "server truth", "the servers see every connection closed after teardown"},
 	{IDNoHang, "calls", "no call outlives the watchdog"},
-	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns"},
+	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns, and calls in flight <= Contract.MaxInFlight where declared (HTTP/2 shares connections)"},
 	{IDPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults) stay near zero"},
 	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + PoolWait + margin: fail fast instead of queueing"},
 	{IDTimeoutRequestBound, "calls", "every call ends within Contract.RequestTimeout + margin"},

@@ -207,7 +207,7 @@ var environmentFunctions = []string{
 	"net/http.(*http2serverConn).writeFrameAsync",
 	// Fake services: the goroutine that waits for both serve loops, and the
 	// idle-timeout timer callbacks.
-	"github.com/poolproof/poolproof/fakeservers.Start.func4",
+	"github.com/poolproof/poolproof/fakeservers.(*Server).markServed",
 	"github.com/poolproof/poolproof/fakeservers.(*trackedConn).onIdleTimer",
 }
 
