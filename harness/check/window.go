@@ -174,6 +174,9 @@ type serverAttempt struct {
 	Fault     string
 	OrderID   string
 	ConnID    uint64
+	// Reused: an earlier request of this run arrived on the same connection
+	// (a kept-alive connection, which may have died while idle).
+	Reused bool
 }
 
 // serverTruth returns the stats of service after the run, or false.
@@ -200,6 +203,7 @@ func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) 
 		return nil, false
 	}
 	out := make([]serverAttempt, 0, len(st.Requests))
+	used := make(map[uint64]bool)
 	for _, r := range st.Requests {
 		seq, ok := seqOf(h, r.RequestID)
 		if !ok {
@@ -215,6 +219,10 @@ func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) 
 		out = append(out, a)
 	}
 	slices.SortStableFunc(out, func(a, b serverAttempt) int { return cmp.Compare(a.Arrived, b.Arrived) })
+	for i := range out {
+		out[i].Reused = used[out[i].ConnID]
+		used[out[i].ConnID] = true
+	}
 	return out, true
 }
 
