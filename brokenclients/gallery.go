@@ -150,8 +150,8 @@ func Lookup(name string) (Entry, error) {
 }
 
 // Reference settings every gallery client starts from; they honour
-// harness.DefaultContract, so that a gallery client run under the default
-// profile fails only the checks its bug breaks.
+// Contract, so that a gallery client held to Profile fails only the checks
+// its bug breaks.
 const (
 	refMaxConns       = 16
 	refPoolWait       = 250 * time.Millisecond
@@ -165,8 +165,26 @@ const (
 	refHalfOpenProbes = 1
 )
 
+// Contract is what every gallery client declares: the promises of the
+// reference settings it starts from (16 connections, a 250ms pool wait, a
+// 2s request timeout, 3 attempts, a breaker with a 1s open delay, recovery
+// within 3s).
+var Contract = harness.Contract{
+	MaxConns:         refMaxConns,
+	PoolWait:         refPoolWait,
+	RequestTimeout:   refRequestTimeout,
+	MaxAttempts:      refMaxAttempts,
+	BreakerOpenDelay: refOpenDelay,
+	RecoveryTime:     3 * time.Second,
+	HalfOpenProbes:   3,
+}
+
+// Profile holds every service to Contract: a gallery client is judged on
+// the promises it makes, and fails only where its bug breaks one.
+func Profile() harness.Profile { return harness.Profile{Default: Contract} }
+
 // ReferenceConfig is the reference client's configuration for svc, shaped to
-// harness.DefaultContract: 16 connections, a 250ms pool wait, a 2s request
+// Contract: 16 connections, a 250ms pool wait, a 2s request
 // timeout, 3 attempts with backoff, a breaker that trips after 5 consecutive
 // failures and probes again after 1s. Every gallery client is this
 // configuration plus one bug, and pooledclient.NewClient(ReferenceConfig(svc))

@@ -62,12 +62,12 @@ func TestLookup(t *testing.T) {
 	}
 }
 
-// ReferenceConfig holds harness.DefaultContract, so a gallery client run
-// under the default profile is judged against the reference's numbers.
-func TestReferenceConfig_HonoursDefaultContract(t *testing.T) {
+// ReferenceConfig keeps Contract, so a gallery client held to Profile is
+// judged against the reference's numbers.
+func TestReferenceConfig_HonoursContract(t *testing.T) {
 	cfg, err := ReferenceConfig(harness.Service{Name: "inventory", BaseURL: "http://127.0.0.1:1"})
 	require.NoError(t, err)
-	d := harness.DefaultContract
+	d := Contract
 	assert.Equal(t, d.MaxConns, cfg.MaxConnsPerHost)
 	assert.Equal(t, d.PoolWait, cfg.PoolWait)
 	assert.Equal(t, d.RequestTimeout, cfg.RequestTimeout)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"crypto/x509"
 	"net/http"
 	"time"
@@ -65,25 +66,34 @@ type Profile struct {
 	Services map[string]Contract `json:"services,omitempty"`
 }
 
-// DefaultContract is the contract assumed when a team declares nothing:
-// 16 connections per service, a 250ms pool wait, a 2s request timeout, 3
-// attempts, a 1s breaker open delay admitting 3 half-open probes and a 3s
-// recovery.
+// DefaultContract is what a team that declares nothing is held to: the
+// universal invariants only (no leak, no hang, no duplicate charge, a pool
+// never larger than its callers, retries bounded by UniversalMaxAttempts).
+// The checks of promises it did not make (a request timeout, fail-fast
+// under exhaustion, a breaker, a retry policy) are not applicable, each
+// saying which field to declare. Its only values fill the fields a
+// recovery and a declared breaker are judged by.
 var DefaultContract = Contract{
-	MaxConns:         16,
-	PoolWait:         250 * time.Millisecond,
-	RequestTimeout:   2 * time.Second,
-	MaxAttempts:      3,
-	BreakerOpenDelay: time.Second,
-	RecoveryTime:     3 * time.Second,
-	HalfOpenProbes:   3,
+	RecoveryTime:   3 * time.Second,
+	HalfOpenProbes: 3,
 }
+
+// Bounds a client that declares nothing is held to.
+const (
+	// UniversalMaxAttempts bounds the server attempts of one call when
+	// MaxAttempts is not declared: a client that retries at all stops.
+	UniversalMaxAttempts = 5
+	// UndeclaredWatchdog is how long a call may take before it counts as
+	// hung when no RequestTimeout is declared.
+	UndeclaredWatchdog = 10 * time.Second
+)
 
 // DefaultProfile returns a profile with DefaultContract for every service.
 func DefaultProfile() Profile { return Profile{Default: DefaultContract} }
 
-// For returns the contract for one service, with zero fields filled from
-// DefaultContract.
+// For returns the contract for one service, with RecoveryTime and
+// HalfOpenProbes filled from DefaultContract when zero; every other zero
+// field means "not declared".
 func (p Profile) For(service string) Contract {
 	c, ok := p.Services[service]
 	if !ok {
@@ -94,23 +104,7 @@ func (p Profile) For(service string) Contract {
 
 func (c Contract) withDefaults() Contract {
 	d := DefaultContract
-	if c.MaxConns == 0 {
-		c.MaxConns = d.MaxConns
-	}
-	if c.PoolWait == 0 {
-		c.PoolWait = d.PoolWait
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = d.RequestTimeout
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = d.MaxAttempts
-	}
-	if c.RecoveryTime == 0 {
-		c.RecoveryTime = d.RecoveryTime
-	}
-	if c.HalfOpenProbes == 0 {
-		c.HalfOpenProbes = d.HalfOpenProbes
-	}
+	c.RecoveryTime = cmp.Or(c.RecoveryTime, d.RecoveryTime)
+	c.HalfOpenProbes = cmp.Or(c.HalfOpenProbes, d.HalfOpenProbes)
 	return c
 }

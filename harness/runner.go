@@ -92,7 +92,8 @@ func WithSampleInterval(d time.Duration) RunOption {
 // WithWatchdog sets the per-call bound after which a call that has not
 // returned (Do and the body read) is recorded as hung and its goroutine
 // abandoned; the worker moves on. The default is the largest declared
-// RequestTimeout of the driven services x 2 + 1s. The call's context is not
+// RequestTimeout of the driven services x 2 + 1s (UndeclaredWatchdog for a
+// service whose RequestTimeout is not declared). The call's context is not
 // canceled then: a client must enforce its own declared timeout.
 func WithWatchdog(d time.Duration) RunOption {
 	return func(c *runConfig) {
@@ -183,11 +184,13 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	}
 	watchdog := cfg.watchdog
 	if watchdog == 0 {
-		var rt time.Duration
 		for _, n := range names {
-			rt = max(rt, spec.Profile.For(n).RequestTimeout)
+			w := UndeclaredWatchdog
+			if rt := spec.Profile.For(n).RequestTimeout; rt > 0 {
+				w = rt*time.Duration(cfg.watchdogFactor) + cfg.watchdogMargin
+			}
+			watchdog = max(watchdog, w)
 		}
-		watchdog = rt*time.Duration(cfg.watchdogFactor) + cfg.watchdogMargin
 	}
 
 	prefix := requestIDPrefix(spec.Scenario, spec.Seed)

@@ -58,7 +58,7 @@ func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
 
 // Each gallery client is caught, in the scenarios that exercise them, by
 // every check its entry says must catch it: the catalog's checks can fail.
-// The gallery clients honour harness.DefaultContract but for their bug, so
+// The gallery clients honour brokenclients.Contract but for their bug, so
 // they are held to DefaultProfile.
 func TestBrokenClientsAreCaught(t *testing.T) {
 	skipUnderRace(t)
@@ -102,7 +102,7 @@ func requireGalleryCaught(t *testing.T, newEnv func(testing.TB) harness.Environm
 			env := newEnv(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			cert, err := harness.Certify(ctx, env, e.Factory, harness.DefaultProfile(), list)
+			cert, err := harness.Certify(ctx, env, e.Factory, brokenclients.Profile(), list)
 			require.NoError(t, err)
 
 			failed := map[string][]string{}

@@ -188,10 +188,11 @@ func selectScenarios(profile, filter string) ([]harness.Scenario, error) {
 }
 
 // selectClient returns the factory of the named client and the contract it
-// is held to. Gallery clients are built on harness.DefaultContract (see
-// brokenclients.ReferenceConfig) with one bug, so they are held to
-// harness.DefaultProfile, which only their bug breaks; so is the plain
-// client, a team that declares nothing and keeps Go's defaults.
+// is held to. Gallery clients are the reference settings of
+// brokenclients.Contract with one bug, so they are held to
+// brokenclients.Profile, which only their bug breaks. The plain client is a
+// team that declares nothing and keeps Go's defaults: it is held to the
+// universal invariants (harness.DefaultProfile).
 func selectClient(name string) (harness.ClientFactory, harness.Profile, error) {
 	switch name {
 	case clientReference:
@@ -203,7 +204,7 @@ func selectClient(name string) (harness.ClientFactory, harness.Profile, error) {
 	if err != nil {
 		return nil, harness.Profile{}, usageError{fmt.Sprintf("-client %q: not a client poolproof knows; use reference, plain or one of %s", name, strings.Join(galleryNames(), ", "))}
 	}
-	return e.Factory, harness.DefaultProfile(), nil
+	return e.Factory, brokenclients.Profile(), nil
 }
 
 // plainClient is an http.Client with Go's defaults, trusting the service's CA.

@@ -68,7 +68,7 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 		if !ok {
 			continue
 		}
-		bound := cmp.Or(c.MaxConns, contractFor(h, svc).MaxConns)
+		bound := cmp.Or(c.MaxConns, contractFor(h, svc).MaxConns, callersBound(h))
 		peak := st.PeakOpen
 		if len(st.Connections) > 0 {
 			peak = min(peak, overlapPeak(st, lag, window))
@@ -96,8 +96,12 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 		return v.Pass(float64(worst.peak), float64(worst.bound), fmt.Sprintf("at most %d connections open at once to %s (bound %d); services judged: %v",
 			worst.peak, worst.svc, worst.bound, judged))
 	}
-	return v.Fail(float64(worst.peak), float64(worst.bound), fmt.Sprintf("%s saw %d connections open at once (server peak %d), more than the declared max of %d: cap the pool (e.g. Transport.MaxConnsPerHost) and make callers wait for a free connection",
-		worst.svc, worst.peak, worst.serverPeak, worst.bound))
+	declared := "the declared max"
+	if c.MaxConns == 0 && contractFor(h, worst.svc).MaxConns == 0 {
+		declared = "the bound for its concurrent callers (no MaxConns declared: a pool never needs more connections than callers)"
+	}
+	return v.Fail(float64(worst.peak), float64(worst.bound), fmt.Sprintf("%s saw %d connections open at once (server peak %d), more than %s of %d: cap the pool (e.g. Transport.MaxConnsPerHost) and make callers wait for a free connection",
+		worst.svc, worst.peak, worst.serverPeak, declared, worst.bound))
 }
 
 // flightPeak is one service's most calls in flight at once against its bound.
@@ -152,6 +156,22 @@ func requestsPeak(st *fakeservers.Stats) int {
 		peak = max(peak, n)
 	}
 	return peak
+}
+
+// callers is the most calls the workload had running at once.
+func callers(h *harness.History) int {
+	if h.Workload.Mode == harness.OpenLoop {
+		return h.Workload.MaxInFlight
+	}
+	return h.Workload.Workers
+}
+
+// callersBound is the pool bound of a client that declares no MaxConns: a
+// pool never needs more connections than callers, with room for
+// connections the server sees close late after the client replaced them.
+func callersBound(h *harness.History) int {
+	n := callers(h)
+	return n + max(2, n/4)
 }
 
 // overlapPeak is the most connections of st open at once, each surely held
@@ -343,7 +363,7 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 				openAtWarm++
 			}
 		}
-		growth := max(0, contractFor(h, svc).MaxConns-openAtWarm)
+		growth := max(0, cmp.Or(contractFor(h, svc).MaxConns, callers(h))-openAtWarm)
 		churned := max(0, conns-growth)
 		// Few calls make one legitimate reconnect weigh too much, but
 		// certainChurn connections beyond the pool's max are churn however
@@ -421,8 +441,13 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 		wait       time.Duration
 	}
 	var worst *result
+	undeclared := 0
 	for _, svc := range servicesOrAll(h, c.Service) {
 		wait := cmp.Or(c.PoolWait, contractFor(h, svc).PoolWait)
+		if wait <= 0 {
+			undeclared++
+			continue
+		}
 		var calls []harness.CallRecord
 		if ws := harness.FaultWindows(h, svc); len(ws) > 0 {
 			for _, w := range ws {
@@ -442,6 +467,9 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 			worst = &r
 		}
 	}
+	if worst == nil && undeclared > 0 {
+		return v.NotApplicable("the client declares no pool wait: it does not promise to fail fast when its pool is exhausted; declare pool_wait (Contract.PoolWait) to have it judged")
+	}
 	if worst == nil {
 		return v.NotApplicable(fmt.Sprintf("fewer than %d calls to judge under exhaustion", minCalls))
 	}
@@ -450,10 +478,7 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 			worst.svc, harness.FormatDuration(worst.p99), worst.n, harness.FormatDuration(c.Latency), harness.FormatDuration(worst.wait)))
 	}
 	if c.GoroutinesPerCall > 0 && len(h.Samples) > 0 {
-		offered := h.Workload.Workers
-		if h.Workload.Mode == harness.OpenLoop {
-			offered = h.Workload.MaxInFlight
-		}
+		offered := callers(h)
 		limit := int(c.GoroutinesPerCall*float64(offered)) + cmp.Or(c.GoroutineSlack, 50)
 		peak, at := int32(0), int64(0)
 		for _, s := range h.Samples {

@@ -53,7 +53,7 @@ func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 		}
 		judged = true
 		svcSeen = append(svcSeen, svc)
-		declared := cmp.Or(c.MaxAttempts, contractFor(h, svc).MaxAttempts)
+		declared := cmp.Or(c.MaxAttempts, contractFor(h, svc).MaxAttempts, harness.UniversalMaxAttempts)
 		groups := bySeq(as)
 		for _, seq := range sortedSeqs(groups) {
 			g := groups[seq]
@@ -94,8 +94,27 @@ func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 	if over == 0 {
 		return v.Pass(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d request ids, at most %d attempts each by the caller (%s %s)%s", ids, worst.attempts, worst.svc, worst.id, apart))
 	}
-	return v.Fail(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d of %d request ids reached the server more often than allowed; worst %s %s %s: %d attempts, declared max %d%s: stop retrying after MaxAttempts in total, counting every layer that retries",
-		over, ids, worst.svc, worst.method, worst.id, worst.attempts, worst.bound, apart))
+	declared := fmt.Sprintf("declared max %d", worst.bound)
+	if c.MaxAttempts == 0 && contractFor(h, worst.svc).MaxAttempts == 0 {
+		declared = fmt.Sprintf("no MaxAttempts declared, universal max %d", worst.bound)
+	}
+	return v.Fail(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d of %d request ids reached the server more often than allowed; worst %s %s %s: %d attempts, %s%s: stop retrying after MaxAttempts in total, counting every layer that retries",
+		over, ids, worst.svc, worst.method, worst.id, worst.attempts, declared, apart))
+}
+
+// noRetriesDeclared is why the retry-policy checks do not judge a client
+// that declares no MaxAttempts; retry.attempts_bounded still holds it to
+// harness.UniversalMaxAttempts.
+const noRetriesDeclared = "the client declares no retry policy: declare max_attempts (Contract.MaxAttempts) to have its backoff and Retry-After judged; retry.attempts_bounded still bounds its attempts"
+
+// declaresRetries reports whether any of services declares MaxAttempts.
+func declaresRetries(h *harness.History, services []string) bool {
+	for _, svc := range services {
+		if contractFor(h, svc).MaxAttempts > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // replayGap is how soon after a reused connection died unanswered the same
@@ -152,6 +171,9 @@ func (RetryBackoff) ID() string { return IDRetryBackoff }
 
 func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "ms")
+	if !declaresRetries(h, servicesOrAll(h, c.Service)) {
+		return v.NotApplicable(noRetriesDeclared)
+	}
 	minGap := cmp.Or(c.MinGap, 3*time.Millisecond)
 	ratioBound := cmp.Or(c.MaxAttemptRatio, 2)
 	minCalls := cmp.Or(c.MinCalls, defaultMinCalls)
@@ -252,6 +274,9 @@ func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "ms")
 	if c.RetryAfter <= 0 {
 		return v.NotApplicable("the scenario declared no Retry-After")
+	}
+	if !declaresRetries(h, h.Services) {
+		return v.NotApplicable(noRetriesDeclared)
 	}
 	need := time.Duration(cmp.Or(c.Factor, 0.9) * float64(c.RetryAfter))
 	var (

@@ -32,6 +32,7 @@ func (c RequestBound) Judge(h *harness.History) harness.Verdict {
 		worstBound time.Duration
 		over       int
 		n          int
+		undeclared []string
 	)
 	bounds := map[harness.ServiceID]time.Duration{}
 	for i := range h.Calls {
@@ -42,8 +43,16 @@ func (c RequestBound) Judge(h *harness.History) harness.Verdict {
 		bound, ok := bounds[cl.Service]
 		if !ok {
 			t := cmp.Or(c.Timeout, contractFor(h, cl.Service.String()).RequestTimeout)
-			bound = t + time.Duration(frac*float64(t)) + slack
+			bound = -1
+			if t > 0 {
+				bound = t + time.Duration(frac*float64(t)) + slack
+			} else {
+				undeclared = append(undeclared, cl.Service.String())
+			}
 			bounds[cl.Service] = bound
+		}
+		if bound < 0 {
+			continue // no timeout declared for this service: no.hang judges it
 		}
 		n++
 		if cl.Latency() > bound {
@@ -52,6 +61,9 @@ func (c RequestBound) Judge(h *harness.History) harness.Verdict {
 		if worst == nil || float64(cl.Latency())/float64(bound) > float64(worst.Latency())/float64(worstBound) {
 			worst, worstBound = cl, bound
 		}
+	}
+	if worst == nil && len(undeclared) > 0 {
+		return v.NotApplicable(fmt.Sprintf("the client declares no request timeout for %v: declare request_timeout (Contract.RequestTimeout) to have its calls held to it; timeout.no_hang still judges them", undeclared))
 	}
 	if worst == nil {
 		return v.NotApplicable("no calls were made")

@@ -29,7 +29,7 @@ func newHB(services ...string) *hb {
 	return &hb{t0: t0, h: &harness.History{
 		Version: harness.HistoryVersion, Scenario: "synthetic", Seed: 7, Started: t0,
 		Services: services, RequestIDPrefix: "pp-synthetic-7", Watchdog: 5 * time.Second,
-		Profile:  harness.DefaultProfile(),
+		Profile:  harness.Profile{Default: fullContract},
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Workers: 8, Duration: 10 * time.Second},
 	}}
 }
@@ -292,4 +292,17 @@ func bigHistory(n int) *harness.History {
 	}
 	b.seq = uint32(n)
 	return b.done()
+}
+
+// fullContract declares every promise, so that the synthetic histories
+// exercise every check (a profile that declares nothing leaves the
+// promise-specific ones not applicable).
+var fullContract = harness.Contract{
+	MaxConns:         16,
+	PoolWait:         250 * time.Millisecond,
+	RequestTimeout:   2 * time.Second,
+	MaxAttempts:      3,
+	BreakerOpenDelay: time.Second,
+	RecoveryTime:     3 * time.Second,
+	HalfOpenProbes:   3,
 }
