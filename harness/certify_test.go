@@ -3,6 +3,7 @@ package harness_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -295,4 +296,48 @@ func TestScenarioSeedAndSpec(t *testing.T) {
 	assert.Equal(t, s.Workload, spec.Workload)
 	spec.Steps[0].Label = "changed"
 	assert.Equal(t, "down", s.Steps[0].Label, "the spec owns its steps")
+}
+
+// onceLibrary stands for a client library that starts one background
+// goroutine per process on first use (a metrics flusher, a resolver).
+type onceLibrary struct{ inner *http.Client }
+
+var (
+	libraryOnce sync.Once
+	libraryStop = make(chan struct{})
+)
+
+func (l onceLibrary) Do(req *http.Request) (*http.Response, error) {
+	libraryOnce.Do(func() { go func() { <-libraryStop }() })
+	return l.inner.Do(req)
+}
+
+func (l onceLibrary) CloseIdleConnections() { l.inner.CloseIdleConnections() }
+
+func TestCertifyKeepsALibrarysOneOffGoroutineOutOfTheLeakVerdict(t *testing.T) {
+	t.Cleanup(func() { close(libraryStop) })
+	env := newEmbeddedEnv(t)
+	factory := func(svc harness.Service) (harness.Client, error) {
+		c, err := harnesstest.StdClientFactory(svc)
+		if err != nil {
+			return nil, err
+		}
+		return onceLibrary{inner: c.(*http.Client)}, nil
+	}
+	cert, err := harness.Certify(harnesstest.Ctx(t), env, factory, harness.DefaultProfile(),
+		[]harness.Scenario{tinyScenario("first", 400*time.Millisecond), tinyScenario("second", 400*time.Millisecond)})
+	require.NoError(t, err)
+	for _, r := range cert.Results {
+		v := findVerdict(t, r.Verdicts, check.IDLeakGoroutines)
+		assert.Equal(t, harness.StatusPass, v.Status, "%s: %s", r.Scenario, v.Reason)
+	}
+
+	// A goroutine per scenario still fails every scenario.
+	leaker := goroutineLeakerFactory(t)
+	cert, err = harness.Certify(harnesstest.Ctx(t), env, leaker, harness.DefaultProfile(),
+		[]harness.Scenario{tinyScenario("first", 400*time.Millisecond), tinyScenario("second", 400*time.Millisecond)})
+	require.NoError(t, err)
+	for _, r := range cert.Results {
+		assert.Equal(t, harness.StatusFail, findVerdict(t, r.Verdicts, check.IDLeakGoroutines).Status, r.Scenario)
+	}
 }
