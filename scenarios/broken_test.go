@@ -102,7 +102,7 @@ func requireGalleryCaught(t *testing.T, newEnv func(testing.TB) harness.Environm
 			env := newEnv(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			cert, err := harness.Certify(ctx, env, e.Factory, brokenclients.Profile(), list)
+			cert, err := harness.Certify(ctx, env, e.Factory, e.Profile, list)
 			require.NoError(t, err)
 
 			failed := map[string][]string{}

@@ -204,7 +204,7 @@ func selectClient(name string) (harness.ClientFactory, harness.Profile, error) {
 	if err != nil {
 		return nil, harness.Profile{}, usageError{fmt.Sprintf("-client %q: not a client poolproof knows; use reference, plain or one of %s", name, strings.Join(galleryNames(), ", "))}
 	}
-	return e.Factory, brokenclients.Profile(), nil
+	return e.Factory, e.Profile, nil
 }
 
 // plainClient is an http.Client with Go's defaults, trusting the service's CA.

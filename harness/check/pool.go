@@ -181,8 +181,12 @@ func callersBound(h *harness.History) int {
 func overlapPeak(st *fakeservers.Stats, lag, window time.Duration) int {
 	lastUse := make(map[uint64]time.Time, len(st.Connections))
 	for _, r := range st.Requests {
+		// A request left unanswered (status 0: the client gave up, or the
+		// connection died) is surely held only until it arrived: the
+		// server learns late that the client dropped the connection, and
+		// the client may already have dialled its replacement.
 		t := r.Arrived
-		if r.Finished.After(t) {
+		if r.Status != 0 && r.Finished.After(t) {
 			t = r.Finished
 		}
 		if t.After(lastUse[r.ConnID]) {
