@@ -17,6 +17,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/poolproof/poolproof/brokenclients"
+	"github.com/poolproof/poolproof/examples/retryingclient"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/reference"
@@ -36,6 +37,7 @@ func init() {
 const (
 	clientReference = "reference"
 	clientPlain     = "plain"
+	clientRetrying  = "retrying"
 )
 
 // certifyFlags are the certify command's options, parsed and checked.
@@ -129,7 +131,7 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs.StringVar(&f.env, "env", env.NameEmbedded, "environment: embedded (fake services and Toxiproxy in this process), docker (containers built here, needs Docker) or remote (an existing Toxiproxy and services named by POOLPROOF_TOXIPROXY_URL, POOLPROOF_UPSTREAM_<SERVICE>, POOLPROOF_ADMIN_<SERVICE>, POOLPROOF_CA_FILE)")
 	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
-	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
+	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults), retrying (examples/retryingclient: a correct retrying client on net/http) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
 	fs.BoolVar(&f.http2, "http2", false, "the client speaks HTTP/2: certify every scenario on HTTP/1.1 and again on HTTP/2 (runs named <scenario>@h2); without it the services offer HTTP/1.1 only")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
 	fs.StringVar(&f.reportDir, "report", defaultReportDir, "folder to write the report in: report.html (scorecard and timelines), junit.xml, summary.md and histories/<scenario>.json (to recompute a verdict); \"\" or - writes none")
@@ -199,10 +201,12 @@ func selectClient(name string) (harness.ClientFactory, harness.Profile, error) {
 		return reference.Factory, reference.Profile(), nil
 	case clientPlain:
 		return plainClient, harness.DefaultProfile(), nil
+	case clientRetrying:
+		return retryingclient.Factory, retryingclient.Profile(), nil
 	}
 	e, err := brokenclients.Lookup(name)
 	if err != nil {
-		return nil, harness.Profile{}, usageError{fmt.Sprintf("-client %q: not a client poolproof knows; use reference, plain or one of %s", name, strings.Join(galleryNames(), ", "))}
+		return nil, harness.Profile{}, usageError{fmt.Sprintf("-client %q: not a client poolproof knows; use reference, plain, retrying or one of %s", name, strings.Join(galleryNames(), ", "))}
 	}
 	return e.Factory, e.Profile, nil
 }
