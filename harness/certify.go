@@ -224,7 +224,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 	if err := validateScenarios(scenarios); err != nil {
 		return nil, err
 	}
-	scenarios = ForProtocols(scenarios, profile)
+	scenarios = Runs(scenarios, profile)
 	// A WithProgress among the run options is kept and chained.
 	probe := defaultRunConfig()
 	for _, o := range cfg.runOpts {

@@ -94,8 +94,9 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer e.Close()
 
-	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios on the %s environment\n",
-		f.client, f.profile, len(catalog), e.Name())
+	runs := harness.Runs(catalog, profile)
+	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios (%d runs) on the %s environment, about %s\n",
+		f.client, f.profile, len(catalog), len(runs), e.Name(), harness.WallTime(runs).Round(time.Second))
 	progress := newProgressPrinter(stderr)
 	opts := []harness.CertifyOption{harness.WithCertifyProgress(progress.update)}
 	if f.seed != 0 {

@@ -127,7 +127,7 @@ func (c ServerConnLeak) Judge(h *harness.History) harness.Verdict {
 		}
 	}
 	if measured == 0 {
-		return v.NotApplicable("no server-side truth: the servers' open connections could not be read")
+		return v.NotApplicable("no server-side truth: the servers' open connections could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	}
 	if open == 0 {
 		reason := "every service saw all connections closed after teardown"

@@ -80,7 +80,7 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 		}
 	}
 	if worst == nil {
-		return v.NotApplicable("no server-side truth: the servers' connections could not be read")
+		return v.NotApplicable("no server-side truth: the servers' connections could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	}
 	flight := c.inFlight(h)
 	if flight != nil && flight.peak > flight.bound && (worst.peak <= worst.bound || flight.peak-flight.bound > worst.peak-worst.bound) {
@@ -383,7 +383,7 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 	}
 	if worst == nil {
 		if noTruth && len(short) == 0 {
-			return v.NotApplicable("no server-side truth: the servers' connections could not be read")
+			return v.NotApplicable("no server-side truth: the servers' connections could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 		}
 		return v.NotApplicable(fmt.Sprintf("too few steady-state calls (after the %s warm-up, outside faults) to judge churn: %v, need %d", harness.FormatDuration(warm), short, minCalls))
 	}

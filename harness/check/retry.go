@@ -82,7 +82,7 @@ func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 		}
 	}
 	if !judged {
-		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	}
 	if worst == nil {
 		return v.NotApplicable(fmt.Sprintf("the servers (%v) saw no request of this run", svcSeen))
@@ -227,7 +227,7 @@ func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 		}
 	}
 	if !truth {
-		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	}
 	if len(gaps) == 0 && worstR < 0 {
 		return v.NotApplicable("no request was retried and no fault window held enough calls: nothing shows how the client retries")
@@ -324,7 +324,7 @@ func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
 	}
 	switch {
 	case !truth:
-		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	case n429 == 0:
 		return v.NotApplicable("the servers sent no 429 in this run")
 	case !hasRetry:
