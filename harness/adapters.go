@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
+
+	"github.com/poolproof/poolproof/internal/bounded"
 )
 
 // Adapters for the common shapes of a client that has no Do of its own,
@@ -135,6 +138,34 @@ func (a *adapted) CloseIdleConnections() {
 func (a *adapted) Close() error {
 	if a.close != nil {
 		return a.close()
+	}
+	return nil
+}
+
+// WithClientReset calls reset before each scenario's run, after the
+// environment's reset, for a client whose state outlives the clients the
+// factory builds (a library's process-wide pool, breaker or cache): without
+// it one scenario's connections and breaker state carry into the next. Each
+// call is bounded by the reset timeout (WithResetTimeout); an error, or a
+// reset that does not return in time, fails that scenario with a CheckRun
+// verdict naming the hook, and the certification goes on.
+func WithClientReset(reset func(ctx context.Context) error) CertifyOption {
+	return func(c *certifyConfig) { c.clientReset = reset }
+}
+
+// resetClient runs the WithClientReset hook, if any, bounded by timeout.
+func resetClient(ctx context.Context, reset func(context.Context) error, timeout time.Duration) error {
+	if reset == nil {
+		return nil
+	}
+	err, abandoned := bounded.Call(ctx, timeout, 0, reset)
+	switch {
+	case abandoned && ctx.Err() != nil:
+		return fmt.Errorf("the client reset hook (WithClientReset) was interrupted: %w", ctx.Err())
+	case abandoned:
+		return fmt.Errorf("the client reset hook (WithClientReset) did not return within %v: make it return when its context ends, or raise WithResetTimeout", timeout)
+	case err != nil:
+		return fmt.Errorf("the client reset hook (WithClientReset) failed: %w; fix the hook or the state it resets, then certify again", err)
 	}
 	return nil
 }

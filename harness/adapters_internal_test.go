@@ -74,3 +74,35 @@ func TestAdaptersOfNothingSayWhatToPass(t *testing.T) {
 		assert.True(t, strings.Contains(err.Error(), "is nil: pass"), "%v", err)
 	}
 }
+
+func TestResetClientIsBoundedAndNamesTheHook(t *testing.T) {
+	boom := errors.New("pool still draining")
+	park := make(chan struct{})
+	t.Cleanup(func() { close(park) })
+	tests := []struct {
+		name    string
+		reset   func(context.Context) error
+		wantErr []string
+	}{
+		{"no hook", nil, nil},
+		{"a hook that succeeds", func(context.Context) error { return nil }, nil},
+		{"a hook that fails", func(context.Context) error { return boom }, []string{"client reset hook (WithClientReset) failed: pool still draining", "fix the hook"}},
+		{"a hook that ignores its context", func(context.Context) error { <-park; return nil }, []string{"client reset hook (WithClientReset) did not return within 50ms", "return when its context ends"}},
+		{"a hook that panics", func(context.Context) error { panic("nil pool") }, []string{"client reset hook (WithClientReset) failed", "panicked: nil pool"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := resetClient(context.Background(), tt.reset, 50*time.Millisecond)
+			if tt.wantErr == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, s := range tt.wantErr {
+				assert.Contains(t, err.Error(), s)
+			}
+		})
+	}
+	err := resetClient(context.Background(), func(context.Context) error { return boom }, time.Second)
+	assert.ErrorIs(t, err, boom, "the hook's error is wrapped, not flattened")
+}

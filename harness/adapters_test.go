@@ -202,3 +202,80 @@ func TestCallFuncErrorsAreTheFunctionsOrSayWhatToReturn(t *testing.T) {
 		})
 	}
 }
+
+// resetRecorder is an environment that logs its resets, so a test sees
+// where the client reset hook ran among them.
+type resetRecorder struct {
+	harness.Environment
+	log *eventLog
+}
+
+func (r resetRecorder) Reset(ctx context.Context, seed int64) error {
+	r.log.add("env reset")
+	return r.Environment.Reset(ctx, seed)
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *eventLog) add(e string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *eventLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.events...)
+}
+
+func TestClientResetRunsBeforeEachScenarioAndItsErrorFailsThatScenario(t *testing.T) {
+	log := &eventLog{}
+	env := resetRecorder{Environment: newEmbeddedEnv(t), log: log}
+	resets := 0
+	hook := func(ctx context.Context) error {
+		resets++
+		log.add("client reset")
+		if _, ok := ctx.Deadline(); !ok {
+			return errors.New("the hook's context has no deadline")
+		}
+		if resets == 2 {
+			return errors.New("the global pool is still draining")
+		}
+		return nil
+	}
+	factory := func(svc harness.Service) (harness.Client, error) {
+		log.add("build " + svc.Name)
+		return harnesstest.StdClientFactory(svc)
+	}
+	scenarios := []harness.Scenario{
+		tinyScenario("one", 300*time.Millisecond), tinyScenario("two", 300*time.Millisecond), tinyScenario("three", 300*time.Millisecond),
+	}
+	for i := range scenarios {
+		scenarios[i].Workload.Mix = harness.Mix{Inventory: 1}
+	}
+	cert, err := harness.Certify(harnesstest.Ctx(t), env, factory, harness.DefaultProfile(), scenarios, harness.WithClientReset(hook))
+	require.NoError(t, err, "a failing hook fails its scenario, not the certification")
+
+	assert.Equal(t, []string{
+		"env reset", "client reset", "build inventory",
+		"env reset", "client reset", // the hook failed: the scenario did not run
+		"env reset", "client reset", "build inventory",
+	}, log.all())
+
+	require.Len(t, cert.Results, 3)
+	assert.True(t, cert.Results[0].Passed(), "%v", cert.Results[0].Verdicts)
+	assert.True(t, cert.Results[2].Passed(), "%v", cert.Results[2].Verdicts)
+	two := cert.Results[1]
+	assert.Nil(t, two.History)
+	require.Len(t, two.Verdicts, 1)
+	v := two.Verdicts[0]
+	assert.Equal(t, harness.CheckRun, v.Check)
+	assert.Equal(t, harness.StatusFail, v.Status)
+	assert.Contains(t, v.Reason, "the client reset hook (WithClientReset) failed: the global pool is still draining")
+	assert.Contains(t, two.Err, "WithClientReset")
+	assert.False(t, cert.Passed())
+}

@@ -1,6 +1,7 @@
 package suites
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -51,4 +52,8 @@ func TestOptions(t *testing.T) {
 	seeded := config{}
 	WithSeed(42)(&seeded)
 	assert.Equal(t, int64(42), seeded.seed)
+
+	reset := config{}
+	WithClientReset(func(context.Context) error { return nil })(&reset)
+	assert.NotNil(t, reset.reset)
 }
