@@ -37,6 +37,9 @@ func TestSpecTimeoutLeavesRoomForTheRun(t *testing.T) {
 	got := specTimeout(s, p)
 	c := p.For("inventory")
 	assert.Greater(t, got, s.Workload.Duration+c.RequestTimeout+c.RecoveryTime)
+
+	perAttempt := harness.Profile{Default: harness.Contract{AttemptTimeout: 20 * time.Second, MaxAttempts: 3}}
+	assert.Greater(t, specTimeout(s, perAttempt), 4*60*time.Second, "room for every attempt of a call bounded per attempt")
 }
 
 func TestOptions(t *testing.T) {
