@@ -17,8 +17,9 @@ import (
 const CheckNemesis = "harness.nemesis"
 
 // CheckRun is the check id of the verdict Certify records when a scenario
-// could not run at all (the factory failed, the environment does not serve a
-// service of the mix): a client that cannot be built is not certified.
+// could not run at all (the factory or the WithClientReset hook failed, the
+// environment does not serve a service of the mix): a client that cannot be
+// built is not certified.
 const CheckRun = "harness.run"
 
 // Phases of CertifyProgress.
@@ -59,6 +60,7 @@ type certifyConfig struct {
 	seed         int64
 	runOpts      []RunOption
 	resetTimeout time.Duration
+	clientReset  func(context.Context) error // WithClientReset
 }
 
 // WithCertifyProgress calls fn when each scenario starts, at every runner
@@ -82,7 +84,8 @@ func WithRunOptions(opts ...RunOption) CertifyOption {
 	return func(c *certifyConfig) { c.runOpts = append(c.runOpts, opts...) }
 }
 
-// WithResetTimeout bounds each Environment.Reset (default 30s).
+// WithResetTimeout bounds each Environment.Reset and each WithClientReset
+// call (default 30s).
 func WithResetTimeout(d time.Duration) CertifyOption {
 	return func(c *certifyConfig) {
 		if d > 0 {
@@ -275,7 +278,11 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 			}
 			report(PhaseRun, p, nil)
 		}))
-		h, runErr := Run(ctx, env, factory, s.Spec(profile, cfg.seed), runOpts...)
+		var h *History
+		runErr := resetClient(ctx, cfg.clientReset, cfg.resetTimeout)
+		if runErr == nil {
+			h, runErr = Run(ctx, env, factory, s.Spec(profile, cfg.seed), runOpts...)
+		}
 		res := ScenarioResult{Scenario: s.Name, Family: s.Family, Proves: s.Proves, Seed: seed, Protocol: s.Protocol, History: h}
 		switch {
 		case runErr != nil && ctx.Err() != nil:

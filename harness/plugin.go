@@ -35,10 +35,23 @@ type Contract struct {
 	// HTTP/1.1 MaxConns bounds it anyway, one call per connection).
 	MaxInFlight int `json:"max_in_flight,omitempty"`
 	// PoolWait is how long a call may wait for a free connection before it
-	// fails fast.
+	// fails fast, over all its attempts.
 	PoolWait time.Duration `json:"pool_wait"`
 	// RequestTimeout bounds one logical call, retries and body read included.
 	RequestTimeout time.Duration `json:"request_timeout"`
+	// AttemptPoolWait is how long one attempt may wait for a free
+	// connection, for a client whose pool wait restarts with every retry.
+	// When PoolWait is zero, a call may wait MaxAttempts x AttemptPoolWait
+	// (the checks add their margin, which covers the backoff between
+	// attempts); a declared PoolWait bounds the call whatever this says, so
+	// leave it zero (a contract copied from DefaultContract has it set).
+	AttemptPoolWait time.Duration `json:"attempt_pool_wait,omitempty"`
+	// AttemptTimeout bounds one attempt, for a client whose timeout restarts
+	// with every retry. When RequestTimeout is zero, a call may last
+	// MaxAttempts x AttemptTimeout (plus the checks' margin, which covers the
+	// backoff between attempts); a declared RequestTimeout bounds the call
+	// whatever this says, so leave it zero to be held to the attempts.
+	AttemptTimeout time.Duration `json:"attempt_timeout,omitempty"`
 	// MaxAttempts bounds the attempts of one logical call (1 = no retries).
 	MaxAttempts int `json:"max_attempts"`
 	// BreakerOpenDelay is how long the breaker stays open before it probes;
@@ -91,15 +104,31 @@ const (
 // DefaultProfile returns a profile with DefaultContract for every service.
 func DefaultProfile() Profile { return Profile{Default: DefaultContract} }
 
-// For returns the contract for one service, with RecoveryTime and
-// HalfOpenProbes filled from DefaultContract when zero; every other zero
-// field means "not declared".
+// For returns the contract for one service: a zero PoolWait or
+// RequestTimeout derived from its per-attempt bound when one is declared,
+// RecoveryTime and HalfOpenProbes filled from DefaultContract when zero;
+// every other zero field means "not declared".
 func (p Profile) For(service string) Contract {
 	c, ok := p.Services[service]
 	if !ok {
 		c = p.Default
 	}
-	return c.withDefaults()
+	return c.withCallBounds().withDefaults()
+}
+
+// withCallBounds derives the per-call bounds a contract leaves zero from
+// its per-attempt ones, before the defaults fill them: a retrying client
+// that declares only a per-attempt bound is held to its attempts, not to
+// nothing. An undeclared MaxAttempts counts as one attempt.
+func (c Contract) withCallBounds() Contract {
+	attempts := time.Duration(max(1, c.MaxAttempts))
+	if c.PoolWait == 0 && c.AttemptPoolWait > 0 {
+		c.PoolWait = attempts * c.AttemptPoolWait
+	}
+	if c.RequestTimeout == 0 && c.AttemptTimeout > 0 {
+		c.RequestTimeout = attempts * c.AttemptTimeout
+	}
+	return c
 }
 
 func (c Contract) withDefaults() Contract {

@@ -91,9 +91,10 @@ func WithSampleInterval(d time.Duration) RunOption {
 
 // WithWatchdog sets the per-call bound after which a call that has not
 // returned (Do and the body read) is recorded as hung and its goroutine
-// abandoned; the worker moves on. The default is the largest declared
-// RequestTimeout of the driven services x 2 + 1s (UndeclaredWatchdog for a
-// service whose RequestTimeout is not declared). The call's context is not
+// abandoned; the worker moves on. The default is the largest per-call
+// RequestTimeout of the driven services (as Profile.For gives it, so derived
+// from AttemptTimeout when only that is declared) x 2 + 1s, and
+// UndeclaredWatchdog for a service that declares neither. The call's context is not
 // canceled then: a client must enforce its own declared timeout.
 func WithWatchdog(d time.Duration) RunOption {
 	return func(c *runConfig) {

@@ -38,17 +38,40 @@ func teardownClients(ctx context.Context, clients map[string]Client, timeout tim
 			continue
 		}
 		seen = append(seen, c)
-		if ic, ok := c.(IdleCloser); ok {
+		ic, cl := teardownOf(c)
+		if ic != nil {
 			out = append(out, boundedTeardown(ctx, n, "CloseIdleConnections", timeout, func() error {
 				ic.CloseIdleConnections()
 				return nil
 			}))
 		}
-		if cl, ok := c.(Closer); ok {
+		if cl != nil {
 			out = append(out, boundedTeardown(ctx, n, "Close", timeout, cl.Close))
 		}
 	}
 	return out
+}
+
+// teardownOf returns the teardown methods x has, nil for those it lacks.
+// An adapter of this package has both whatever it adapts, so it says which
+// reach something: teardown calls and records only those.
+func teardownOf(x any) (IdleCloser, Closer) {
+	if a, ok := x.(*adapted); ok {
+		var (
+			ic IdleCloser
+			cl Closer
+		)
+		if a.closeIdle != nil {
+			ic = a
+		}
+		if a.close != nil {
+			cl = a
+		}
+		return ic, cl
+	}
+	ic, _ := x.(IdleCloser)
+	cl, _ := x.(Closer)
+	return ic, cl
 }
 
 func sameClientSeen(seen []Client, c Client) bool {

@@ -399,10 +399,12 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 // service latency L (injected by the scenario) and fails when calls queue
 // instead of failing fast: the p99 latency of the service's calls must stay
 // within L + PoolWait + margin, where margin is max(MarginMin, MarginFrac x
-// (L + PoolWait)). A client that queues without limit measures about
-// (offered concurrency / pool size) x L. Calls inside the service's fault
-// windows are judged when it has any (the latency is injected then), else
-// every call of the service.
+// (L + PoolWait)). PoolWait is the call's: the contract's PoolWait, or for a
+// client that declares its wait per attempt MaxAttempts x AttemptPoolWait,
+// whose backoffs between attempts the margin covers. A client that queues
+// without limit measures about (offered concurrency / pool size) x L. Calls
+// inside the service's fault windows are judged when it has any (the
+// latency is injected then), else every call of the service.
 //
 // Optionally (GoroutinesPerCall > 0) it also fails when the process's
 // goroutines during the run (the samplers' count, which excludes the
@@ -415,7 +417,8 @@ type PoolExhaustion struct {
 	// Latency is the service latency the scenario injected; 0 makes the
 	// check not applicable.
 	Latency time.Duration `json:"latency,omitempty"`
-	// PoolWait overrides the contract's pool wait (0: from the profile).
+	// PoolWait overrides the contract's per-call pool wait (0: from the
+	// profile, derived from AttemptPoolWait when only that is declared).
 	PoolWait   time.Duration `json:"pool_wait,omitempty"`
 	MarginMin  time.Duration `json:"margin_min,omitempty"`  // default 250ms
 	MarginFrac float64       `json:"margin_frac,omitempty"` // default 0.5
@@ -443,11 +446,16 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 		p99, bound time.Duration
 		n          int
 		wait       time.Duration
+		waitFrom   string // how the contract derived wait, "" when declared
 	}
 	var worst *result
 	undeclared := 0
 	for _, svc := range servicesOrAll(h, c.Service) {
-		wait := cmp.Or(c.PoolWait, contractFor(h, svc).PoolWait)
+		wait, waitFrom := c.PoolWait, ""
+		if wait == 0 {
+			ct := contractFor(h, svc)
+			wait, waitFrom = ct.PoolWait, perAttempt(ct, ct.PoolWait, ct.AttemptPoolWait)
+		}
 		if wait <= 0 {
 			undeclared++
 			continue
@@ -466,7 +474,7 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 		base := c.Latency + wait
 		bound := base + max(marginMin, time.Duration(marginFrac*float64(base)))
 		p99 := percentile(latencies(calls, nil), 0.99)
-		r := result{svc: svc, p99: p99, bound: bound, n: len(calls), wait: wait}
+		r := result{svc: svc, p99: p99, bound: bound, n: len(calls), wait: wait, waitFrom: waitFrom}
 		if worst == nil || float64(r.p99)/float64(r.bound) > float64(worst.p99)/float64(worst.bound) {
 			worst = &r
 		}
@@ -478,8 +486,8 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 		return v.NotApplicable(fmt.Sprintf("fewer than %d calls to judge under exhaustion", minCalls))
 	}
 	if worst.p99 > worst.bound {
-		return v.Fail(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion, more than latency %s + pool wait %s + margin: calls queue for a connection without limit; fail a call that waited PoolWait for a free connection (ErrPoolExhausted)",
-			worst.svc, harness.FormatDuration(worst.p99), worst.n, harness.FormatDuration(c.Latency), harness.FormatDuration(worst.wait)))
+		return v.Fail(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion, more than latency %s + pool wait %s%s + margin: calls queue for a connection without limit; fail a call that waited PoolWait for a free connection (ErrPoolExhausted)",
+			worst.svc, harness.FormatDuration(worst.p99), worst.n, harness.FormatDuration(c.Latency), harness.FormatDuration(worst.wait), worst.waitFrom))
 	}
 	if c.GoroutinesPerCall > 0 && len(h.Samples) > 0 {
 		offered := callers(h)
@@ -496,6 +504,6 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 				peak, harness.FormatDuration(time.Duration(at)), offered))
 		}
 	}
-	return v.Pass(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion: calls fail fast instead of queueing",
-		worst.svc, harness.FormatDuration(worst.p99), worst.n))
+	return v.Pass(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion, within latency %s + pool wait %s%s + margin: calls fail fast instead of queueing",
+		worst.svc, harness.FormatDuration(worst.p99), worst.n, harness.FormatDuration(c.Latency), harness.FormatDuration(worst.wait), worst.waitFrom))
 }

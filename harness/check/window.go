@@ -51,8 +51,8 @@ var checkDocs = []Doc{
 	{IDNoHang, "calls", "no call outlives the watchdog"},
 	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns, and calls in flight <= Contract.MaxInFlight where declared (HTTP/2 shares connections)"},
 	{IDPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults) stay near zero"},
-	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + PoolWait + margin: fail fast instead of queueing"},
-	{IDTimeoutRequestBound, "calls", "every call ends within Contract.RequestTimeout + margin"},
+	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + the call's pool wait (Contract.PoolWait, else MaxAttempts x AttemptPoolWait) + margin: fail fast instead of queueing"},
+	{IDTimeoutRequestBound, "calls", "every call ends within its timeout (Contract.RequestTimeout, else MaxAttempts x AttemptTimeout) + margin"},
 	{IDRetryAttempts, "server truth", "server-side attempts per X-Request-ID <= Contract.MaxAttempts"},
 	{IDRetryBackoff, "server truth, retries or a fault window", "retries are spaced (median gap) and do not multiply the load on a failing service"},
 	{IDRetryAfter, "server truth, 429s, the Retry-After (from the scenario)", "no retry after a 429 arrives before its Retry-After"},
@@ -90,6 +90,21 @@ func inAny(ws []harness.Window, t time.Duration) bool {
 
 // contractFor is the contract the history declares for service.
 func contractFor(h *harness.History, service string) harness.Contract { return h.Profile.For(service) }
+
+// perAttempt says how ct's per-call bound call grew from its per-attempt
+// bound attempt (" (3 attempts x 250ms)"), or "" when it did not, so that a
+// verdict on a retrying client shows the bound it was really held to.
+func perAttempt(ct harness.Contract, call, attempt time.Duration) string {
+	attempts := max(1, ct.MaxAttempts) // undeclared: one attempt
+	if attempt <= 0 || call != time.Duration(attempts)*attempt {
+		return ""
+	}
+	noun := "attempts"
+	if attempts == 1 {
+		noun = "attempt"
+	}
+	return fmt.Sprintf(" (%d %s x %s)", attempts, noun, harness.FormatDuration(attempt))
+}
 
 // defaultMinCalls is the fewest calls a check takes a percentile or a rate
 // over unless told otherwise: fewer make one slow or failed call decide it.
