@@ -207,6 +207,7 @@ var Contract = harness.Contract{
 	PoolWait:         refPoolWait,
 	RequestTimeout:   refRequestTimeout,
 	MaxAttempts:      refMaxAttempts,
+	BackoffBase:      refBaseBackoff,
 	BreakerOpenDelay: refOpenDelay,
 	RecoveryTime:     3 * time.Second,
 	HalfOpenProbes:   3,

@@ -54,6 +54,11 @@ type Contract struct {
 	AttemptTimeout time.Duration `json:"attempt_timeout,omitempty"`
 	// MaxAttempts bounds the attempts of one logical call (1 = no retries).
 	MaxAttempts int `json:"max_attempts"`
+	// BackoffBase is the delay before the first retry, before jitter (a
+	// fully jittered backoff draws each delay in [0, base x 2^n)); the
+	// retries' median gap is held to at least a quarter of it. 0: not
+	// declared (the gap must only show the client waits at all).
+	BackoffBase time.Duration `json:"backoff_base,omitempty"`
 	// BreakerOpenDelay is how long the breaker stays open before it probes;
 	// zero when the client has no breaker.
 	BreakerOpenDelay time.Duration `json:"breaker_open_delay"`

@@ -44,6 +44,7 @@ var Contract = harness.Contract{
 	MaxInFlight:    maxConns,
 	RequestTimeout: callTimeout,
 	MaxAttempts:    maxAttempts,
+	BackoffBase:    baseBackoff,
 	RecoveryTime:   callTimeout + time.Second,
 }
 

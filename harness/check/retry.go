@@ -17,9 +17,8 @@ import (
 // transport (Go's, urllib3's) sends a request again on its own when a
 // reused keep-alive connection dies before the answer, and the server may
 // already have read the first copy. Seen from the server that is an
-// attempt left unanswered on a connection that had carried an earlier
-// request, followed at once (within replayGap) by the same request id on
-// another connection (see transportReplays). A retry the client chose
+// attempt left unanswered, followed at once (within replayGap) by the same
+// request id on another connection (see transportReplays). A retry the client chose
 // waits its backoff or follows an answer, so it is never taken for a
 // replay; a retry storm (10 attempts against a declared 3) fails either way.
 type RetryAttempts struct {
@@ -89,7 +88,7 @@ func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 	}
 	apart := ""
 	if replays > 0 && !c.Strict {
-		apart = fmt.Sprintf("; %d transport replays told apart (the same request at once on a new connection after a reused one died unanswered), not counted", replays)
+		apart = fmt.Sprintf("; %d transport replays told apart (the same request again at once, on another connection, after an attempt died unanswered), not counted", replays)
 	}
 	if over == 0 {
 		return v.Pass(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d request ids, at most %d attempts each by the caller (%s %s)%s", ids, worst.attempts, worst.svc, worst.id, apart))
@@ -117,16 +116,18 @@ func declaresRetries(h *harness.History, services []string) bool {
 	return false
 }
 
-// replayGap is how soon after a reused connection died unanswered the same
-// request must arrive on another connection to be the transport's replay:
-// a transport replays at once (well under a millisecond on loopback), with
+// replayGap is how soon after an attempt died unanswered the same request
+// must start again on another connection to be the transport's replay: a
+// transport replays at once (well under a millisecond on loopback), with
 // room for a loaded machine; a client's own retry waits its backoff.
-const replayGap = 25 * time.Millisecond
+const replayGap = 10 * time.Millisecond
 
 // transportReplays marks the attempts of one request id (in arrival order)
-// that are the transport's replays: the previous attempt arrived on a
-// reused connection and got no answer (the connection died under it), and
-// this one arrived on another connection within replayGap of it.
+// that are the transport's replays: the previous attempt got no answer
+// (the connection died under it), and this one came at once on another
+// connection: a connection the server accepted within replayGap after the
+// failure (dialled for the replay: the TLS handshake before the request
+// arrives is not a backoff), or an open one it arrived on within replayGap.
 func transportReplays(g []serverAttempt) []bool {
 	out := make([]bool, len(g))
 	for i := 1; i < len(g); i++ {
@@ -135,7 +136,11 @@ func transportReplays(g []serverAttempt) []bool {
 		if prev.Finished > end {
 			end = prev.Finished
 		}
-		out[i] = prev.Status == 0 && prev.Reused && cur.ConnID != prev.ConnID && cur.Arrived-end <= replayGap
+		start := cur.Arrived
+		if cur.ConnAccepted >= end {
+			start = cur.ConnAccepted
+		}
+		out[i] = prev.Status == 0 && cur.ConnID != prev.ConnID && start-end <= replayGap
 	}
 	return out
 }
@@ -158,7 +163,8 @@ func transportReplays(g []serverAttempt) []bool {
 type RetryBackoff struct {
 	// Service restricts the check to one service ("" = every service).
 	Service string `json:"service,omitempty"`
-	// MinGap is the smallest acceptable median gap (default 3ms).
+	// MinGap is the smallest acceptable median gap (default: a quarter of
+	// the declared BackoffBase, at least 3ms).
 	MinGap time.Duration `json:"min_gap,omitempty"`
 	// MaxAttemptRatio bounds server attempts per call in fault windows (default 2).
 	MaxAttemptRatio float64 `json:"max_attempt_ratio,omitempty"`
@@ -174,7 +180,11 @@ func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 	if !declaresRetries(h, servicesOrAll(h, c.Service)) {
 		return v.NotApplicable(noRetriesDeclared)
 	}
-	minGap := cmp.Or(c.MinGap, 3*time.Millisecond)
+	var base time.Duration
+	for _, svc := range servicesOrAll(h, c.Service) {
+		base = max(base, contractFor(h, svc).BackoffBase)
+	}
+	minGap := cmp.Or(c.MinGap, max(3*time.Millisecond, base/4))
 	ratioBound := cmp.Or(c.MaxAttemptRatio, 2)
 	minCalls := cmp.Or(c.MinCalls, defaultMinCalls)
 	var (

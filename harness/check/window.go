@@ -54,7 +54,7 @@ var checkDocs = []Doc{
 	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + the call's pool wait (Contract.PoolWait, else MaxAttempts x AttemptPoolWait) + margin: fail fast instead of queueing"},
 	{IDTimeoutRequestBound, "calls", "every call ends within its timeout (Contract.RequestTimeout, else MaxAttempts x AttemptTimeout) + margin"},
 	{IDRetryAttempts, "server truth", "server-side attempts per X-Request-ID <= Contract.MaxAttempts"},
-	{IDRetryBackoff, "server truth, retries or a fault window", "retries are spaced (median gap) and do not multiply the load on a failing service"},
+	{IDRetryBackoff, "server truth, retries or a fault window", "retries are spaced (median gap >= a quarter of Contract.BackoffBase, at least 3ms) and do not multiply the load on a failing service"},
 	{IDRetryAfter, "server truth, 429s, the Retry-After (from the scenario)", "no retry after a 429 arrives before its Retry-After"},
 	{IDLedgerNoDuplicate, "payment server truth, charge calls", "no order charged twice; a charge reported ok was made exactly once; a locally rejected charge never reached the server"},
 	{IDBreakerOpens, "a declared breaker, a fault window", "during an outage the attempts reaching the server collapse and failures are fast"},
@@ -192,6 +192,9 @@ type serverAttempt struct {
 	// Reused: an earlier request of this run arrived on the same connection
 	// (a kept-alive connection, which may have died while idle).
 	Reused bool
+	// ConnAccepted is when the server accepted the attempt's connection
+	// (an offset; -1 when unknown).
+	ConnAccepted time.Duration
 }
 
 // serverTruth returns the stats of service after the run, or false.
@@ -219,6 +222,10 @@ func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) 
 	}
 	out := make([]serverAttempt, 0, len(st.Requests))
 	used := make(map[uint64]bool)
+	accepted := make(map[uint64]time.Duration, len(st.Connections))
+	for _, cn := range st.Connections {
+		accepted[cn.ID] = offset(h, cn.Accepted)
+	}
 	for _, r := range st.Requests {
 		seq, ok := seqOf(h, r.RequestID)
 		if !ok {
@@ -237,6 +244,10 @@ func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) 
 	for i := range out {
 		out[i].Reused = used[out[i].ConnID]
 		used[out[i].ConnID] = true
+		out[i].ConnAccepted = -1
+		if at, ok := accepted[out[i].ConnID]; ok {
+			out[i].ConnAccepted = at
+		}
 	}
 	return out, true
 }
