@@ -280,11 +280,17 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 
 	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout)
 	h.AbandonedAtEnd = int(r.running.Load())
+	pool := make(map[string]int, len(names))
+	for _, n := range names {
+		pool[n] = spec.Profile.For(n).MaxConns
+	}
 	h.Leaks = measureLeaks(bg, leakInputs{
 		env:         env,
 		label:       label,
 		services:    names,
 		truthOK:     truthOK,
+		closedIdle:  closedOwnIdle(clients, h.Teardown),
+		pool:        pool,
 		baseline:    baseline,
 		baseG:       h.Leaks.GoroutineBaseline,
 		fdBase:      fdBase,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -47,6 +48,26 @@ func teardownClients(ctx context.Context, clients map[string]Client, timeout tim
 		if cl, ok := c.(Closer); ok {
 			out = append(out, boundedTeardown(ctx, n, "Close", timeout, cl.Close))
 		}
+	}
+	return out
+}
+
+// closedOwnIdle reports, per service, whether its client closed its own idle
+// connections at teardown: it has CloseIdleConnections or Close and none of
+// its teardown calls hung. Whatever such a client still has open afterwards
+// is outside its idle pool; for any other client the servers must close
+// the idle pool for it (see sortIdleClose).
+func closedOwnIdle(clients map[string]Client, calls []TeardownCall) map[string]bool {
+	out := make(map[string]bool, len(clients))
+	for name, c := range clients {
+		_, idle := c.(IdleCloser)
+		_, closer := c.(Closer)
+		if !idle && !closer {
+			continue
+		}
+		out[name] = !slices.ContainsFunc(calls, func(tc TeardownCall) bool {
+			return tc.Hung && (tc.Service == name || sameClientSeen([]Client{clients[tc.Service]}, c))
+		})
 	}
 	return out
 }
