@@ -364,6 +364,27 @@ func (l LeakRecord) BeyondPool() int {
 	return n
 }
 
+// Resource names what a run's ceiling watches.
+type Resource string
+
+// Resources the runner watches (see WithFDCeiling, WithGoroutineCeiling).
+const (
+	ResourceFDs        Resource = "fds"        // this process's open file descriptors
+	ResourceGoroutines Resource = "goroutines" // goroutines, as Sample.Goroutines counts them
+)
+
+// EarlyStop records that the runner stopped starting calls before the
+// workload's end because the process passed a ceiling: the client was
+// piling up descriptors or goroutines fast enough to take the harness
+// down with it. The run was torn down and measured as usual.
+type EarlyStop struct {
+	At       time.Duration `json:"at"` // since the workload started
+	Resource Resource      `json:"resource"`
+	Above    int           `json:"above"`   // above the baseline, at the sample that passed the ceiling
+	Ceiling  int           `json:"ceiling"` // above the baseline
+	Calls    int64         `json:"calls"`   // recorded by then
+}
+
 // History is everything a run recorded. Checks judge it alone, so a saved
 // history can be loaded and judged again.
 type History struct {
@@ -387,6 +408,8 @@ type History struct {
 	Dropped int64 `json:"dropped"`
 	// AbandonedAtEnd counts hung calls whose goroutine was still running when the run ended.
 	AbandonedAtEnd int `json:"abandoned_at_end"`
+	// StoppedEarly is set when the run stopped starting calls at a ceiling.
+	StoppedEarly *EarlyStop `json:"stopped_early,omitempty"`
 
 	Steps   []StepRecord `json:"steps,omitempty"`
 	Samples []Sample     `json:"samples,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -202,6 +203,47 @@ func clientPerCallFactory(t testing.TB) harness.ClientFactory {
 	})
 	return func(svc harness.Service) (harness.Client, error) {
 		return clientPerCall{svc: svc, mu: &mu, built: &built}, nil
+	}
+}
+
+// fdLeaker opens descriptors with every call and never closes them, as a
+// client that opens a log or a socket per call and forgets it would; the
+// test closes them at cleanup.
+type fdLeaker struct {
+	inner *http.Client
+	mu    *sync.Mutex
+	files *[]*os.File
+}
+
+func (l fdLeaker) Do(req *http.Request) (*http.Response, error) {
+	for range 10 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		*l.files = append(*l.files, f)
+		l.mu.Unlock()
+	}
+	return l.inner.Do(req)
+}
+
+func (l fdLeaker) CloseIdleConnections() { l.inner.CloseIdleConnections() }
+
+func fdLeakerFactory(t testing.TB) harness.ClientFactory {
+	var (
+		mu    sync.Mutex
+		files []*os.File
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range files {
+			_ = f.Close()
+		}
+	})
+	return func(svc harness.Service) (harness.Client, error) {
+		return fdLeaker{inner: &http.Client{Timeout: 2 * time.Second, Transport: harnesstest.StdTransport(svc, 16)}, mu: &mu, files: &files}, nil
 	}
 }
 

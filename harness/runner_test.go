@@ -416,3 +416,60 @@ func TestHistoryRoundTripRecomputesTheSameVerdicts(t *testing.T) {
 	assert.Equal(t, h.Samples, loaded.Samples)
 	assert.Equal(t, findVerdict(t, before, "leak.goroutines").Status, harness.StatusFail, "the round trip carries a failing verdict too")
 }
+
+// A client that piles up descriptors or goroutines is stopped at the
+// ceiling, well before the workload's end, and still torn down and
+// measured: the leak verdicts say so.
+func TestRunStopsEarlyAtACeiling(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		factory  func(testing.TB) harness.ClientFactory
+		opt      harness.RunOption
+		resource harness.Resource
+		ceiling  int
+		check    string
+	}{
+		{"descriptors", fdLeakerFactory, harness.WithFDCeiling(300), harness.ResourceFDs, 300, check.IDLeakFDs},
+		{"goroutines", goroutineLeakerFactory, harness.WithGoroutineCeiling(300), harness.ResourceGoroutines, 300, check.IDLeakGoroutines},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEmbeddedEnv(t)
+			spec := harnesstest.ShortSpec("ceiling", 13)
+			spec.Workload.Duration = 20 * time.Second
+			start := time.Now()
+			h, err := harness.Run(harnesstest.Ctx(t), env, tt.factory(t), spec, harness.WithSampleInterval(20*time.Millisecond), tt.opt)
+			require.NoError(t, err)
+			// The leaker passes 300 within a few hundred calls; the 20s
+			// workload is never run out, whatever the machine's speed.
+			assert.Less(t, time.Since(start), 15*time.Second)
+
+			es := h.StoppedEarly
+			require.NotNil(t, es, "the run must stop at the ceiling")
+			assert.Equal(t, tt.resource, es.Resource)
+			assert.Equal(t, tt.ceiling, es.Ceiling)
+			assert.Greater(t, es.Above, tt.ceiling)
+			assert.Less(t, es.At, 15*time.Second)
+			assert.Positive(t, es.Calls)
+			assert.LessOrEqual(t, es.Calls, int64(len(h.Calls)), "calls in flight at the stop still finish and are recorded")
+			assert.NotEmpty(t, h.Teardown, "the client is torn down as usual")
+
+			vs := harness.Judge(h, check.Leaks()...)
+			v := findVerdict(t, vs, tt.check)
+			assert.Equal(t, harness.StatusFail, v.Status, "%s", v)
+			assert.Equal(t, float64(es.Above), v.Measured)
+			assert.Contains(t, v.Reason, "the run was stopped at the ceiling")
+			t.Log(v)
+			for _, other := range vs {
+				if other.Check != tt.check {
+					assert.Contains(t, other.Reason, "the run was stopped early at the "+string(tt.resource)+" ceiling", "%s", other)
+				}
+			}
+
+			var buf bytes.Buffer
+			require.NoError(t, h.Save(&buf))
+			loaded, err := harness.LoadHistory(&buf)
+			require.NoError(t, err)
+			assert.Equal(t, es, loaded.StoppedEarly)
+		})
+	}
+}

@@ -48,6 +48,7 @@ func (r *runner) runSampler(ctx context.Context, stop <-chan struct{}) []Sample 
 		readServer := counter != nil || (i%observeEvery == 0 && !time.Now().Before(nextObserve))
 		began := time.Now()
 		samples = append(samples, r.sample(ctx, counter, readServer))
+		r.checkCeilings(samples[len(samples)-1])
 		if readServer && counter == nil {
 			nextObserve = began.Add(time.Since(began) * observeBudget)
 		}

@@ -83,6 +83,18 @@ func TestChecksOnSyntheticHistories(t *testing.T) {
 			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Available: true, IdleClosed: 4}
 			h.Leaks.BeforeIdleClose = &harness.HeldBeforeIdleClose{FDsMeasured: true, FDs: 36, Goroutines: 8}
 		}, harness.StatusPass, 1, "the servers closed 4 idle pooled connections"},
+		{"fds stopped at the ceiling", FDLeak{}, func(h *harness.History) {
+			h.StoppedEarly = &harness.EarlyStop{At: 1200 * time.Millisecond, Resource: harness.ResourceFDs, Above: 5100, Ceiling: 5000, Calls: 1300}
+		}, harness.StatusFail, 5100, "the run was stopped at the ceiling after 1.2s and 1300 calls: 5100 open file descriptors above the baseline (ceiling 5000); the client piles them up; after teardown 1 above (21 vs 20)"},
+		{"goroutines stopped at the ceiling", GoroutineLeak{}, func(h *harness.History) {
+			h.StoppedEarly = &harness.EarlyStop{At: time.Second, Resource: harness.ResourceGoroutines, Above: 50001, Ceiling: 50000, Calls: 900}
+		}, harness.StatusFail, 50001, "the run was stopped at the ceiling after 1s and 900 calls: 50001 goroutines above the baseline (ceiling 50000)"},
+		{"the other leak checks say the run was stopped early", GoroutineLeak{}, func(h *harness.History) {
+			h.StoppedEarly = &harness.EarlyStop{At: time.Second, Resource: harness.ResourceFDs, Above: 5100, Ceiling: 5000, Calls: 900}
+		}, harness.StatusPass, 0, "no client goroutine left running after teardown (the run was stopped early at the fds ceiling after 1s and 900 calls: 5100 above the baseline, ceiling 5000)"},
+		{"server conns say the run was stopped early", ServerConnLeak{}, func(h *harness.History) {
+			h.StoppedEarly = &harness.EarlyStop{At: time.Second, Resource: harness.ResourceFDs, Above: 5100, Ceiling: 5000, Calls: 900}
+		}, harness.StatusPass, 0, "(the run was stopped early at the fds ceiling"},
 		{"server conns partly known", ServerConnLeak{}, func(h *harness.History) {
 			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Err: harness.ErrNoServerTruth.Error()}
 		}, harness.StatusPass, 0, "not measured: payment"},

@@ -18,15 +18,23 @@ func Leaks() []harness.Check {
 // GoroutineLeak fails when goroutines that were not there at the
 // baseline, and are not the environment's, still run after teardown, or
 // ran until the servers closed idle connections the client held beyond its
-// declared pool (it would never have ended them itself).
+// declared pool (it would never have ended them itself), or when the run
+// was stopped at the goroutine ceiling (harness.EarlyStop).
 type GoroutineLeak struct{}
 
 func (GoroutineLeak) ID() string { return IDLeakGoroutines }
 
 func (c GoroutineLeak) Judge(h *harness.History) harness.Verdict {
+	return withEarlyStop(c.judge(h), h, harness.ResourceGoroutines)
+}
+
+func (c GoroutineLeak) judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "goroutines")
 	if !h.Leaks.GoroutinesMeasured {
 		return v.NotApplicable("goroutines were not measured after teardown")
+	}
+	if es := h.StoppedEarly; es != nil && es.Resource == harness.ResourceGoroutines {
+		return v.Fail(float64(es.Above), 0, fmt.Sprintf("%s; after teardown %d client goroutines still running", stoppedAt(es, "goroutines"), h.Leaks.Leaked))
 	}
 	if h.Leaks.Leaked == 0 {
 		if b, beyond := h.Leaks.BeforeIdleClose, h.Leaks.BeyondPool(); b != nil && beyond > 0 && b.Goroutines > 0 {
@@ -84,8 +92,9 @@ func describeLeaked(gs []harness.LeakedGoroutine) string {
 // FDLeak fails when the process holds more file descriptors after
 // teardown than at the baseline, beyond a small tolerance, or held them
 // until the servers closed idle connections the client held beyond its
-// declared pool. Tolerance 0 uses the tolerance recorded in the history
-// (WithFDTolerance).
+// declared pool, or when the run was stopped at the descriptor ceiling
+// (harness.EarlyStop). Tolerance 0 uses the tolerance recorded in the
+// history (WithFDTolerance).
 type FDLeak struct {
 	Tolerance int `json:"tolerance,omitempty"`
 }
@@ -93,6 +102,10 @@ type FDLeak struct {
 func (FDLeak) ID() string { return IDLeakFDs }
 
 func (c FDLeak) Judge(h *harness.History) harness.Verdict {
+	return withEarlyStop(c.judge(h), h, harness.ResourceFDs)
+}
+
+func (c FDLeak) judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "fds")
 	if !h.Leaks.FDsMeasured {
 		return v.NotApplicable("open file descriptors cannot be counted here (no /proc/self/fd)")
@@ -102,6 +115,10 @@ func (c FDLeak) Judge(h *harness.History) harness.Verdict {
 		tol = c.Tolerance
 	}
 	extra := h.Leaks.FDAfter - h.Leaks.FDBaseline
+	if es := h.StoppedEarly; es != nil && es.Resource == harness.ResourceFDs {
+		return v.Fail(float64(es.Above), float64(tol), fmt.Sprintf("%s; after teardown %d above (%d vs %d)",
+			stoppedAt(es, "open file descriptors"), extra, h.Leaks.FDAfter, h.Leaks.FDBaseline))
+	}
 	if extra > tol {
 		return v.Fail(float64(extra), float64(tol), fmt.Sprintf("%d more open file descriptors after teardown than at the baseline (%d vs %d): sockets or files the client never closed",
 			extra, h.Leaks.FDAfter, h.Leaks.FDBaseline))
@@ -123,6 +140,10 @@ type ServerConnLeak struct{}
 func (ServerConnLeak) ID() string { return IDLeakServerConns }
 
 func (c ServerConnLeak) Judge(h *harness.History) harness.Verdict {
+	return withEarlyStop(c.judge(h), h, "")
+}
+
+func (c ServerConnLeak) judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "connections")
 	var (
 		open     int
@@ -162,6 +183,22 @@ func (c ServerConnLeak) Judge(h *harness.History) harness.Verdict {
 			head, h.Leaks.ServerConnsWait.Round(time.Millisecond), idleCloseErrors(h)))
 	}
 	return v.Fail(float64(open), 0, head+" after teardown, held by the client: "+describeHeld(h))
+}
+
+// stoppedAt says that, and why, the run was stopped at a ceiling.
+func stoppedAt(es *harness.EarlyStop, what string) string {
+	return fmt.Sprintf("the run was stopped at the ceiling after %v and %d calls: %d %s above the baseline (ceiling %d); the client piles them up",
+		es.At.Round(time.Millisecond), es.Calls, es.Above, what, es.Ceiling)
+}
+
+// withEarlyStop ends v's reason by saying that the run was stopped early
+// at a ceiling, unless it was own's ceiling, which the reason is about.
+func withEarlyStop(v harness.Verdict, h *harness.History, own harness.Resource) harness.Verdict {
+	if es := h.StoppedEarly; es != nil && es.Resource != own {
+		v.Reason += fmt.Sprintf(" (the run was stopped early at the %s ceiling after %v and %d calls: %d above the baseline, ceiling %d)",
+			es.Resource, es.At.Round(time.Millisecond), es.Calls, es.Above, es.Ceiling)
+	}
+	return v
 }
 
 // beyondPoolHint says what idle connections beyond the declared pool are.
