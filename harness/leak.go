@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/internal/procfd"
 )
 
 // maxLeakedKept caps the leaked goroutines (or kinds of them) described in
@@ -76,7 +77,7 @@ func measureLeaks(ctx context.Context, in leakInputs) LeakRecord {
 	if in.fdOK {
 		deadline := time.Now().Add(in.settle)
 		for {
-			n, ok := countOpenFDs()
+			n, ok := procfd.Count()
 			if !ok {
 				break
 			}
@@ -185,7 +186,7 @@ func closeServerIdle(ctx context.Context, in leakInputs, conns map[string]Server
 	for _, name := range in.services {
 		if sc := conns[name]; sc.Available && !sc.ClientClosedIdle && sc.Open > in.pool[name] {
 			before = &HeldBeforeIdleClose{Goroutines: -1}
-			before.FDs, before.FDsMeasured = countOpenFDs()
+			before.FDs, before.FDsMeasured = procfd.Count()
 			if n, _, err := labelledGoroutines(in.label, in.env.GoroutineIgnores()); err == nil {
 				before.Goroutines = n
 			}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/poolproof/poolproof/internal/procfd"
 )
 
 // Errors Run returns before any call is made.
@@ -261,7 +263,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 
 	baseline := goleak.IgnoreCurrent()
 	h.Leaks.GoroutineBaseline = runtime.NumGoroutine()
-	fdBase, fdOK := countOpenFDs()
+	fdBase, fdOK := procfd.Count()
 
 	// Every goroutine the client starts, from its construction to the end
 	// of the workload, carries the run's label (see labelledGoroutines).
