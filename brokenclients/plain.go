@@ -3,6 +3,7 @@ package brokenclients
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -49,20 +50,23 @@ func PlainTransport(svc harness.Service) *http.Transport {
 
 // plainClient is PlainTransport after edit, behind an http.Client with the
 // contract's request timeout.
-func plainClient(svc harness.Service, edit func(*http.Transport)) *http.Client {
+func plainClient(svc harness.Service, edit func(*http.Transport)) (*http.Client, error) {
+	if svc.Name == "" || svc.BaseURL == "" {
+		return nil, fmt.Errorf("brokenclients: service %q at %q: a plain client needs the service's name and base URL", svc.Name, svc.BaseURL)
+	}
 	t := PlainTransport(svc)
 	if edit != nil {
 		edit(t)
 	}
-	return &http.Client{Transport: t, Timeout: refRequestTimeout}
+	return &http.Client{Transport: t, Timeout: refRequestTimeout}, nil
 }
 
 func newSmallIdlePool(svc harness.Service) (harness.Client, error) {
-	return plainClient(svc, func(t *http.Transport) { t.MaxIdleConnsPerHost = 2 }), nil
+	return plainClient(svc, func(t *http.Transport) { t.MaxIdleConnsPerHost = 2 })
 }
 
 func newNoConnectionLimit(svc harness.Service) (harness.Client, error) {
-	return plainClient(svc, func(t *http.Transport) { t.MaxConnsPerHost = 0 }), nil
+	return plainClient(svc, func(t *http.Transport) { t.MaxConnsPerHost = 0 })
 }
 
 // cancelBeforeBody gives each call a context of its own and cancels it as
@@ -88,5 +92,9 @@ func (c cancelBeforeBody) Do(req *http.Request) (*http.Response, error) {
 }
 
 func newCancelBeforeBody(svc harness.Service) (harness.Client, error) {
-	return cancelBeforeBody{plainClient(svc, nil)}, nil
+	c, err := plainClient(svc, nil)
+	if err != nil {
+		return nil, err
+	}
+	return cancelBeforeBody{c}, nil
 }

@@ -40,6 +40,9 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST "+AdminCloseIdlePath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.CloseIdle())
+	})
 	mux.HandleFunc("GET "+AdminFaultsPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Faults())
 	})

@@ -64,6 +64,14 @@ func (c *AdminClient) ResetSeed(ctx context.Context, seed int64) error {
 	return c.call(ctx, http.MethodPost, AdminResetPath, map[string]int64{"seed": seed}, nil)
 }
 
+// CloseIdle has the service close every connection with no request in
+// flight and says which it closed and which it left open.
+func (c *AdminClient) CloseIdle(ctx context.Context) (IdleClose, error) {
+	var out IdleClose
+	err := c.call(ctx, http.MethodPost, AdminCloseIdlePath, nil, &out)
+	return out, err
+}
+
 // SetFaults replaces every fault with faults.
 func (c *AdminClient) SetFaults(ctx context.Context, faults ...Fault) error {
 	if faults == nil {

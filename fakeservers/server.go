@@ -271,6 +271,13 @@ func (s *Server) Stats() Stats {
 // history.
 func (s *Server) ConnCounts() ConnCounts { return s.conns.counts() }
 
+// CloseIdle closes every service connection with no request in flight
+// (HTTP/1.x between requests, HTTP/2 with no open stream), as an idle
+// timeout would, and leaves those serving a request open. A harness calls
+// it at teardown: a client's idle pooled connections then close, and what
+// the client still holds stays open for the leak checks to see.
+func (s *Server) CloseIdle() IdleClose { return s.conns.closeIdle() }
+
 // Reset forgets recorded history (closed connections, requests, attempt
 // numbering, charges and idempotency keys), sets the peaks to the current
 // values and reseeds the fault and jitter draws, so a scenario after a reset
@@ -431,6 +438,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = v[0]
 	}
 	routeIdx, param, miss := match(s.routes, r.Method, r.URL.Path)
+	if tc != nil && routeIdx >= 0 {
+		tc.noteRoute(&s.routes[routeIdx])
+	}
 	slot, gen, attempt := s.log.begin(reqID, connID, arrived, routeIdx, r.Method)
 	// The outcome is recorded before the answer is written, so whoever reads
 	// Stats after the client saw the answer (or the failure) finds it; the

@@ -61,6 +61,7 @@ type certifyConfig struct {
 	runOpts      []RunOption
 	resetTimeout time.Duration
 	clientReset  func(context.Context) error // WithClientReset
+	resetRetry   time.Duration
 }
 
 // WithCertifyProgress calls fn when each scenario starts, at every runner
@@ -207,20 +208,24 @@ const defaultOverhead = time.Second
 // bounded by profile. It is what both the Ginkgo suites and the CLI call.
 //
 // A scenario that cannot run (the factory failed...) gets one failed
-// verdict with check id CheckRun, and the certification goes on. When ctx is
-// canceled Certify stops and returns the certificate of what was done so
-// far, marked Interrupted, with ctx's error. It returns an error without a
-// certificate only when nothing could be run (invalid scenarios, no
-// environment or factory), and with a certificate when the environment could
-// not be reset (the results so far are kept; later ones would be untrusted).
+// verdict with check id CheckRun, and the certification goes on. When the
+// environment cannot be reset, even retried (see WithResetRetry), that
+// scenario and every later one get a failed CheckRun verdict saying why,
+// and the certificate is returned complete: a client that took the
+// environment down is not certified, and its report can still be written.
+// When ctx is canceled Certify stops and returns the certificate of what
+// was done so far, marked Interrupted, with ctx's error. It returns an
+// error without a certificate only when nothing could be run (invalid
+// scenarios, no environment or factory).
 func Certify(ctx context.Context, env Environment, factory ClientFactory, profile Profile, scenarios []Scenario, opts ...CertifyOption) (*Certificate, error) {
-	cfg := certifyConfig{resetTimeout: 30 * time.Second}
+	cfg := certifyConfig{resetTimeout: 30 * time.Second, resetRetry: defaultResetRetry}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if env == nil {
 		return nil, fmt.Errorf("%w: no environment: pass one, e.g. from NewEmbedded", ErrInvalidRun)
 	}
+	raiseFDLimit()
 	if factory == nil {
 		return nil, fmt.Errorf("%w: no client factory: pass a func(Service) (Client, error)", ErrInvalidRun)
 	}
@@ -260,15 +265,13 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 			})
 		}
 
-		rctx, cancel := context.WithTimeout(ctx, cfg.resetTimeout)
-		err := env.Reset(rctx, seed)
-		cancel()
-		if err != nil {
+		if err := resetEnvironment(ctx, env, seed, cfg); err != nil {
 			if ctx.Err() != nil {
 				cert.Interrupted = true
 				return cert, fmt.Errorf("certification interrupted before scenario %d of %d (%s): %w", i+1, len(scenarios), s.Name, ctx.Err())
 			}
-			return cert, fmt.Errorf("resetting environment %s before scenario %s: %w (the results so far are kept; fix the environment and certify again)", env.Name(), s.Name, err)
+			notRun(cert, scenarios, i, cfg, start, fmt.Sprintf("resetting environment %s before scenario %s failed: %v", env.Name(), s.Name, err))
+			return cert, nil
 		}
 		report(PhaseStart, Progress{Scenario: s.Name, Seed: seed}, nil)
 

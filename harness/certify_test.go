@@ -341,3 +341,70 @@ func TestCertifyKeepsALibrarysOneOffGoroutineOutOfTheLeakVerdict(t *testing.T) {
 		assert.Equal(t, harness.StatusFail, findVerdict(t, r.Verdicts, check.IDLeakGoroutines).Status, r.Scenario)
 	}
 }
+
+// flakyReset is an environment whose Reset fails on the calls fail says.
+type flakyReset struct {
+	harness.Environment
+	mu    sync.Mutex
+	calls int
+	fail  func(call int) bool
+}
+
+var errTooManyFiles = errors.New("dial tcp 127.0.0.1:1: socket: too many open files")
+
+func (e *flakyReset) Reset(ctx context.Context, seed int64) error {
+	e.mu.Lock()
+	e.calls++
+	n := e.calls
+	e.mu.Unlock()
+	if e.fail(n) {
+		return errTooManyFiles
+	}
+	return e.Environment.Reset(ctx, seed)
+}
+
+func TestCertifyAlwaysFinishesWhenTheEnvironmentCannotBeReset(t *testing.T) {
+	scenarios := []harness.Scenario{tinyScenario("one", 300*time.Millisecond), tinyScenario("two", 300*time.Millisecond), tinyScenario("three", 300*time.Millisecond)}
+
+	t.Run("a reset that fails for a while is retried", func(t *testing.T) {
+		env := &flakyReset{Environment: newEmbeddedEnv(t), fail: func(n int) bool { return n == 2 || n == 3 }}
+		cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(), scenarios)
+		require.NoError(t, err)
+		require.Len(t, cert.Results, 3)
+		assert.True(t, cert.Passed(), "failures: %v", cert.Failures())
+		assert.Equal(t, 5, env.calls)
+	})
+
+	t.Run("a reset that keeps failing fails the scenarios left", func(t *testing.T) {
+		env := &flakyReset{Environment: newEmbeddedEnv(t), fail: func(n int) bool { return n >= 2 }}
+		var progress progressLog
+		start := time.Now()
+		cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(), scenarios,
+			harness.WithResetRetry(400*time.Millisecond), harness.WithCertifyProgress(progress.add))
+		require.NoError(t, err, "the certificate is complete, its verdicts say what failed")
+		assert.Less(t, time.Since(start), 20*time.Second)
+		require.Len(t, cert.Results, 3)
+		assert.True(t, cert.Results[0].Passed())
+		for _, r := range cert.Results[1:] {
+			assert.Nil(t, r.History)
+			require.Len(t, r.Verdicts, 1)
+			v := r.Verdicts[0]
+			assert.Equal(t, harness.CheckRun, v.Check)
+			assert.Equal(t, harness.StatusFail, v.Status)
+			assert.Equal(t, r.Scenario, v.Scenario)
+			assert.Contains(t, v.Reason, "resetting environment embedded before scenario two failed: "+errTooManyFiles.Error())
+			assert.Contains(t, v.Reason, "attempts over 400ms")
+			assert.Contains(t, v.Reason, "the scenarios from two on were not run")
+			assert.Equal(t, v.Reason, r.Err)
+		}
+		assert.False(t, cert.Passed())
+		assert.Greater(t, env.calls, 2, "the failed reset was retried")
+		var done []string
+		for _, p := range progress.all() {
+			if p.Phase == harness.PhaseDone {
+				done = append(done, p.Scenario)
+			}
+		}
+		assert.Equal(t, []string{"one", "two", "three"}, done, "every scenario is reported done")
+	})
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/poolproof/poolproof/internal/procfd"
 )
 
 // Errors Run returns before any call is made.
@@ -60,6 +62,9 @@ type runConfig struct {
 	fdTolerance     int
 	stepTimeout     time.Duration
 	observeTimeout  time.Duration
+	// Ceilings above the baseline: 0 is the default, negative is none.
+	fdCeiling        int
+	goroutineCeiling int
 }
 
 func defaultRunConfig() runConfig {
@@ -134,6 +139,48 @@ func WithFDTolerance(n int) RunOption {
 	}
 }
 
+// defaultGoroutineCeiling is how many goroutines above the baseline stop a
+// run. The reference client under the heaviest scenario (96 workers) with
+// the embedded environment's per-connection goroutines stays in the low
+// thousands; 50,000 parked goroutines already hold at least 100 MiB of
+// stack, and every later scenario's goroutine profile (the leak search
+// reads it) and the scheduler slow down with them. No correct client comes
+// near it; a client leaking a goroutine or two per call reaches it within
+// one scenario, and stopping there keeps the rest of the certification
+// measuring the client rather than the harness's own degradation.
+const defaultGoroutineCeiling = 50_000
+
+// fdCeilingShare: the default descriptor ceiling is this share of the room
+// between the baseline and the soft RLIMIT_NOFILE. The other half is left
+// for finishing the run: calls in flight, teardown, the servers' and
+// Toxiproxy's side of every connection in the embedded environment, the
+// admin calls of leak measurement and reset, and the report.
+const fdCeilingShare = 0.5
+
+// WithFDCeiling sets how many open file descriptors above the baseline
+// stop the run early: the runner stops starting calls, records why
+// (History.StoppedEarly), tears down and measures as usual. The default is
+// half the room between the baseline and the process's descriptor limit;
+// a negative n disables it.
+func WithFDCeiling(n int) RunOption {
+	return func(c *runConfig) {
+		if n != 0 {
+			c.fdCeiling = n
+		}
+	}
+}
+
+// WithGoroutineCeiling sets how many goroutines above the baseline (as
+// Sample.Goroutines counts them) stop the run early, as WithFDCeiling
+// does (default 50,000); a negative n disables it.
+func WithGoroutineCeiling(n int) RunOption {
+	return func(c *runConfig) {
+		if n != 0 {
+			c.goroutineCeiling = n
+		}
+	}
+}
+
 // WithStepTimeout bounds each nemesis step (default 10s).
 func WithStepTimeout(d time.Duration) RunOption {
 	return func(c *runConfig) {
@@ -166,6 +213,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	if factory == nil {
 		return nil, fmt.Errorf("%w: no client factory: pass a func(Service) (Client, error)", ErrInvalidRun)
 	}
+	raiseFDLimit()
 	w := spec.Workload.withDefaults()
 	if err := w.validate(); err != nil {
 		return nil, fmt.Errorf("scenario %q: %w", spec.Scenario, err)
@@ -232,7 +280,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 
 	baseline := goleak.IgnoreCurrent()
 	h.Leaks.GoroutineBaseline = runtime.NumGoroutine()
-	fdBase, fdOK := countOpenFDs()
+	fdBase, fdOK := procfd.Count()
 
 	// Every goroutine the client starts, from its construction to the end
 	// of the workload, carries the run's label (see labelledGoroutines).
@@ -268,6 +316,8 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		truthOK:  truthOK,
 		names:    names,
 		baseG:    h.Leaks.GoroutineBaseline,
+		fdBase:   fdBase,
+		ceilings: cfg.ceilings(fdBase, fdOK),
 	}
 	for n, c := range clients {
 		r.clients[ServiceIDOf(n)] = c
@@ -286,6 +336,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	h.Steps = append(protocolSteps, r.steps...)
 	h.Samples = r.samples
 	h.Dropped = r.dropped.Load()
+	h.StoppedEarly = r.stoppedEarly.Load()
 	for _, c := range h.Calls {
 		h.Elapsed = max(h.Elapsed, time.Duration(c.End))
 	}
@@ -297,11 +348,17 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 
 	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout)
 	h.AbandonedAtEnd = int(r.running.Load())
+	pool := make(map[string]int, len(names))
+	for _, n := range names {
+		pool[n] = spec.Profile.For(n).MaxConns
+	}
 	h.Leaks = measureLeaks(bg, leakInputs{
 		env:         env,
 		label:       label,
 		services:    names,
 		truthOK:     truthOK,
+		closedIdle:  closedOwnIdle(clients, h.Teardown),
+		pool:        pool,
 		baseline:    baseline,
 		baseG:       h.Leaks.GoroutineBaseline,
 		fdBase:      fdBase,
@@ -365,6 +422,8 @@ type runner struct {
 	truthOK  map[string]bool
 	names    []string
 	baseG    int // runtime.NumGoroutine() at the baseline
+	fdBase   int // open descriptors at the baseline
+	ceilings ceilings
 
 	start    time.Time
 	stop     chan struct{} // closed when no more calls may start
@@ -375,6 +434,8 @@ type runner struct {
 	waiting  atomic.Int64 // harness goroutines waiting on a call (workers, open-loop waiters)
 	dropped  atomic.Int64
 	lastStep atomic.Pointer[string]
+
+	stoppedEarly atomic.Pointer[EarlyStop]
 
 	steps   []StepRecord
 	samples []Sample

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -72,6 +73,24 @@ func teardownOf(x any) (IdleCloser, Closer) {
 	ic, _ := x.(IdleCloser)
 	cl, _ := x.(Closer)
 	return ic, cl
+}
+
+// closedOwnIdle reports, per service, whether its client closed its own idle
+// connections at teardown: it has CloseIdleConnections or Close and none of
+// its teardown calls hung. Whatever such a client still has open afterwards
+// is outside its idle pool; for any other client the servers must close
+// the idle pool for it (see sortIdleClose).
+func closedOwnIdle(clients map[string]Client, calls []TeardownCall) map[string]bool {
+	out := make(map[string]bool, len(clients))
+	for name, c := range clients {
+		if idle, closer := teardownOf(c); idle == nil && closer == nil {
+			continue
+		}
+		out[name] = !slices.ContainsFunc(calls, func(tc TeardownCall) bool {
+			return tc.Hung && (tc.Service == name || sameClientSeen([]Client{clients[tc.Service]}, c))
+		})
+	}
+	return out
 }
 
 func sameClientSeen(seen []Client, c Client) bool {

@@ -61,3 +61,13 @@ func TestTeardownIsBoundedWhenCloseHangs(t *testing.T) {
 	assert.True(t, calls[1].Hung)
 	assert.Contains(t, calls[1].Err, "did not return within 100ms")
 }
+
+func TestClosedOwnIdleNamesTheClientsThatClosedThemselves(t *testing.T) {
+	hangs := &countingClient{block: make(chan struct{})}
+	t.Cleanup(func() { close(hangs.block) })
+	shared := &countingClient{}
+	clients := map[string]Client{"inventory": shared, "payment": shared, "notification": doOnly{}, "other": valueClient{}, "stuck": hangs}
+	calls := teardownClients(context.Background(), clients, 100*time.Millisecond)
+	assert.Equal(t, map[string]bool{"inventory": true, "payment": true, "other": true, "stuck": false}, closedOwnIdle(clients, calls),
+		"a client with Do alone closed nothing; one whose Close hung may not have")
+}
