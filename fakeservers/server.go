@@ -431,7 +431,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = v[0]
 	}
 	routeIdx, param, miss := match(s.routes, r.Method, r.URL.Path)
-	slot, gen, attempt := s.log.begin(reqID, connID, arrived, routeIdx, r.Method)
+	slot, gen, attempt := s.log.begin(reqID, connID, arrived, routeIdx, r.Method, connBits(r.ProtoMajor == 1 && r.ProtoMinor == 0, r.Close))
 	// The outcome is recorded before the answer is written, so whoever reads
 	// Stats after the client saw the answer (or the failure) finds it; the
 	// deferred finish only adds the end time of slow or aborted answers.
