@@ -293,6 +293,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	for _, n := range names {
 		h.ServerAfterRun[n] = observeTruth(bg, env, n, cfg.observeTimeout)
 	}
+	observeReplicas(bg, env, names, h.ServerAfterRun, cfg.observeTimeout)
 
 	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout)
 	h.AbandonedAtEnd = int(r.running.Load())
