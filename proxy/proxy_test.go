@@ -67,18 +67,6 @@ func ports(t *testing.T, e *proxy.Environment) []int {
 	return out
 }
 
-// assertNothingLeft: no process works in dir, no port listens, dir is empty.
-func assertNothingLeft(t *testing.T, dir string, ports []int) {
-	t.Helper()
-	assert.Empty(t, proctest.WorkingUnder(dir), "no process of the proxy is left")
-	for _, p := range ports {
-		assert.False(t, proctest.Listening(p), "nothing listens on %d any more", p)
-	}
-	left, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	assert.Empty(t, left, "the proxy's folder is removed")
-}
-
 func TestProxiesRejectASyntaxErrorInOneLineAndLeaveNothing(t *testing.T) {
 	for _, tc := range []struct {
 		kind, shipped, broken, replaced string
@@ -106,7 +94,7 @@ func TestProxiesRejectASyntaxErrorInOneLineAndLeaveNothing(t *testing.T) {
 				assert.Contains(t, msg, w, "the proxy's own message, pointing into the user's file")
 			}
 			assert.NotContains(t, msg, dir, "not into poolproof's rendered copy")
-			assertNothingLeft(t, dir, nil)
+			assert.Empty(t, proctest.LeftBehind(dir), "no process, listener or file is left")
 		})
 	}
 }
@@ -150,7 +138,7 @@ func TestProxiesStopEveryProcessOnResetAndClose(t *testing.T) {
 			after := ports(t, e)
 			require.NoError(t, e.Close())
 			closed = true
-			assertNothingLeft(t, dir, append(before, after...))
+			assert.Empty(t, proctest.LeftBehind(dir, append(before, after...)...), "no process, listener or file is left")
 			for _, p := range second {
 				_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(p.PID)))
 				assert.True(t, errors.Is(err, os.ErrNotExist), "%d was reaped", p.PID)

@@ -97,3 +97,23 @@ func listeningIn(path string, port int) bool {
 	}
 	return false
 }
+
+// LeftBehind describes what a stopped proxy that ran in dir left: live
+// processes working there, listeners on its ports, files in dir. Empty
+// when nothing is left.
+func LeftBehind(dir string, ports ...int) []string {
+	var out []string
+	for _, p := range WorkingUnder(dir) {
+		out = append(out, "process "+strconv.Itoa(p.PID)+" ("+p.Cmdline+") in "+p.Dir)
+	}
+	for _, port := range ports {
+		if Listening(port) {
+			out = append(out, "a listener on port "+strconv.Itoa(port))
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		out = append(out, "file "+filepath.Join(dir, e.Name()))
+	}
+	return out
+}
