@@ -16,6 +16,7 @@ import (
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
+	"github.com/poolproof/poolproof/internal/sbin"
 )
 
 // Errors Open returns. The first four are the user's to fix (the command
@@ -166,11 +167,7 @@ func findBinary(kind, given string) (string, error) {
 		}
 		return given, nil
 	}
-	if p, err := exec.LookPath(kind); err == nil {
-		return p, nil
-	}
-	p := filepath.Join("/usr/sbin", kind)
-	if _, err := os.Stat(p); err == nil {
+	if p, err := sbin.LookPath(kind); err == nil {
 		return p, nil
 	}
 	return "", fmt.Errorf("%w: %s is not on PATH nor in /usr/sbin: install it (Debian: apt-get install %s)", ErrNotInstalled, kind, kind)

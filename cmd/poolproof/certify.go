@@ -167,18 +167,24 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 // selectScenarios picks the profile's catalog, narrowed to the names or
 // families in filter.
 func selectScenarios(profile, filter string) ([]harness.Scenario, error) {
-	var all []harness.Scenario
-	switch profile {
-	case "quick":
-		all = scenarios.Quick()
-	case "standard":
-		all = scenarios.Standard()
-	case "soak":
-		all = scenarios.Soak()
-	default:
-		return nil, usageError{fmt.Sprintf("-profile %q: use quick, standard or soak", profile)}
+	all, err := byProfile(profile, scenarios.Quick, scenarios.Standard, scenarios.Soak)
+	if err != nil {
+		return nil, err
 	}
 	return filterScenarios(all, profile, filter)
+}
+
+// byProfile builds the catalog of the named profile.
+func byProfile(profile string, quick, standard, soak func() []harness.Scenario) ([]harness.Scenario, error) {
+	switch profile {
+	case "quick":
+		return quick(), nil
+	case "standard":
+		return standard(), nil
+	case "soak":
+		return soak(), nil
+	}
+	return nil, usageError{fmt.Sprintf("-profile %q: use quick, standard or soak", profile)}
 }
 
 // filterScenarios narrows a profile's catalog to the names or families in

@@ -60,16 +60,12 @@ func checkProxyFlags(f certifyFlags) error {
 // flags say the configuration promises, narrowed to filter.
 func selectProxyScenarios(profile, filter string, p proxyFlags) ([]harness.Scenario, error) {
 	o := scenarios.ProxyOptions{FailTimeout: p.failover, MaxUpstreamConns: p.maxConns, UpstreamIdle: p.idle}
-	var all []harness.Scenario
-	switch profile {
-	case "quick":
-		all = scenarios.ProxyQuick(o)
-	case "standard":
-		all = scenarios.Proxy(o)
-	case "soak":
-		all = scenarios.ProxySoak(o)
-	default:
-		return nil, usageError{fmt.Sprintf("-profile %q: use quick, standard or soak", profile)}
+	all, err := byProfile(profile,
+		func() []harness.Scenario { return scenarios.ProxyQuick(o) },
+		func() []harness.Scenario { return scenarios.Proxy(o) },
+		func() []harness.Scenario { return scenarios.ProxySoak(o) })
+	if err != nil {
+		return nil, err
 	}
 	return filterScenarios(all, profile+" proxy", filter)
 }

@@ -6,9 +6,9 @@ package testenv
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/poolproof/poolproof/internal/sbin"
 )
 
 // Variables that make a missing tool a failure.
@@ -35,11 +35,7 @@ func Unavailable(t testing.TB, require, what, hint string, err error) {
 // it is missing, t skips or, with RequireProxies set, fails.
 func ProxyBinary(t testing.TB, kind string) string {
 	t.Helper()
-	if p, err := exec.LookPath(kind); err == nil {
-		return p
-	}
-	p := filepath.Join("/usr/sbin", kind)
-	_, err := os.Stat(p)
+	p, err := sbin.LookPath(kind)
 	if err != nil {
 		Unavailable(t, RequireProxies, kind, "Debian: apt-get install "+kind, err)
 	}
