@@ -8,11 +8,14 @@ PKGS ?= ./...
 # whose verdicts are timing measurements, which the race detector distorts
 # (they skip themselves under -race); the reference certifications and the
 # broken-client gallery in separate processes, so the gallery's deliberate
-# leaks never load the reference's timing; fresh results, no cache.
+# leaks never load the reference's timing; the proxy catalog through the
+# shipped and the broken proxy configurations (nginx and haproxy needed);
+# fresh results, no cache.
 test:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	$(GO) test -count=1 -timeout 30m -run 'TestReferenceCertifies|TestCorrectClientsCertifyOnBothProtocols' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestBrokenClientsAreCaught|TestNewClientPerRequestGetsAWholeCertificate' -v ./scenarios/
+	$(GO) test -count=1 -timeout 30m -run 'TestProxies' -v ./proxy/
 
 # lint: go vet plus a gofmt check that fails when any file needs formatting.
 lint:

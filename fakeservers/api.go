@@ -122,6 +122,13 @@ type RequestRecord struct {
 	// however the requests raced to the server.
 	Draw    uint32 `json:"draw,omitempty"`
 	OrderID string `json:"order_id,omitempty"`
+	// HTTP10 marks a request that arrived as HTTP/1.0 (a reverse proxy's
+	// upstream default, e.g. nginx without proxy_http_version 1.1).
+	HTTP10 bool `json:"http10,omitempty"`
+	// Close marks a request that asked for its connection to be closed
+	// after the answer: "Connection: close", or HTTP/1.0 without
+	// "Connection: keep-alive".
+	Close bool `json:"close,omitempty"`
 }
 
 // Protocol is what the service offers new connections, as served by

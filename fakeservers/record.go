@@ -19,7 +19,26 @@ type reqRecord struct {
 	route     int8 // index into the service's routes; -1 when no route matched
 	method    uint8
 	fault     uint8 // faultKinds bitmask
+	conn      uint8 // reqHTTP10, reqClose
 	draw      uint32
+}
+
+// Bits of reqRecord.conn: how the request treated its connection.
+const (
+	reqHTTP10 uint8 = 1 << iota // arrived as HTTP/1.0
+	reqClose                    // asked for the connection to be closed after the answer
+)
+
+// connBits is what r says about its connection, as reqRecord.conn keeps it.
+func connBits(http10, close bool) uint8 {
+	var b uint8
+	if http10 {
+		b |= reqHTTP10
+	}
+	if close {
+		b |= reqClose
+	}
+	return b
 }
 
 var methodNames = []string{"OTHER", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
@@ -60,7 +79,7 @@ func newRequestLog() *requestLog {
 
 // begin numbers the attempt of requestID and appends its record. The
 // returned slot lets finish find it again.
-func (l *requestLog) begin(requestID string, connID uint64, arrived time.Time, route int8, method string) (slot int, gen uint64, attempt int32) {
+func (l *requestLog) begin(requestID string, connID uint64, arrived time.Time, route int8, method string, conn uint8) (slot int, gen uint64, attempt int32) {
 	l.mu.Lock()
 	attempt = 1
 	if requestID != "" {
@@ -77,6 +96,7 @@ func (l *requestLog) begin(requestID string, connID uint64, arrived time.Time, r
 		attempt:   attempt,
 		route:     route,
 		method:    methodIndex(method),
+		conn:      conn,
 	})
 	l.mu.Unlock()
 	return slot, gen, attempt
@@ -121,6 +141,8 @@ func (l *requestLog) snapshot(rs []route) []RequestRecord {
 			Fault:     faultLabel(r.fault),
 			Draw:      r.draw,
 			OrderID:   r.orderID,
+			HTTP10:    r.conn&reqHTTP10 != 0,
+			Close:     r.conn&reqClose != 0,
 		}
 		if r.took >= 0 {
 			rr.Finished = time.Unix(0, r.arrived+r.took)

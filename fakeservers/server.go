@@ -441,7 +441,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tc != nil && routeIdx >= 0 {
 		tc.noteRoute(&s.routes[routeIdx])
 	}
-	slot, gen, attempt := s.log.begin(reqID, connID, arrived, routeIdx, r.Method)
+	slot, gen, attempt := s.log.begin(reqID, connID, arrived, routeIdx, r.Method, connBits(r.ProtoMajor == 1 && r.ProtoMinor == 0, r.Close))
 	// The outcome is recorded before the answer is written, so whoever reads
 	// Stats after the client saw the answer (or the failure) finds it; the
 	// deferred finish only adds the end time of slow or aborted answers.

@@ -1,8 +1,11 @@
 package fakeservers
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"testing"
@@ -196,4 +199,37 @@ func TestLatencyAndJitter(t *testing.T) {
 	for _, rec := range s.Stats().Requests {
 		assert.GreaterOrEqual(t, rec.Finished.Sub(rec.Arrived), 60*time.Millisecond)
 	}
+}
+
+// A reverse proxy's upstream requests are told apart by how they treat
+// their connection: nginx's default speaks HTTP/1.0 and closes.
+func TestRequestsRecordHowTheyTreatTheirConnection(t *testing.T) {
+	s := start(t, Config{Service: Inventory})
+	for _, raw := range []string{
+		"GET /v1/items/A-1 HTTP/1.1\r\nHost: x\r\nX-Request-ID: keep\r\n\r\n",
+		"GET /v1/items/A-1 HTTP/1.1\r\nHost: x\r\nX-Request-ID: close11\r\nConnection: close\r\n\r\n",
+		"GET /v1/items/A-1 HTTP/1.0\r\nHost: x\r\nX-Request-ID: close10\r\nConnection: close\r\n\r\n",
+		"GET /v1/items/A-1 HTTP/1.0\r\nHost: x\r\nX-Request-ID: keep10\r\nConnection: keep-alive\r\n\r\n",
+	} {
+		c, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
+		require.NoError(t, err)
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		_, err = c.Write([]byte(raw))
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		c.Close()
+	}
+	got := map[string][2]bool{}
+	for _, r := range s.Stats().Requests {
+		got[r.RequestID] = [2]bool{r.HTTP10, r.Close}
+	}
+	assert.Equal(t, map[string][2]bool{
+		"keep":    {false, false},
+		"close11": {false, true},
+		"close10": {true, true},
+		"keep10":  {true, false},
+	}, got)
 }

@@ -94,9 +94,10 @@ func TestAdaptedClientsAreCertifiedAsAnyClient(t *testing.T) {
 			callFuncFactory(t, true, false), []string{"CloseIdleConnections"}, "", nil},
 		{"a CallFunc handing back corrupted bodies fails integrity",
 			callFuncFactory(t, true, true), []string{"CloseIdleConnections"}, check.IDIntegrityDigest, nil},
-		{"a CallFunc whose pool nothing closes leaves its connections open",
-			callFuncFactory(t, false, false), []string{}, check.IDLeakServerConns,
-			[]string{check.IDLeakGoroutines, check.IDLeakFDs}},
+		// The servers close its idle pool at teardown, as a server's idle
+		// timeout would: a client that leaks nothing passes without one.
+		{"a CallFunc with no teardown leaks nothing either",
+			callFuncFactory(t, false, false), []string{}, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,7 +262,7 @@ func TestClientResetRunsBeforeEachScenarioAndItsErrorFailsThatScenario(t *testin
 	require.NoError(t, err, "a failing hook fails its scenario, not the certification")
 
 	assert.Equal(t, []string{
-		"env reset", "build inventory", "build payment", "build notification", // priming the client once
+		"build inventory", "build payment", "build notification", // priming the client once
 		"env reset", "client reset", "build inventory",
 		"env reset", "client reset", // the hook failed: the scenario did not run
 		"env reset", "client reset", "build inventory",

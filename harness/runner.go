@@ -345,12 +345,13 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	for _, n := range names {
 		h.ServerAfterRun[n] = observeTruth(bg, env, n, cfg.observeTimeout)
 	}
+	observeReplicas(bg, env, names, h.ServerAfterRun, cfg.observeTimeout)
 
 	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout)
 	h.AbandonedAtEnd = int(r.running.Load())
 	pool := make(map[string]int, len(names))
 	for _, n := range names {
-		pool[n] = spec.Profile.For(n).MaxConns
+		pool[n] = cmp.Or(spec.Profile.For(n).MaxConns, UndeclaredPoolBound(w))
 	}
 	h.Leaks = measureLeaks(bg, leakInputs{
 		env:         env,

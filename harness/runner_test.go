@@ -81,7 +81,11 @@ func TestRunDoOnlyClientPassesEveryLeakCheck(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newEmbeddedEnv(t, envpkg.WithHTTP2(tt.http2))
-			h, err := harness.Run(harnesstest.Ctx(t), env, doOnlyFactory(t), harnesstest.ShortSpec("baseline", 7))
+			spec := harnesstest.ShortSpec("baseline", 7)
+			if tt.http2 {
+				spec.Protocol = harness.ProtocolHTTP2
+			}
+			h, err := harness.Run(harnesstest.Ctx(t), env, doOnlyFactory(t), spec)
 			require.NoError(t, err)
 			require.NotEmpty(t, h.Calls)
 			for _, c := range h.Calls {

@@ -114,6 +114,22 @@ func (w Workload) validate() error {
 	return nil
 }
 
+// Callers is the most calls the workload has running at once: its workers,
+// or its open loop's in-flight cap.
+func (w Workload) Callers() int {
+	if w.Mode == OpenLoop {
+		return w.MaxInFlight
+	}
+	return w.Workers
+}
+
+// UndeclaredPoolBound is the pool a client that declares no MaxConns is
+// held to: twice its callers. A pool needs no more connections than
+// callers, but a transport that dials for a waiting call while another
+// call frees a connection (Go's does) keeps both; a pool that grows
+// without bound (a new client per call) exceeds any such bound.
+func UndeclaredPoolBound(w Workload) int { return 2*w.Callers() + 2 }
+
 // services lists the services the mix drives, in a stable order.
 func (w Workload) services() []string {
 	var out []string

@@ -4,7 +4,10 @@
 // nothing itself; harness.Certify runs it, from the suites and the CLI.
 //
 // Standard is the full certification; Quick is a subset with shorter
-// durations for fast feedback. Every fault goes through Toxiproxy's API or
+// durations for fast feedback. Proxy (with ProxyQuick and ProxySoak) is the
+// catalog that certifies a reverse proxy between the reference client and
+// the services' replicas (see package proxy), held to what its
+// configuration promises (ProxyOptions). Every fault goes through Toxiproxy's API or
 // the fake services' admin API, so a scenario runs unchanged on every
 // environment.
 //

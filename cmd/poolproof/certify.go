@@ -49,6 +49,7 @@ type certifyFlags struct {
 	seed      int64
 	reportDir string
 	http2     bool
+	proxy     proxyFlags
 }
 
 func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -60,7 +61,12 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
 		return 2
 	}
-	catalog, err := selectScenarios(f.profile, f.scenarios)
+	var catalog []harness.Scenario
+	if f.proxy.kind != "" {
+		catalog, err = selectProxyScenarios(f.profile, f.scenarios, f.proxy)
+	} else {
+		catalog, err = selectScenarios(f.profile, f.scenarios)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
 		return 2
@@ -84,6 +90,9 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		// lines are what a person follows here.
 		tclog.SetDefault(tclog.NewNoopLogger())
 	}
+	if f.proxy.kind != "" {
+		return certifyProxy(ctx, f, catalog, factory, profile, stdout, stderr)
+	}
 	e, err := env.Open(ctx, f.env)
 	if err != nil {
 		fmt.Fprintf(stderr, "poolproof certify: -env %s: %v\n", f.env, oneLine(err))
@@ -97,6 +106,12 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	runs := harness.Runs(catalog, profile)
 	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios (%d runs) on the %s environment, about %s\n",
 		f.client, f.profile, len(catalog), len(runs), e.Name(), harness.WallTime(runs).Round(time.Second))
+	return certifyOn(ctx, e, f, catalog, factory, profile, stdout, stderr)
+}
+
+// certifyOn certifies on e, prints the scorecard and writes the report;
+// it returns the exit code.
+func certifyOn(ctx context.Context, e harness.Environment, f certifyFlags, catalog []harness.Scenario, factory harness.ClientFactory, profile harness.Profile, stdout, stderr io.Writer) int {
 	progress := newProgressPrinter(stderr)
 	opts := []harness.CertifyOption{harness.WithCertifyProgress(progress.update)}
 	if f.seed != 0 {
@@ -135,6 +150,7 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults), retrying (examples/retryingclient: a correct retrying client on net/http) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
 	fs.BoolVar(&f.http2, "http2", false, "the client speaks HTTP/2: certify every scenario on HTTP/1.1 and again on HTTP/2 (runs named <scenario>@h2); without it the services offer HTTP/1.1 only")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
+	addProxyFlags(fs, &f.proxy)
 	fs.StringVar(&f.reportDir, "report", defaultReportDir, "folder to write the report in: report.html (scorecard and timelines), junit.xml, summary.md and histories/<scenario>.json (to recompute a verdict); \"\" or - writes none")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return f, err
@@ -145,23 +161,35 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	if !slices.Contains(env.Names, f.env) {
 		return f, usageError{fmt.Sprintf("-env %q: use one of %s", f.env, strings.Join(env.Names, ", "))}
 	}
-	return f, nil
+	return f, checkProxyFlags(f)
 }
 
 // selectScenarios picks the profile's catalog, narrowed to the names or
 // families in filter.
 func selectScenarios(profile, filter string) ([]harness.Scenario, error) {
-	var all []harness.Scenario
+	all, err := byProfile(profile, scenarios.Quick, scenarios.Standard, scenarios.Soak)
+	if err != nil {
+		return nil, err
+	}
+	return filterScenarios(all, profile, filter)
+}
+
+// byProfile builds the catalog of the named profile.
+func byProfile(profile string, quick, standard, soak func() []harness.Scenario) ([]harness.Scenario, error) {
 	switch profile {
 	case "quick":
-		all = scenarios.Quick()
+		return quick(), nil
 	case "standard":
-		all = scenarios.Standard()
+		return standard(), nil
 	case "soak":
-		all = scenarios.Soak()
-	default:
-		return nil, usageError{fmt.Sprintf("-profile %q: use quick, standard or soak", profile)}
+		return soak(), nil
 	}
+	return nil, usageError{fmt.Sprintf("-profile %q: use quick, standard or soak", profile)}
+}
+
+// filterScenarios narrows a profile's catalog to the names or families in
+// filter (all of it when filter is empty).
+func filterScenarios(all []harness.Scenario, profile, filter string) ([]harness.Scenario, error) {
 	if strings.TrimSpace(filter) == "" {
 		return all, nil
 	}

@@ -3,7 +3,11 @@
 // retries and backoff, Retry-After, the payment ledger, the breaker,
 // isolation, recovery, body integrity), their ids and one-line docs (Docs),
 // and the measurements they share (calls per phase, percentiles, the
-// attempts the servers saw).
+// attempts the servers saw). The proxy checks (ProxyChecks, ProxyDocs)
+// judge a reverse proxy between a well-behaved client and a service's
+// replicas instead: upstream reuse and bound, the errors it hands the
+// client, failover; the ledger and the attempts read the replicas of a
+// service behind a proxy as one.
 //
 // A check is a pure function of a *harness.History: it reads nothing else,
 // so a verdict can be recomputed from a saved history. Its exported fields

@@ -227,7 +227,7 @@ func describeHeld(h *harness.History) string {
 				gs = append(gs, fmt.Sprintf("%d more groups", len(groups)-i))
 				break
 			}
-			gs = append(gs, describeHeldGroup(g, h.Profile.For(name).MaxConns))
+			gs = append(gs, describeHeldGroup(g, h.Profile.For(name).MaxConns, harness.UndeclaredPoolBound(h.Workload)))
 			if !slices.Contains(reasons, g.Reason) {
 				reasons = append(reasons, g.Reason)
 			}
@@ -249,7 +249,7 @@ func describeHeld(h *harness.History) string {
 	return strings.Join(parts, "; ") + ". " + hint
 }
 
-func describeHeldGroup(g harness.HeldConns, pool int) string {
+func describeHeldGroup(g harness.HeldConns, declared, undeclared int) string {
 	var what string
 	switch g.Reason {
 	case harness.HeldInFlight:
@@ -257,7 +257,10 @@ func describeHeldGroup(g harness.HeldConns, pool int) string {
 	case harness.HeldNotReturned:
 		what = fmt.Sprintf("%d answered, yet open after the client closed its idle connections", g.Count)
 	case harness.HeldBeyondPool:
-		what = fmt.Sprintf("%d idle beyond the declared pool of %d", g.Count, pool)
+		what = fmt.Sprintf("%d idle beyond the declared pool of %d", g.Count, declared)
+		if declared == 0 {
+			what = fmt.Sprintf("%d idle beyond a pool of %d (no MaxConns declared: twice the callers)", g.Count, undeclared)
+		}
 	default:
 		what = fmt.Sprintf("%d %s", g.Count, g.Reason)
 	}

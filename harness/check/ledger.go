@@ -42,6 +42,9 @@ func classifyCharge(c harness.CallRecord) string {
 //     never reached the server;
 //   - no order was charged more than once, whatever the client reported.
 //
+// Behind a reverse proxy the payment replicas' charges count together: an
+// order the proxy sent to two replicas is charged twice.
+//
 // An indeterminate call may have been charged once or not at all. Measured
 // is the number of violations; the reason names the first (lowest call
 // number) and what happened to it.
@@ -51,7 +54,7 @@ func (Ledger) ID() string { return IDLedgerNoDuplicate }
 
 func (c Ledger) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "violations")
-	st, ok := serverTruth(h, fakeservers.Payment)
+	st, ok := requestTruth(h, fakeservers.Payment)
 	if !ok {
 		return v.NotApplicable("no server-side truth from payment: the charges per order could not be read; give the environment payment's admin URL (POOLPROOF_ADMIN_PAYMENT)")
 	}

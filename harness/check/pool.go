@@ -68,7 +68,7 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 		if !ok {
 			continue
 		}
-		bound := cmp.Or(c.MaxConns, contractFor(h, svc).MaxConns, callersBound(h))
+		bound := cmp.Or(c.MaxConns, contractFor(h, svc).MaxConns, harness.UndeclaredPoolBound(h.Workload))
 		peak := st.PeakOpen
 		if len(st.Connections) > 0 {
 			peak = min(peak, overlapPeak(st, lag, window))
@@ -156,23 +156,6 @@ func requestsPeak(st *fakeservers.Stats) int {
 		peak = max(peak, n)
 	}
 	return peak
-}
-
-// callers is the most calls the workload had running at once.
-func callers(h *harness.History) int {
-	if h.Workload.Mode == harness.OpenLoop {
-		return h.Workload.MaxInFlight
-	}
-	return h.Workload.Workers
-}
-
-// callersBound is the pool bound of a client that declares no MaxConns:
-// twice its callers. A pool needs no more connections than callers, but a
-// transport that dials for a waiting call while another call frees a
-// connection (Go's does) keeps both; a pool that grows without bound (a
-// new client per call) passes any such bound.
-func callersBound(h *harness.History) int {
-	return 2*callers(h) + 2
 }
 
 // overlapPeak is the most connections of st open at once, each surely held
@@ -368,7 +351,7 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 				openAtWarm++
 			}
 		}
-		growth := max(0, cmp.Or(contractFor(h, svc).MaxConns, callers(h))-openAtWarm)
+		growth := max(0, cmp.Or(contractFor(h, svc).MaxConns, h.Workload.Callers())-openAtWarm)
 		churned := max(0, conns-growth)
 		// Few calls make one legitimate reconnect weigh too much, but
 		// certainChurn connections beyond the pool's max are churn however
@@ -491,7 +474,7 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 			worst.svc, harness.FormatDuration(worst.p99), worst.n, harness.FormatDuration(c.Latency), harness.FormatDuration(worst.wait), worst.waitFrom))
 	}
 	if c.GoroutinesPerCall > 0 && len(h.Samples) > 0 {
-		offered := callers(h)
+		offered := h.Workload.Callers()
 		limit := int(c.GoroutinesPerCall*float64(offered)) + cmp.Or(c.GoroutineSlack, 50)
 		peak, at := int32(0), int64(0)
 		for _, s := range h.Samples {

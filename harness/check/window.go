@@ -216,7 +216,7 @@ func offset(h *harness.History, t time.Time) time.Duration { return t.Sub(h.Star
 // arrival order: those whose X-Request-ID carries the run's prefix, so that
 // requests of earlier runs on a shared server are never counted.
 func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) {
-	st, ok := serverTruth(h, service)
+	st, ok := requestTruth(h, service)
 	if !ok {
 		return nil, false
 	}

@@ -5,7 +5,9 @@
 // environment (an existing Toxiproxy and services), the in-process
 // Toxiproxy server, the fault driver that applies a scenario's actions
 // through Toxiproxy's own client API and the fake services' admin API, and
-// the admin helpers the three share.
+// the admin helpers the three share. The embedded environment can run a
+// service as replicas (WithReplicas), each faulted and observed alone, for
+// something in front of them to balance across (see package proxy).
 //
 // Open(ctx, name, opts...) starts any of them with one set of options
 // (WithSeed, WithKeepAlive, WithCallTimeout, ...); an option an environment

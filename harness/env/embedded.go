@@ -24,6 +24,8 @@ type Embedded struct {
 	driver   *FaultDriver
 	proxies  []string // created through the API, deleted by Close
 	services []harness.Service
+	replicas map[string][]harness.Service // by service, for the services WithReplicas runs as several
+	faults   harness.Faults
 
 	closeOnce sync.Once
 	closeErr  error
@@ -33,6 +35,7 @@ var (
 	_ harness.Environment       = (*Embedded)(nil)
 	_ harness.ConnectionCounter = (*Embedded)(nil)
 	_ harness.IdleConnCloser    = (*Embedded)(nil)
+	_ harness.Replicated        = (*Embedded)(nil)
 )
 
 // NewEmbedded starts one CA, the three fake services (all signed by that
@@ -42,17 +45,18 @@ var (
 // the result and must Close it.
 func NewEmbedded(ctx context.Context, opts ...Option) (_ *Embedded, err error) {
 	cfg := newConfig(opts)
-	if err := cfg.only(NameEmbedded, optSeed, optTLS, optHTTP2, optLatency, optKeepAlive, optCallTimeout); err != nil {
+	if err := cfg.only(NameEmbedded, optSeed, optTLS, optHTTP2, optLatency, optKeepAlive, optCallTimeout, optReplicas); err != nil {
 		return nil, err
 	}
-	if err := cfg.validate(NameEmbedded); err != nil {
+	if err := errors.Join(cfg.validate(NameEmbedded), cfg.validateReplicas(NameEmbedded)); err != nil {
 		return nil, err
 	}
 
 	e := &Embedded{
-		cfg:     cfg,
-		servers: map[string]*fakeservers.Server{},
-		admins:  map[string]*fakeservers.AdminClient{},
+		cfg:      cfg,
+		servers:  map[string]*fakeservers.Server{},
+		admins:   map[string]*fakeservers.AdminClient{},
+		replicas: map[string][]harness.Service{},
 	}
 	defer func() {
 		if err != nil {
@@ -65,18 +69,19 @@ func NewEmbedded(ctx context.Context, opts ...Option) (_ *Embedded, err error) {
 			return nil, fmt.Errorf("embedded environment: generating the CA: %w", err)
 		}
 	}
-	for i, name := range fakeservers.Services {
-		lj := cfg.latency[name]
+	for _, in := range cfg.instances() {
+		name := in.name
+		lj := cfg.latency[in.service]
 		srv, err := fakeservers.Start(ctx, fakeservers.Config{
-			Service:      name,
+			Service:      in.service,
 			Listen:       "127.0.0.1:0",
 			AdminListen:  "127.0.0.1:0",
 			TLS:          cfg.tls,
 			DisableHTTP2: !cfg.http2,
 			Latency:      lj.latency,
 			Jitter:       lj.jitter,
-			Seed:         cfg.seed + int64(i),
-			KeepAlive:    cfg.keepAlive[name],
+			Seed:         cfg.seed + in.seed,
+			KeepAlive:    cfg.keepAlive[in.service],
 			CA:           e.ca,
 		})
 		if err != nil {
@@ -90,12 +95,14 @@ func NewEmbedded(ctx context.Context, opts ...Option) (_ *Embedded, err error) {
 		return nil, fmt.Errorf("embedded environment: %w", err)
 	}
 	e.driver = NewFaultDriver(e.toxi.URL(), e.admins, cfg.callTimeout, WithBaselineKeepAlive(cfg.keepAlive))
+	e.faults = e.driver
 
 	scheme := "http"
 	if cfg.tls {
 		scheme = "https"
 	}
-	for _, name := range fakeservers.Services {
+	for _, in := range cfg.instances() {
+		name := in.name
 		addr, err := e.driver.CreateProxy(ctx, name, "127.0.0.1:0", e.servers[name].Addr())
 		if err != nil {
 			return nil, fmt.Errorf("embedded environment: creating the Toxiproxy proxy for %s: %w", name, err)
@@ -105,7 +112,14 @@ func NewEmbedded(ctx context.Context, opts ...Option) (_ *Embedded, err error) {
 		if e.ca != nil {
 			svc.CAs = e.ca.Pool()
 		}
+		if in.replica {
+			e.replicas[in.service] = append(e.replicas[in.service], svc)
+			continue
+		}
 		e.services = append(e.services, svc)
+	}
+	if len(e.replicas) > 0 {
+		e.faults = replicaFaults{driver: e.driver, replicas: replicaNames(e.replicas)}
 	}
 	return e, nil
 }
@@ -113,11 +127,14 @@ func NewEmbedded(ctx context.Context, opts ...Option) (_ *Embedded, err error) {
 // Name is "embedded".
 func (e *Embedded) Name() string { return "embedded" }
 
-// Services lists the endpoints, through Toxiproxy, in fakeservers.Services order.
+// Services lists the endpoints, through Toxiproxy, in fakeservers.Services
+// order; a service WithReplicas runs as several is not among them (see
+// Replicas).
 func (e *Embedded) Services() []harness.Service { return slices.Clone(e.services) }
 
-// Faults is the fault handle: the fault driver.
-func (e *Embedded) Faults() harness.Faults { return e.driver }
+// Faults is the fault handle: the fault driver, which also applies an
+// action naming a service run as replicas to each of them.
+func (e *Embedded) Faults() harness.Faults { return e.faults }
 
 // Driver is the fault driver itself, for what a scenario never does:
 // creating proxies, reading their state, reaching an admin API.
@@ -181,7 +198,7 @@ func (e *Embedded) CloseIdleConns(ctx context.Context, service string) (fakeserv
 // shared admin helpers would report as one without server truth.
 func (e *Embedded) known(op, service string) error {
 	if _, ok := e.admins[service]; !ok {
-		return fmt.Errorf("%s %q: %w: want one of %v", op, service, harness.ErrUnknownService, fakeservers.Services)
+		return fmt.Errorf("%s %q: %w: want one of %v", op, service, harness.ErrUnknownService, e.driver.adminServices())
 	}
 	return nil
 }
@@ -267,7 +284,8 @@ func (e *Embedded) Close() error {
 		for _, c := range e.admins {
 			c.Close()
 		}
-		for _, name := range fakeservers.Services {
+		for _, in := range e.cfg.instances() {
+			name := in.name
 			if s, ok := e.servers[name]; ok {
 				if err := s.Close(); err != nil {
 					errs = append(errs, fmt.Errorf("closing fake service %s: %w", name, err))

@@ -29,6 +29,7 @@ type config struct {
 	latency     map[string]latencyJitter
 	keepAlive   map[string]fakeservers.KeepAlive
 	callTimeout time.Duration
+	replicas    map[string]int // WithReplicas: replicas by service
 
 	toxiproxyImage string
 	binary         string

@@ -13,14 +13,18 @@ import (
 	"github.com/poolproof/poolproof/harness"
 )
 
+// StdContract is what StdClientFactory's client declares: its pool of 16
+// connections and its 2s timeout; no retries, no breaker.
+var StdContract = harness.Contract{MaxConns: 16, RequestTimeout: 2 * time.Second, MaxAttempts: 1}
+
 // ShortSpec is a 600ms closed loop of 4 workers over every service, held
-// to the default profile.
+// to StdContract.
 func ShortSpec(name string, seed int64) harness.RunSpec {
 	return harness.RunSpec{
 		Scenario: name,
 		Seed:     seed,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: 600 * time.Millisecond, Workers: 4, Mix: harness.Mix{Inventory: 2, Payment: 1, Notification: 1}},
-		Profile:  harness.DefaultProfile(),
+		Profile:  harness.Profile{Default: StdContract},
 	}
 }
 

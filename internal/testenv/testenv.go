@@ -1,18 +1,22 @@
 // Package testenv holds the rule the project's tests share for a tool or
-// service this machine may lack (Docker, Chromium): a developer's run skips
-// the test, and a run that declares the tool required (CI sets the
-// POOLPROOF_REQUIRE_* variables) fails it instead.
+// service this machine may lack (Docker, Chromium, nginx, HAProxy): a
+// developer's run skips the test, and a run that declares the tool
+// required (CI sets the POOLPROOF_REQUIRE_* variables) fails it instead.
 package testenv
 
 import (
 	"os"
 	"testing"
+
+	"github.com/poolproof/poolproof/internal/sbin"
 )
 
 // Variables that make a missing tool a failure.
 const (
 	RequireDocker   = "POOLPROOF_REQUIRE_DOCKER"
 	RequireChromium = "POOLPROOF_REQUIRE_CHROMIUM"
+	// RequireProxies makes a missing nginx or haproxy binary a failure.
+	RequireProxies = "POOLPROOF_REQUIRE_PROXIES"
 )
 
 // Unavailable ends t because what is unavailable (err says why): it fails
@@ -24,4 +28,16 @@ func Unavailable(t testing.TB, require, what, hint string, err error) {
 		t.Fatalf("%s=%s but %s is unavailable: %v (%s)", require, os.Getenv(require), what, err, hint)
 	}
 	t.Skipf("%s is unavailable: %v (%s; set %s=1 to make this a failure)", what, err, hint, require)
+}
+
+// ProxyBinary is the path of the reverse proxy named kind ("nginx",
+// "haproxy"), on PATH or in /usr/sbin, where Debian's packages put it; when
+// it is missing, t skips or, with RequireProxies set, fails.
+func ProxyBinary(t testing.TB, kind string) string {
+	t.Helper()
+	p, err := sbin.LookPath(kind)
+	if err != nil {
+		Unavailable(t, RequireProxies, kind, "Debian: apt-get install "+kind, err)
+	}
+	return p
 }
