@@ -108,3 +108,13 @@ func certifyProxy(ctx context.Context, f certifyFlags, catalog []harness.Scenari
 		f.proxy.kind, f.proxy.config, e.Template().Replicas, strings.Join(fronted, " and "), f.client, f.profile, len(runs), harness.WallTime(runs).Round(time.Second))
 	return certifyOn(ctx, e, f, runnable, factory, profile, stdout, stderr)
 }
+
+// certified names what the reports say was certified: the client, or the
+// proxy's configuration through it ("proxies/x.conf via the reference
+// client").
+func certified(f certifyFlags) string {
+	if f.proxy.kind == "" {
+		return f.client
+	}
+	return f.proxy.config + " via the " + f.client
+}
