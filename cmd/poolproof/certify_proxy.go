@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/proxy"
@@ -88,8 +89,8 @@ func certifyProxy(ctx context.Context, f certifyFlags, catalog []harness.Scenari
 	fronted := e.Template().Services
 	var runnable, skipped []harness.Scenario
 	for _, s := range catalog {
-		if mix := s.Workload.Mix; (mix.Inventory > 0 && !slices.Contains(fronted, "inventory")) ||
-			(mix.Payment > 0 && !slices.Contains(fronted, "payment")) || (mix.Notification > 0 && !slices.Contains(fronted, "notification")) {
+		if mix := s.Workload.Mix; (mix.Inventory > 0 && !slices.Contains(fronted, fakeservers.Inventory)) ||
+			(mix.Payment > 0 && !slices.Contains(fronted, fakeservers.Payment)) || (mix.Notification > 0 && !slices.Contains(fronted, fakeservers.Notification)) {
 			skipped = append(skipped, s)
 			continue
 		}
