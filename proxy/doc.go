@@ -5,8 +5,9 @@
 //
 // A configuration names poolproof's addresses with placeholders in place
 // of hostnames and ports (Template, proxies/README.md): {{inventory.listen}}
-// where the proxy listens for inventory, {{inventory-0}} or a line with
-// {{inventory.each}} for its replicas, {{tempdir}} for a folder of its own.
+// where the proxy listens for inventory, {{inventory-0}} or a directive
+// with {{inventory.each}} for its replicas, {{tempdir}} for a folder of its
+// own.
 // Open runs every service the configuration listens for as replicas on the
 // embedded environment (harness/env's WithReplicas: each replica behind its
 // own Toxiproxy proxy, with its own server truth), has the proxy check the

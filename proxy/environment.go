@@ -114,8 +114,7 @@ func Open(ctx context.Context, cfg Config) (_ *Environment, err error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q: use one of %s", ErrUnknownKind, cfg.Kind, strings.Join(Kinds, ", "))
 	}
-	cfg.Replicas = max(cfg.Replicas, 0)
-	if cfg.Replicas == 0 {
+	if cfg.Replicas <= 0 {
 		cfg.Replicas = DefaultReplicas
 	}
 	if cfg.StartTimeout <= 0 {

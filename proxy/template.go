@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -17,13 +18,17 @@ import (
 //
 //	{{inventory.listen}}   where the proxy listens for inventory: the client calls it there
 //	{{inventory-0}}        replica 0 of inventory (host:port, through its own Toxiproxy proxy)
-//	{{inventory.each}}     the line is written once per replica, with this replica's host:port
-//	{{replica}}            on such a line: the replica's name, e.g. inventory-0 (a server name)
+//	{{inventory.each}}     the directive holding it is written once per replica, with this replica's host:port
+//	{{replica}}            in such a directive: the replica's name, e.g. inventory-0 (a server name)
 //	{{tempdir}}            a folder poolproof owns for the proxy's run (sockets, logs)
 //
 // Any service of fakeservers.Services can stand for inventory. A service
 // whose listen placeholder appears is fronted: it runs as replicas behind
-// the proxy. Placeholders after a '#' that starts a comment are left alone.
+// the proxy. The directive an {{inventory.each}} repeats reaches, on its
+// line, from the ';', '{' or '}' before it to the ';' after it (nginx's
+// "server ...;" inside "upstream x { ... }"), else the whole line (HAProxy's
+// "server" lines). Placeholders after a '#' that starts a comment are left
+// alone.
 const (
 	suffixListen   = ".listen"
 	suffixEach     = ".each"
@@ -79,23 +84,24 @@ func parseTemplate(path, text string, replicas int) (*Template, error) {
 	fronted := map[string]bool{}
 	for i, line := range t.lines {
 		code, _ := splitComment(line)
-		each := ""
+		eaches := 0
 		for _, m := range placeholder.FindAllStringSubmatch(code, -1) {
 			name := m[1]
 			uses = append(uses, use{i + 1, name})
 			if svc, ok := strings.CutSuffix(name, suffixListen); ok && slices.Contains(fakeservers.Services, svc) {
 				fronted[svc] = true
 			}
-			if svc, ok := strings.CutSuffix(name, suffixEach); ok {
-				if each != "" && each != svc {
-					return nil, t.errorf(i+1, "{{%s.each}} and {{%s.each}} on one line: a line repeats for the replicas of one service", each, svc)
-				}
-				each = svc
+			if strings.HasSuffix(name, suffixEach) {
+				eaches++
 			}
 		}
-		for _, m := range placeholder.FindAllStringSubmatch(code, -1) {
-			if m[1] == placeReplica && each == "" {
-				return nil, t.errorf(i+1, "{{replica}} on a line without {{<service>.each}}: it names the replica that line is written for")
+		if eaches > 1 {
+			return nil, t.errorf(i+1, "%d {{<service>.each}} on one line: put each repeated directive on a line of its own", eaches)
+		}
+		start, end, _ := eachDirective(code)
+		for _, loc := range placeholder.FindAllStringSubmatchIndex(code, -1) {
+			if code[loc[2]:loc[3]] == placeReplica && (loc[0] < start || loc[1] > end) {
+				return nil, t.errorf(i+1, "{{replica}} outside a directive with {{<service>.each}}: it names the replica that directive is written for")
 			}
 		}
 	}
@@ -183,15 +189,9 @@ func (t *Template) Render(a Addresses) (Rendered, error) {
 	}
 	for i, line := range t.lines {
 		code, comment := splitComment(line)
-		each := ""
-		for _, m := range placeholder.FindAllStringSubmatch(code, -1) {
-			if svc, ok := strings.CutSuffix(m[1], suffixEach); ok {
-				each = svc
-			}
-		}
-		var err error
+		start, end, each := eachDirective(code)
 		if each == "" {
-			code, err = t.replace(code, a, "", "")
+			code, err := t.replace(code, a, "", "")
 			if err != nil {
 				return Rendered{}, t.errorf(i+1, "%v", err)
 			}
@@ -202,13 +202,30 @@ func (t *Template) Render(a Addresses) (Rendered, error) {
 		if len(reps) == 0 {
 			return Rendered{}, t.errorf(i+1, "no replica address for %s", each)
 		}
+		before, err := t.replace(code[:start], a, "", "")
+		if err != nil {
+			return Rendered{}, t.errorf(i+1, "%v", err)
+		}
+		after, err := t.replace(code[end:], a, "", "")
+		if err != nil {
+			return Rendered{}, t.errorf(i+1, "%v", err)
+		}
+		var ones []string
 		for r, addr := range reps {
-			one, err := t.replace(code, a, addr, harness.ReplicaName(each, r))
+			one, err := t.replace(code[start:end], a, addr, harness.ReplicaName(each, r))
 			if err != nil {
 				return Rendered{}, t.errorf(i+1, "%v", err)
 			}
-			emit(i+1, one+comment)
+			ones = append(ones, one)
 		}
+		if strings.TrimSpace(before) == "" && strings.TrimSpace(after) == "" {
+			// A directive alone on its line: a line per replica.
+			for _, one := range ones {
+				emit(i+1, before+one+after+comment)
+			}
+			continue
+		}
+		emit(i+1, before+strings.Join(ones, "")+after+comment)
 	}
 	out.Text = b.String()
 	return out, nil
@@ -223,7 +240,7 @@ func (t *Template) replace(code string, a Addresses, each, replica string) (stri
 		switch {
 		case name == placeTempDir:
 			return a.TempDir
-		case name == placeReplica:
+		case name == placeReplica && replica != "":
 			return replica
 		case strings.HasSuffix(name, suffixEach):
 			return each
@@ -241,6 +258,33 @@ func (t *Template) replace(code string, a Addresses, each, replica string) (stri
 		return m
 	})
 	return out, err
+}
+
+// eachDirective finds, in a line's code, the directive an
+// {{<service>.each}} repeats: code[start:end], for service svc ("" when
+// the line has none).
+func eachDirective(code string) (start, end int, svc string) {
+	locs := placeholder.FindAllStringSubmatchIndex(code, -1)
+	// The braces of the placeholders themselves delimit nothing.
+	plain := []byte(code)
+	for _, loc := range locs {
+		for k := loc[0]; k < loc[1]; k++ {
+			plain[k] = ' '
+		}
+	}
+	for _, loc := range locs {
+		s, ok := strings.CutSuffix(code[loc[2]:loc[3]], suffixEach)
+		if !ok {
+			continue
+		}
+		start = bytes.LastIndexAny(plain[:loc[0]], ";{}") + 1
+		end = len(code)
+		if j := bytes.IndexByte(plain[loc[1]:], ';'); j >= 0 {
+			end = loc[1] + j + 1
+		}
+		return start, end, s
+	}
+	return 0, 0, ""
 }
 
 // splitComment splits a line at the '#' that starts its comment (at the

@@ -13,6 +13,7 @@ func TestTemplateRendersEveryPlaceholder(t *testing.T) {
 		"upstream inventory {",
 		"    server {{inventory.each}} max_fails=1; # {{not.a.placeholder}}",
 		"}",
+		"upstream one_line { server {{inventory.each}} weight=2; keepalive 4; }",
 		"# listen {{notification.listen}} is a comment",
 		"server { listen {{ inventory.listen }}; error_log {{tempdir}}/x.log; }",
 		"backend payment",
@@ -35,6 +36,7 @@ func TestTemplateRendersEveryPlaceholder(t *testing.T) {
 		"    server 127.0.0.1:1001 max_fails=1; # {{not.a.placeholder}}",
 		"    server 127.0.0.1:1002 max_fails=1; # {{not.a.placeholder}}",
 		"}",
+		"upstream one_line { server 127.0.0.1:1001 weight=2; server 127.0.0.1:1002 weight=2; keepalive 4; }",
 		"# listen {{notification.listen}} is a comment",
 		"server { listen 127.0.0.1:1000; error_log /tmp/run/x.log; }",
 		"backend payment",
@@ -43,7 +45,7 @@ func TestTemplateRendersEveryPlaceholder(t *testing.T) {
 		"    server first 127.0.0.1:2001 backup",
 		"bind 127.0.0.1:2000",
 	}, "\n")+"\n", r.Text)
-	assert.Equal(t, []int{1, 2, 2, 3, 4, 5, 6, 7, 7, 8, 9}, r.Lines, "each rendered line points at the line of the user's file it came from")
+	assert.Equal(t, []int{1, 2, 2, 3, 4, 5, 6, 7, 8, 8, 9, 10}, r.Lines, "each rendered line points at the line of the user's file it came from")
 }
 
 func TestTemplateRefusesWrongPlaceholdersNamingTheLine(t *testing.T) {
@@ -56,8 +58,9 @@ func TestTemplateRefusesWrongPlaceholdersNamingTheLine(t *testing.T) {
 		{"a service's bare name", "listen {{inventory.listen}};\nserver {{inventory}};", "{{inventory}}: unknown placeholder: inventory's listen address is {{inventory.listen}}"},
 		{"replica out of range", "listen {{inventory.listen}};\nserver {{inventory-3}};", "site.conf:2: {{inventory-3}}: there are 3 replicas of inventory: inventory-0 to inventory-2"},
 		{"replicas of a service not fronted", "listen {{inventory.listen}};\nserver {{payment.each}};", "{{payment.each}}: payment has replicas only behind a proxy that listens for it: add {{payment.listen}}"},
-		{"replica name outside an each line", "listen {{inventory.listen}};\nserver {{replica}};", "site.conf:2: {{replica}} on a line without {{<service>.each}}"},
-		{"two services on one each line", "listen {{inventory.listen}}; listen {{payment.listen}};\nserver {{inventory.each}} {{payment.each}};", "site.conf:2: {{inventory.each}} and {{payment.each}} on one line"},
+		{"replica name outside a repeated directive", "listen {{inventory.listen}};\nserver {{replica}};", "site.conf:2: {{replica}} outside a directive with {{<service>.each}}"},
+		{"two repeated directives on one line", "listen {{inventory.listen}}; listen {{payment.listen}};\nserver {{inventory.each}}; server {{payment.each}};", "site.conf:2: 2 {{<service>.each}} on one line: put each repeated directive on a line of its own"},
+		{"replica name outside the repeated directive", "listen {{inventory.listen}};\nupstream {{replica}} { server {{inventory.each}}; }", "site.conf:2: {{replica}} outside a directive with {{<service>.each}}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseTemplate("site.conf", tc.text, 3)

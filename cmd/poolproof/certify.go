@@ -122,9 +122,9 @@ func certifyOn(ctx context.Context, e harness.Environment, f certifyFlags, catal
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
 		return 1
 	}
-	_ = report.WriteScorecard(stdout, cert, report.Meta{Client: f.client})
+	_ = report.WriteScorecard(stdout, cert, report.Meta{Client: certified(f)})
 	if f.reportDir != "" {
-		files, err := report.Write(f.reportDir, cert, report.Meta{Client: f.client, Generated: time.Now()})
+		files, err := report.Write(f.reportDir, cert, report.Meta{Client: certified(f), Generated: time.Now()})
 		if err != nil {
 			fmt.Fprintf(stderr, "poolproof certify: writing the report: %v\n", err)
 			return 1

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/proxy"
@@ -88,8 +89,8 @@ func certifyProxy(ctx context.Context, f certifyFlags, catalog []harness.Scenari
 	fronted := e.Template().Services
 	var runnable, skipped []harness.Scenario
 	for _, s := range catalog {
-		if mix := s.Workload.Mix; (mix.Inventory > 0 && !slices.Contains(fronted, "inventory")) ||
-			(mix.Payment > 0 && !slices.Contains(fronted, "payment")) || (mix.Notification > 0 && !slices.Contains(fronted, "notification")) {
+		if mix := s.Workload.Mix; (mix.Inventory > 0 && !slices.Contains(fronted, fakeservers.Inventory)) ||
+			(mix.Payment > 0 && !slices.Contains(fronted, fakeservers.Payment)) || (mix.Notification > 0 && !slices.Contains(fronted, fakeservers.Notification)) {
 			skipped = append(skipped, s)
 			continue
 		}
@@ -107,4 +108,14 @@ func certifyProxy(ctx context.Context, f certifyFlags, catalog []harness.Scenari
 	fmt.Fprintf(stderr, "poolproof: certifying %s from %s in front of %d replicas of %s, with the %s client, %s profile, %d scenarios, about %s\n",
 		f.proxy.kind, f.proxy.config, e.Template().Replicas, strings.Join(fronted, " and "), f.client, f.profile, len(runs), harness.WallTime(runs).Round(time.Second))
 	return certifyOn(ctx, e, f, runnable, factory, profile, stdout, stderr)
+}
+
+// certified names what the reports say was certified: the client, or the
+// proxy's configuration through it ("proxies/x.conf via the reference
+// client").
+func certified(f certifyFlags) string {
+	if f.proxy.kind == "" {
+		return f.client
+	}
+	return f.proxy.config + " via the " + f.client
 }

@@ -211,3 +211,20 @@ func TestCertifyProxyBinaryStopsTheProxyOnSIGINT(t *testing.T) {
 		})
 	}
 }
+
+// A configuration that fronts inventory alone cannot run the scenarios that
+// call payment: they are skipped, and said so; with none left, exit 2.
+func TestCertifyProxySkipsWhatTheConfigurationDoesNotFront(t *testing.T) {
+	testenv.ProxyBinary(t, "nginx")
+	conf := filepath.Join(t.TempDir(), "inventory-only.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(`upstream inventory { server {{inventory.each}}; keepalive 8; }
+server { listen {{inventory.listen}}; location / { proxy_pass http://inventory; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+`), 0o600))
+	dir := proxyTmp(t)
+	code, stdout, stderr := certify(t, "-proxy", "nginx", "-proxy-config", conf, "-profile", "quick", "-report", "-")
+	assert.Equal(t, 2, code, "stderr: %s", stderr)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "poolproof: skipping upstream-reuse: it calls a service "+conf+" does not listen for (it listens for inventory)")
+	assert.Contains(t, stderr, "no scenario to run: the proxy catalog calls inventory and payment")
+	assert.Empty(t, proctest.LeftBehind(dir), "no process or file is left")
+}
