@@ -21,6 +21,10 @@ type Service struct {
 	Name    string         // "payment", "inventory" or "notification"
 	BaseURL string         // scheme://host:port of the service, through Toxiproxy
 	CAs     *x509.CertPool // the CA to trust for BaseURL; nil when the service is plain HTTP
+	// CAPEM is the same CA as CAs, PEM encoded: a client that is not Go
+	// (a driver) is handed it as a file. Nil when the service is plain
+	// HTTP.
+	CAPEM []byte
 }
 
 // Contract is what a team declares about its client for one service. The
