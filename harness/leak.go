@@ -2,11 +2,14 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/poolproof/poolproof/internal/bounded"
 )
 
 // maxLeakedKept caps the leaked goroutines (or kinds of them) described in
@@ -19,32 +22,51 @@ const maxLeakedKept = 200
 const goroutineSettle = time.Second
 
 type leakInputs struct {
-	env         Environment
-	label       string // the value of runLabel on the run's goroutines
-	services    []string
-	truthOK     map[string]bool
-	baseline    goleak.Option // goleak.IgnoreCurrent() taken before the client was built
-	baseG       int
-	fdBase      int
-	fdOK        bool
-	fdTolerance int
-	settle      time.Duration
-	observe     time.Duration
+	env             Environment
+	label           string // the value of runLabel on the run's goroutines
+	services        []string
+	truthOK         map[string]bool
+	baseline        goleak.Option // goleak.IgnoreCurrent() taken before the client was built
+	baseG           int
+	fdBase          int
+	fdOK            bool
+	fdTolerance     int
+	threadTolerance int
+	reporters       []LeakReporter // the distinct clients that run in a child process
+	settle          time.Duration
+	observe         time.Duration
 }
 
-// measureLeaks runs after teardown. It waits (bounded by settle) for the
-// servers to see the client's connections close, then for file descriptors
-// to return to baseline, then looks for the client's goroutines still
-// running: first those carrying the run's label (cheap, see
-// labelledGoroutines); when none is left, goleak decides, reporting every
-// goroutine that is neither the baseline's nor the environment's (it
-// retries for ~0.5s itself).
-func measureLeaks(ctx context.Context, in leakInputs) LeakRecord {
+// measureOutside measures what the client left outside this process,
+// waiting (each bounded by settle) for the servers to see its connections
+// close and for the child processes of LeakReporter clients to return to
+// their baseline.
+func measureOutside(ctx context.Context, in leakInputs) LeakRecord {
 	rec := LeakRecord{GoroutineBaseline: in.baseG, FDTolerance: in.fdTolerance, FDBaseline: in.fdBase}
-
 	start := time.Now()
 	rec.ServerConns = waitServerConns(ctx, in)
 	rec.ServerConnsWait = time.Since(start)
+	if len(in.reporters) > 0 {
+		rec.ThreadTolerance = in.threadTolerance
+		rec.Processes = waitProcesses(ctx, in)
+	}
+	return rec
+}
+
+// measureLeaks runs after teardown. It takes outside, measured before
+// Close for a client in a child process, or measures it now; then waits
+// (bounded by settle) for file descriptors to return to baseline, then
+// looks for the client's goroutines still running: first those carrying
+// the run's label (cheap, see labelledGoroutines); when none is left,
+// goleak decides, reporting every goroutine that is neither the
+// baseline's nor the environment's (it retries for ~0.5s itself).
+func measureLeaks(ctx context.Context, in leakInputs, outside *LeakRecord) LeakRecord {
+	var rec LeakRecord
+	if outside != nil {
+		rec = *outside
+	} else {
+		rec = measureOutside(ctx, in)
+	}
 
 	if in.fdOK {
 		deadline := time.Now().Add(in.settle)
@@ -135,6 +157,38 @@ func waitServerConns(ctx context.Context, in leakInputs) map[string]ServerConnsA
 			}
 		}
 		if allZero || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return out
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+// waitProcesses reads every LeakReporter until its process is back within
+// the tolerances of its baseline, cannot be read, or settle passes. Each
+// read is bounded by the observe timeout: it is the client's code.
+func waitProcesses(ctx context.Context, in leakInputs) []ProcessLeaks {
+	out := make([]ProcessLeaks, len(in.reporters))
+	deadline := time.Now().Add(in.settle)
+	for {
+		settled := true
+		for i, r := range in.reporters {
+			var p ProcessLeaks
+			err, abandoned := bounded.Call(ctx, in.observe, 0, func(context.Context) error {
+				p = r.ProcessLeaks()
+				return nil
+			})
+			switch {
+			case abandoned:
+				p = ProcessLeaks{Err: fmt.Sprintf("the client's ProcessLeaks did not return within %v: %v", in.observe, err)}
+			case err != nil:
+				p = ProcessLeaks{Err: "the client's ProcessLeaks failed: " + err.Error()}
+			}
+			out[i] = p
+			if p.Measured && (p.After.FDs > p.Before.FDs+in.fdTolerance || p.After.Threads > p.Before.Threads+in.threadTolerance) {
+				settled = false
+			}
+		}
+		if settled || !time.Now().Before(deadline) || ctx.Err() != nil {
 			return out
 		}
 		sleepCtx(ctx, 50*time.Millisecond)

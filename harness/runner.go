@@ -54,6 +54,7 @@ type runConfig struct {
 	teardownTimeout time.Duration
 	settle          time.Duration
 	fdTolerance     int
+	threadTolerance int
 	stepTimeout     time.Duration
 	observeTimeout  time.Duration
 }
@@ -66,6 +67,7 @@ func defaultRunConfig() runConfig {
 		teardownTimeout: 5 * time.Second,
 		settle:          2 * time.Second,
 		fdTolerance:     4,
+		threadTolerance: defaultThreadTolerance,
 		stepTimeout:     10 * time.Second,
 		observeTimeout:  5 * time.Second,
 	}
@@ -124,6 +126,23 @@ func WithFDTolerance(n int) RunOption {
 	return func(c *runConfig) {
 		if n >= 0 {
 			c.fdTolerance = n
+		}
+	}
+}
+
+// defaultThreadTolerance is how many threads a driver's process may hold
+// after idle close beyond those it had before its first call: language
+// runtimes start a few on first use and keep them (Go's scheduler never
+// ends an idle thread, Node starts its libuv pool on first use); a client
+// that starts threads per call or per connection exceeds it.
+const defaultThreadTolerance = 8
+
+// WithThreadTolerance sets how many threads above its baseline a driver's
+// process may hold after idle close and still pass (default 8).
+func WithThreadTolerance(n int) RunOption {
+	return func(c *runConfig) {
+		if n >= 0 {
+			c.threadTolerance = n
 		}
 	}
 }
@@ -236,7 +255,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		}
 	})
 	if buildErr != nil {
-		teardownClients(bg, clients, cfg.teardownTimeout)
+		teardownClients(bg, clients, cfg.teardownTimeout, nil)
 		return nil, buildErr
 	}
 
@@ -278,21 +297,33 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		h.ServerAfterRun[n] = observeTruth(bg, env, n, cfg.observeTimeout)
 	}
 
-	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout)
-	h.AbandonedAtEnd = int(r.running.Load())
-	h.Leaks = measureLeaks(bg, leakInputs{
-		env:         env,
-		label:       label,
-		services:    names,
-		truthOK:     truthOK,
-		baseline:    baseline,
-		baseG:       h.Leaks.GoroutineBaseline,
-		fdBase:      fdBase,
-		fdOK:        fdOK,
-		fdTolerance: cfg.fdTolerance,
-		settle:      cfg.settle,
-		observe:     cfg.observeTimeout,
+	in := leakInputs{
+		env:             env,
+		label:           label,
+		services:        names,
+		truthOK:         truthOK,
+		baseline:        baseline,
+		baseG:           h.Leaks.GoroutineBaseline,
+		fdBase:          fdBase,
+		fdOK:            fdOK,
+		fdTolerance:     cfg.fdTolerance,
+		threadTolerance: cfg.threadTolerance,
+		reporters:       leakReporters(clients),
+		settle:          cfg.settle,
+		observe:         cfg.observeTimeout,
+	}
+	var outside *LeakRecord
+	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout, func() {
+		if len(in.reporters) > 0 {
+			// A child process's exit closes every socket it holds, leaked
+			// or not: the servers' connections and the child's own counts
+			// are read while it still runs.
+			rec := measureOutside(bg, in)
+			outside = &rec
+		}
 	})
+	h.AbandonedAtEnd = int(r.running.Load())
+	h.Leaks = measureLeaks(bg, in, outside)
 	if err := ctx.Err(); err != nil {
 		return h, fmt.Errorf("scenario %q seed %d: run interrupted after %d calls: %w", spec.Scenario, spec.Seed, len(h.Calls), err)
 	}

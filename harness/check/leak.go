@@ -21,6 +21,10 @@ func (GoroutineLeak) ID() string { return IDLeakGoroutines }
 
 func (c GoroutineLeak) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "goroutines")
+	if ps := h.Leaks.Processes; len(ps) > 0 {
+		return v.NotApplicable(fmt.Sprintf("the client runs in a child process (%s): it has no goroutines in this process; its threads, file descriptors and sockets are judged by %s",
+			describeProcesses(ps), IDLeakFDs))
+	}
 	if !h.Leaks.GoroutinesMeasured {
 		return v.NotApplicable("goroutines were not measured after teardown")
 	}
@@ -75,7 +79,10 @@ func describeLeaked(gs []harness.LeakedGoroutine) string {
 
 // FDLeak fails when the process holds more file descriptors after
 // teardown than at the baseline, beyond a small tolerance. Tolerance 0
-// uses the tolerance recorded in the history (WithFDTolerance).
+// uses the tolerance recorded in the history (WithFDTolerance). For a
+// client in a child process (a driver) it judges that process instead:
+// its file descriptors (sockets included) and its threads after idle
+// close against those it had before its first call.
 type FDLeak struct {
 	Tolerance int `json:"tolerance,omitempty"`
 }
@@ -84,12 +91,15 @@ func (FDLeak) ID() string { return IDLeakFDs }
 
 func (c FDLeak) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "fds")
-	if !h.Leaks.FDsMeasured {
-		return v.NotApplicable("open file descriptors cannot be counted here (no /proc/self/fd)")
-	}
 	tol := h.Leaks.FDTolerance
 	if c.Tolerance > 0 {
 		tol = c.Tolerance
+	}
+	if len(h.Leaks.Processes) > 0 {
+		return judgeProcesses(v, h.Leaks.Processes, tol, h.Leaks.ThreadTolerance)
+	}
+	if !h.Leaks.FDsMeasured {
+		return v.NotApplicable("open file descriptors cannot be counted here (no /proc/self/fd)")
 	}
 	extra := h.Leaks.FDAfter - h.Leaks.FDBaseline
 	if extra <= tol {
@@ -97,6 +107,65 @@ func (c FDLeak) Judge(h *harness.History) harness.Verdict {
 	}
 	return v.Fail(float64(extra), float64(tol), fmt.Sprintf("%d more open file descriptors after teardown than at the baseline (%d vs %d): sockets or files the client never closed",
 		extra, h.Leaks.FDAfter, h.Leaks.FDBaseline))
+}
+
+// judgeProcesses judges the child processes a driver's client ran in: the
+// worst growth of file descriptors, then of threads, over their baseline.
+func judgeProcesses(v harness.Verdict, ps []harness.ProcessLeaks, fdTol, threadTol int) harness.Verdict {
+	var (
+		fdWorst, threadWorst *harness.ProcessLeaks
+		unmeasured           []string
+	)
+	for i := range ps {
+		p := &ps[i]
+		if !p.Measured {
+			unmeasured = append(unmeasured, fmt.Sprintf("%s: %s", describeProcess(*p), p.Err))
+			continue
+		}
+		if fdWorst == nil || p.After.FDs-p.Before.FDs > fdWorst.After.FDs-fdWorst.Before.FDs {
+			fdWorst = p
+		}
+		if threadWorst == nil || p.After.Threads-p.Before.Threads > threadWorst.After.Threads-threadWorst.Before.Threads {
+			threadWorst = p
+		}
+	}
+	if fdWorst == nil {
+		return v.NotApplicable("the driver's process could not be measured after idle close (" + strings.Join(unmeasured, "; ") + ")")
+	}
+	fdExtra := fdWorst.After.FDs - fdWorst.Before.FDs
+	if fdExtra > fdTol {
+		return v.Fail(float64(fdExtra), float64(fdTol), fmt.Sprintf("the driver's process (%s) holds %d more open file descriptors after idle close than before its first call (%d vs %d, of which sockets %d vs %d): connections or files the client never closed",
+			describeProcess(*fdWorst), fdExtra, fdWorst.After.FDs, fdWorst.Before.FDs, fdWorst.After.Sockets, fdWorst.Before.Sockets))
+	}
+	threadExtra := threadWorst.After.Threads - threadWorst.Before.Threads
+	if threadExtra > threadTol {
+		v.Unit = "threads"
+		return v.Fail(float64(threadExtra), float64(threadTol), fmt.Sprintf("the driver's process (%s) holds %d more threads after idle close than before its first call (%d vs %d): threads the client starts per call or per connection and never ends",
+			describeProcess(*threadWorst), threadExtra, threadWorst.After.Threads, threadWorst.Before.Threads))
+	}
+	reason := fmt.Sprintf("the driver's process (%s) holds %d open file descriptors (%d sockets) and %d threads after idle close, %d (%d) and %d before its first call",
+		describeProcess(*fdWorst), fdWorst.After.FDs, fdWorst.After.Sockets, fdWorst.After.Threads, fdWorst.Before.FDs, fdWorst.Before.Sockets, fdWorst.Before.Threads)
+	if len(unmeasured) > 0 {
+		reason += " (not measured: " + strings.Join(unmeasured, "; ") + ")"
+	}
+	return v.Pass(float64(fdExtra), float64(fdTol), reason)
+}
+
+// describeProcess names a driver's process as a person recognises it.
+func describeProcess(p harness.ProcessLeaks) string {
+	name := p.Command
+	if p.Client != "" {
+		name = p.Client + ", " + name
+	}
+	return fmt.Sprintf("%s, pid %d", name, p.PID)
+}
+
+func describeProcesses(ps []harness.ProcessLeaks) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = describeProcess(p)
+	}
+	return strings.Join(names, "; ")
 }
 
 // ServerConnLeak fails when a service still sees open connections
