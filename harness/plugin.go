@@ -2,6 +2,7 @@ package harness
 
 import (
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"time"
 )
@@ -15,6 +16,13 @@ type Client interface {
 
 // ClientFactory builds the client under test for one service.
 type ClientFactory func(svc Service) (Client, error)
+
+// ErrClientGone is wrapped by the error of a call that the client could
+// not serve because it can serve none any more: the driver process it
+// runs in died or broke the protocol. Every later call would fail the same
+// way at once, so the runner ends the workload at the first such error
+// instead of recording a flood of identical failures.
+var ErrClientGone = errors.New("the client is gone")
 
 // Service is what a client factory needs to reach one fake service.
 type Service struct {

@@ -560,6 +560,9 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 			text = res.err.Error()
 		}
 		r.rec.Record(rec, text)
+		if res.err != nil && errors.Is(res.err, ErrClientGone) {
+			r.halt()
+		}
 	case <-slot.timer.C:
 		r.inFlight.Add(-1)
 		slot.done = make(chan callResult, 1)
