@@ -69,7 +69,9 @@ function failFast(AgentClass) {
           if (q.length === 0) delete this.requests[name];
           const err = new Error(`pool exhausted: no free connection to ${name.split(':').slice(0, 2).join(':')} within ${this.poolWaitMs}ms`);
           err.code = 'POOL_EXHAUSTED';
-          req.destroy(err);
+          // What the agent itself does when it cannot make a socket: the
+          // request fails with err ('error', then 'close').
+          req.onSocket(null, err);
           return;
         }
       }, this.poolWaitMs);
@@ -140,7 +142,7 @@ function newClient(contract, tuning, caFile) {
     if (attempt >= maxAttempts) throw error;
     const status = error.response && error.response.status;
     const cls = status ? 'status' : pp.classifyNodeError(error);
-    if (!(RETRY_STATUSES.has(status) || ['reset', 'timeout', 'connect'].includes(cls))) throw error;
+    if (!(RETRY_STATUSES.has(status) || ['reset', 'eof', 'timeout', 'connect'].includes(cls))) throw error;
     // A refused connection never carried the request; anything else might have.
     const keyed = IDEMPOTENT.has(config.method.toUpperCase()) || config.headers.has('Idempotency-Key');
     if (!keyed && cls !== 'connect') throw error;

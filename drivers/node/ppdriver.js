@@ -21,7 +21,7 @@ const path = require('path');
 const readline = require('readline');
 
 const PROTOCOL = 1;
-const CLASSES = ['timeout', 'connect', 'reset', 'tls', 'pool_exhausted', 'circuit_open', 'canceled', 'other'];
+const CLASSES = ['timeout', 'connect', 'reset', 'eof', 'tls', 'pool_exhausted', 'circuit_open', 'canceled', 'other'];
 
 console.log = console.error;
 console.info = console.error;
@@ -99,11 +99,13 @@ function classifyNodeError(err) {
       (code === 'ECONNABORTED' && /timeout/i.test(message))) return 'timeout';
   if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL'].includes(code)) return 'connect';
   if (TLS_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_')) return 'tls';
-  if (['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'HPE_INVALID_CONSTANT'].includes(code) ||
-      /socket hang up|aborted/i.test(message)) return 'reset';
-  // axios 1.2.1 reports a body cut short by the peer (the response stream's
-  // 'aborted' event) as "maxContentLength size of -1 exceeded".
-  if (code === 'ERR_BAD_RESPONSE' && /maxContentLength size of -1/.test(message)) return 'reset';
+  // The peer closed the connection early (a FIN, not a reset): Node says
+  // "socket hang up" before the response, "aborted" in the body. axios 1.2.1
+  // reports a body cut short (the response stream's 'aborted' event) as
+  // "maxContentLength size of -1 exceeded".
+  if (/socket hang up|^aborted$/i.test(message) || code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+      (code === 'ERR_BAD_RESPONSE' && /maxContentLength size of -1/.test(message))) return 'eof';
+  if (['ECONNRESET', 'EPIPE', 'ECONNABORTED'].includes(code)) return 'reset';
   return 'other';
 }
 

@@ -127,7 +127,11 @@ class Driver:
             return builtin
         if any(isinstance(e, httpx.ConnectError) for e in chain):
             return "connect"
-        if any(isinstance(e, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)) for e in chain):
+        # h11's "Server disconnected without sending a response" and "peer
+        # closed connection without sending complete message body".
+        if any(isinstance(e, httpx.RemoteProtocolError) for e in chain):
+            return "eof"
+        if any(isinstance(e, (httpx.ReadError, httpx.WriteError)) for e in chain):
             return "reset"
         return "other"
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 PROTOCOL = 1
 
-CLASSES = ("timeout", "connect", "reset", "tls", "pool_exhausted", "circuit_open", "canceled", "other")
+CLASSES = ("timeout", "connect", "reset", "eof", "tls", "pool_exhausted", "circuit_open", "canceled", "other")
 
 _out = sys.stdout.buffer
 sys.stdout = sys.stderr  # nothing but protocol lines reaches the real stdout
@@ -123,15 +123,17 @@ def classify_builtin(chain):
     None. Timeouts first: a TLS handshake that times out is a timeout."""
     if any(isinstance(e, (socket.timeout, TimeoutError)) for e in chain):
         return "timeout"
-    # An EOF in the middle of TLS is the peer hanging up, not a certificate problem.
-    if any(isinstance(e, (ssl.SSLEOFError, ssl.SSLZeroReturnError)) for e in chain):
-        return "reset"
+    # The peer closed the connection early (a FIN, not a reset): before the
+    # response, in the middle of the body, or in the middle of TLS, which is
+    # not a certificate problem.
+    if any(isinstance(e, (http.client.RemoteDisconnected, http.client.IncompleteRead,
+                          ssl.SSLEOFError, ssl.SSLZeroReturnError)) for e in chain):
+        return "eof"
     if any(isinstance(e, ssl.SSLError) for e in chain):
         return "tls"
     if any(isinstance(e, (ConnectionRefusedError, socket.gaierror)) for e in chain):
         return "connect"
-    if any(isinstance(e, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
-                          http.client.RemoteDisconnected, http.client.IncompleteRead)) for e in chain):
+    if any(isinstance(e, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)) for e in chain):
         return "reset"
     return None
 
