@@ -67,6 +67,7 @@ function failFast(AgentClass) {
           if (i < 0) continue;
           q.splice(i, 1);
           if (q.length === 0) delete this.requests[name];
+          if (req.destroyed) return; // aborted at its deadline while it waited
           const err = new Error(`pool exhausted: no free connection to ${name.split(':').slice(0, 2).join(':')} within ${this.poolWaitMs}ms`);
           err.code = 'POOL_EXHAUSTED';
           // What the agent itself does when it cannot make a socket: the
