@@ -4,9 +4,9 @@ driver shares, so that each driver file shows only its client.
 A driver is a child process: poolproof writes one JSON object per line on
 stdin (init, call, close, shutdown) and reads one per line on stdout
 (init_ok, result, close_ok). Calls arrive concurrently and are answered in
-any order, each on its own thread, so a slow call never delays another.
-stdout carries protocol lines only (sys.stdout is pointed at stderr, so a
-stray print cannot corrupt it); logs go to stderr. See
+any order, each on its own thread (kept between calls), so a slow call never
+delays another. stdout carries protocol lines only (sys.stdout is pointed at
+stderr, so a stray print cannot corrupt it); logs go to stderr. See
 docs/driver-protocol.md.
 
 A driver implements:
@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import socket
 import ssl
@@ -241,6 +242,49 @@ def _run_call(driver, msg):
     send(reply)
 
 
+class _Workers:
+    """Threads that run calls, kept between calls: starting a thread costs
+    the reader a scheduling round trip (milliseconds on a loaded machine),
+    which would throttle a burst of calls. A call goes to an idle worker, or
+    to a new one when all are busy, so calls never wait for each other. On
+    close the idle workers end, so the process holds as many threads after
+    close as before its first call."""
+
+    def __init__(self, run):
+        self.run = run
+        self.lock = threading.Condition()
+        self.items = queue.SimpleQueue()
+        self.idle = 0  # workers that declared themselves free; each takes one item
+        self.ending = 0
+
+    def submit(self, item):
+        with self.lock:
+            if self.idle:
+                self.idle -= 1
+                self.items.put(item)
+                return
+        threading.Thread(target=self._work, args=(item,), daemon=True).start()
+
+    def _work(self, item):
+        while item is not None:
+            self.run(item)
+            with self.lock:
+                self.idle += 1
+            item = self.items.get()
+        with self.lock:
+            self.ending -= 1
+            self.lock.notify_all()
+
+    def shrink(self, timeout=2.0):
+        """Ends the idle workers and waits (bounded) until they have."""
+        with self.lock:
+            n, self.idle = self.idle, 0
+            self.ending += n
+            for _ in range(n):
+                self.items.put(None)
+            self.lock.wait_for(lambda: self.ending == 0, timeout)
+
+
 def _exit():
     """Exits at once: in-flight calls are abandoned, as shutdown asks."""
     try:
@@ -252,6 +296,7 @@ def _exit():
 
 def serve(driver):
     _setup_logging()
+    workers = _Workers(lambda msg: _run_call(driver, msg))
     for raw in sys.stdin.buffer:
         try:
             msg = json.loads(raw)
@@ -263,8 +308,7 @@ def serve(driver):
             if "id" not in msg:
                 log.error("ignoring a call without an id: %r", raw[:200])
                 continue
-            threading.Thread(target=_run_call, args=(driver, msg), daemon=True,
-                             name=f"call-{msg['id']}").start()
+            workers.submit(msg)
         elif kind == "init":
             if msg.get("protocol", PROTOCOL) != PROTOCOL:
                 log.error("poolproof speaks protocol %s; this driver speaks %d", msg.get("protocol"), PROTOCOL)
@@ -274,6 +318,7 @@ def serve(driver):
             send({"type": "init_ok", "driver": driver.name, "library": driver.library, "version": driver.version})
         elif kind == "close":
             driver.close()
+            workers.shrink()
             send({"type": "close_ok"})
         elif kind == "shutdown":
             _exit()

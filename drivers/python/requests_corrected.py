@@ -35,6 +35,8 @@ this file, so the contract is what the code does; only the backoff and the
 budget, which the contract does not name, are set here.
 """
 
+import heapq
+import itertools
 import os
 import random
 import socket
@@ -237,7 +239,8 @@ class ContractAdapter(HTTPAdapter):
 class Client:
     """One service's session and limits."""
 
-    def __init__(self, contract, tuning, ca_file):
+    def __init__(self, contract, tuning, ca_file, watchdog):
+        self.watchdog = watchdog
         self.request_timeout = ppdriver.seconds(contract["request_timeout"])
         self.connect = tuning["connect"]
         retry = DeadlineRetry(
@@ -265,38 +268,70 @@ class Client:
                                     timeout=timeout, stream=True)
         with resp:
             return ppdriver.Response(resp.status_code, list(resp.raw.headers.iteritems()),
-                                     read_by(resp.raw, deadline))
+                                     read_by(resp.raw, deadline, self.watchdog))
 
 
-def read_by(raw, deadline):
-    """Reads the whole body, or raises DeadlineExceeded at the deadline: a
-    watchdog shuts the socket down then, which ends a read blocked on a
-    trickling body (socket timeouts bound each recv, not their sum)."""
-    conn = raw.connection
-    sock = getattr(conn, "sock", None)
-    fired = threading.Event()
+class Watchdog:
+    """One thread that shuts a socket down when its call's deadline passes,
+    which ends a read blocked on a trickling body (socket timeouts bound each
+    recv, not their sum). It starts with the driver, so it is part of the
+    process before the first call, and watches every call's body read. Should
+    it fire just as a body ends, it cuts a connection already back in the
+    pool, which urllib3 sees as dropped and replaces before reuse."""
 
-    def cut():
-        fired.set()
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, under TLS too
-        except OSError:
-            pass
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.heap = []  # [deadline, seq, socket or None once done, fired]
+        self.seq = itertools.count()
+        threading.Thread(target=self._run, name="deadline-watchdog", daemon=True).start()
 
-    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut) if sock else None
-    if watchdog:
-        watchdog.daemon = True
-        watchdog.start()
+    def watch(self, deadline, sock):
+        entry = [deadline, next(self.seq), sock, False]
+        with self.cond:
+            heapq.heappush(self.heap, entry)
+            if self.heap[0] is entry:
+                self.cond.notify()
+        return entry
+
+    def done(self, entry):
+        """Stops watching; reports whether the deadline fired first."""
+        with self.cond:
+            entry[2] = None
+            return entry[3]
+
+    def _run(self):
+        with self.cond:
+            while True:
+                while self.heap and self.heap[0][2] is None:
+                    heapq.heappop(self.heap)
+                if not self.heap:
+                    self.cond.wait()
+                    continue
+                wait = self.heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self.cond.wait(wait)
+                    continue
+                entry = heapq.heappop(self.heap)
+                entry[3] = True
+                try:
+                    socket.socket.shutdown(entry[2], socket.SHUT_RDWR)  # the plain socket's, under TLS too
+                except OSError:
+                    pass
+
+
+def read_by(raw, deadline, watchdog):
+    """Reads the whole body, or raises DeadlineExceeded at the deadline."""
+    sock = getattr(raw.connection, "sock", None)
+    if sock is None:
+        return raw.read(decode_content=True)
+    entry = watchdog.watch(deadline, sock)
     try:
         body = raw.read(decode_content=True)
     except Exception as exc:
-        if fired.is_set():
+        if watchdog.done(entry):
             raise DeadlineExceeded("deadline exceeded while reading the body") from exc
         raise
-    finally:
-        if watchdog:
-            watchdog.cancel()
-    if fired.is_set():
+    if watchdog.done(entry):
         raise DeadlineExceeded("deadline exceeded while reading the body")
     return body
 
@@ -312,9 +347,10 @@ class Driver:
 
     def init(self, services, contract):
         ppdriver.warn_if_tighter(contract, self.kept)
+        watchdog = Watchdog()
         for svc in services:
             self.clients[svc.name] = Client(ppdriver.contract_for(self.kept, svc.name),
-                                            TUNING.get(svc.name, TUNING[None]), svc.ca_file)
+                                            TUNING.get(svc.name, TUNING[None]), svc.ca_file, watchdog)
 
     def call(self, call):
         client = self.clients.get(call.service)
