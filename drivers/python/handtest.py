@@ -179,6 +179,13 @@ def digest_ok(res):
     return want == res.get("body_sha256") and (clen is None or int(clen) == res.get("body_len"))
 
 
+def counts(pid):
+    """The process's open file descriptors and threads, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        threads = int(next(line for line in f if line.startswith("Threads:")).split()[1])
+    return len(os.listdir(f"/proc/{pid}/fd")), threads
+
+
 def outcome(res):
     if res is None:
         return "no answer"
@@ -265,6 +272,7 @@ def test(run, d):
     if not ok:
         return
     run.name = ok["driver"]
+    before_call = counts(d.proc.pid)
     expect = EXPECT.get(run.name, {})
     inv, pay, note = run.admin["inventory"], run.admin["payment"], run.admin["notification"]
 
@@ -410,6 +418,11 @@ def test(run, d):
     while time.monotonic() < end and inv.conns()["open"] > 0:
         time.sleep(0.05)
     run.check(inv.conns()["open"] == 0, "close released the idle connections", f"{before} open before, {inv.conns()['open']} after")
+    after = counts(d.proc.pid)
+    run.check(after[0] <= before_call[0] + 4 and after[1] <= before_call[1] + 8,
+              "after close, file descriptors and threads back near where they were before the first call",
+              f"{after[0]} fds and {after[1]} threads, {before_call[0]} and {before_call[1]} before"
+              " (poolproof's default tolerance: 4 fds, 8 threads)")
     with d.lock:
         twice = [i for i, a in d.answers.items() if len(a) > 1]
         unknown = [i for i in d.answers if i not in d.sent]
