@@ -252,9 +252,13 @@ class Client:
             respect_retry_after_header=True,
             raise_on_status=False,
         )
+        # pool_maxsize bounds the connections to one host, and a service is
+        # one host. pool_connections counts the per-host pools kept: with too
+        # few, a call to another host evicts, and closes, a pool in use
+        # ("Pool is closed").
         adapter = ContractAdapter(retry=retry, budget=RetryBudget(BUDGET_RATIO, BUDGET_PER_SECOND),
                                   pool_wait=ppdriver.seconds(contract["pool_wait"]),
-                                  pool_connections=1, pool_maxsize=contract["max_conns"], pool_block=True)
+                                  pool_connections=10, pool_maxsize=contract["max_conns"], pool_block=True)
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy or CA bundle from the environment
         self.session.verify = ca_file or True
