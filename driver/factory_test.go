@@ -10,6 +10,7 @@ import (
 
 	"github.com/poolproof/poolproof/driver"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/internal/drivertest"
 )
 
 func newFakeFactory(t *testing.T, mode string) *driver.Factory {
@@ -64,5 +65,5 @@ func TestFactoryDoesNotRestartADriverThatFailedToStart(t *testing.T) {
 	require.ErrorIs(t, again, driver.ErrExited)
 	assert.ErrorContains(t, again, "not started again: ")
 	assert.Less(t, time.Since(start), time.Second, "the same error at once")
-	requireNothingLeft(t, 0)
+	drivertest.RequireNothingLeft(t, 0)
 }

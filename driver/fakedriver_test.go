@@ -146,61 +146,6 @@ func fakeDriver(mode string) int {
 	return 0
 }
 
-// procEntry is one process of /proc.
-type procEntry struct {
-	pid, ppid, pgrp int
-	state           string
-	comm            string
-}
-
-func processes(t *testing.T) []procEntry {
-	t.Helper()
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	var out []procEntry
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// "pid (comm) state ppid pgrp ...": comm may hold spaces and parens.
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 3 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		pgrp, _ := strconv.Atoi(f[2])
-		out = append(out, procEntry{pid: pid, ppid: ppid, pgrp: pgrp, state: f[0], comm: s[open+1 : end]})
-	}
-	return out
-}
-
-// requireNothingLeft fails when a process of the driver's group (the
-// driver or anything it started) still exists, or a child of this test,
-// zombie or not.
-func requireNothingLeft(t *testing.T, driverPID int) {
-	t.Helper()
-	for _, p := range processes(t) {
-		if driverPID > 0 && (p.pgrp == driverPID || p.pid == driverPID) {
-			t.Errorf("process %d (%s, state %s) of the driver's group %d is still there", p.pid, p.comm, p.state, driverPID)
-		}
-		if p.ppid == os.Getpid() {
-			t.Errorf("child %d (%s, state %s) of this test is still there", p.pid, p.comm, p.state)
-		}
-	}
-}
-
 // openPipes counts this process's open pipe ends.
 func openPipes(t *testing.T) int {
 	t.Helper()

@@ -2,12 +2,7 @@ package driver_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,47 +13,15 @@ import (
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/check"
 	"github.com/poolproof/poolproof/harness/env"
+	"github.com/poolproof/poolproof/internal/drivertest"
 	"github.com/poolproof/poolproof/scenarios"
 )
-
-// goDriver builds drivers/go once per test binary.
-var goDriver = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "poolproof-go-driver-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "go-driver")
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goCmd); err != nil {
-		goCmd = "go"
-	}
-	out, err := exec.Command(goCmd, "build", "-o", bin, "../drivers/go").CombinedOutput()
-	if err != nil {
-		return "", &buildError{out: string(out), err: err}
-	}
-	return bin, nil
-})
-
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string { return "building drivers/go: " + e.err.Error() + ": " + e.out }
-
-func buildGoDriver(t *testing.T) string {
-	t.Helper()
-	bin, err := goDriver()
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
-	return bin
-}
 
 func TestGoDriverCertifiesTheQuickCatalog(t *testing.T) {
 	if raceDetector {
 		t.Skip("the catalog's verdicts are timing measurements, which the race detector distorts")
 	}
-	bin := buildGoDriver(t)
+	bin := drivertest.GoDriver(t)
 	profile, err := harness.LoadProfile("../drivers/go/contract.json")
 	require.NoError(t, err)
 
@@ -97,5 +60,5 @@ func TestGoDriverCertifiesTheQuickCatalog(t *testing.T) {
 		}
 	}
 	require.True(t, cert.Passed(), "the Go driver with its contract passes the quick catalog:\n%s", strings.Join(failed, "\n"))
-	requireNothingLeft(t, 0)
+	drivertest.RequireNothingLeft(t, 0)
 }

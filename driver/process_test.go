@@ -18,6 +18,7 @@ import (
 
 	"github.com/poolproof/poolproof/driver"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/internal/drivertest"
 )
 
 // fakeServices are addresses nothing listens on: the fake driver makes no
@@ -56,7 +57,7 @@ func get(t *testing.T, p *driver.Process, n int) (*http.Response, error) {
 // open, no goroutine of the session left running.
 func checkClean(t *testing.T, pid, pipesBefore int) {
 	t.Helper()
-	requireNothingLeft(t, pid)
+	drivertest.RequireNothingLeft(t, pid)
 	assert.Equal(t, pipesBefore, openPipes(t), "every pipe to the driver is closed")
 	goleak.VerifyNone(t)
 }
