@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/poolproof/poolproof/brokenclients"
+	"github.com/poolproof/poolproof/driver"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/reference"
@@ -44,6 +46,8 @@ type certifyFlags struct {
 	profile   string
 	scenarios string
 	client    string
+	driver    []string // the driver's command line, split; nil for a built-in client
+	contract  string
 	seed      int64
 	reportDir string
 }
@@ -62,10 +66,24 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
 		return 2
 	}
-	factory, profile, err := selectClient(f.client)
-	if err != nil {
-		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
-		return 2
+	var (
+		factory harness.ClientFactory
+		profile = harness.DefaultProfile() // what a driver declaring nothing is held to, as the plain client
+		client  = f.client
+	)
+	if f.driver == nil {
+		if factory, profile, err = selectClient(f.client); err != nil {
+			fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
+			return 2
+		}
+	} else {
+		client = fmt.Sprintf("driver %q", strings.Join(f.driver, " "))
+	}
+	if f.contract != "" {
+		if profile, err = harness.LoadProfile(f.contract); err != nil {
+			fmt.Fprintf(stderr, "poolproof certify: -contract: %v\n", err)
+			return 2
+		}
 	}
 	if f.reportDir != "" { // fail now, not after a run of minutes
 		if err := os.MkdirAll(f.reportDir, 0o755); err != nil {
@@ -89,9 +107,17 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer e.Close()
+	var drv *driver.Factory
+	if f.driver != nil {
+		// One driver process per scenario, for every service of the
+		// environment; the deferred Close ends one an interrupt left.
+		drv = driver.NewFactory(ctx, f.driver, e.Services(), profile)
+		defer drv.Close()
+		factory = drv.Client
+	}
 
 	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios on the %s environment\n",
-		f.client, f.profile, len(catalog), e.Name())
+		client, f.profile, len(catalog), e.Name())
 	progress := newProgressPrinter(stderr)
 	opts := []harness.CertifyOption{harness.WithCertifyProgress(progress.update)}
 	if f.seed != 0 {
@@ -102,9 +128,12 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
 		return 1
 	}
-	_ = report.WriteScorecard(stdout, cert, report.Meta{Client: f.client})
+	if drv != nil && drv.Info() != (driver.Info{}) {
+		client = "driver " + drv.Info().String()
+	}
+	_ = report.WriteScorecard(stdout, cert, report.Meta{Client: client})
 	if f.reportDir != "" {
-		files, err := report.Write(f.reportDir, cert, report.Meta{Client: f.client, Generated: time.Now()})
+		files, err := report.Write(f.reportDir, cert, report.Meta{Client: client, Generated: time.Now()})
 		if err != nil {
 			fmt.Fprintf(stderr, "poolproof certify: writing the report: %v\n", err)
 			return 1
@@ -128,6 +157,8 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
+	driverCmd := fs.String("driver", "", "certify a client in any language: the command that runs its driver, a program speaking the driver protocol (docs/driver-protocol.md), e.g. \"python3 drivers/python/requests_typical.py\"; quotes group words, nothing else is expanded")
+	fs.StringVar(&f.contract, "contract", "", "contract file (JSON or YAML, the shape of harness.Profile: {\"default\": {...}, \"services\": {\"payment\": {...}}}, durations like \"2s\") the client is held to, instead of the built-in client's own or, for a driver, the default contract")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
 	fs.StringVar(&f.reportDir, "report", defaultReportDir, "folder to write the report in: report.html (scorecard and timelines), junit.xml, summary.md and histories/<scenario>.json (to recompute a verdict); \"\" or - writes none")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -139,7 +170,72 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	if !slices.Contains(env.Names, f.env) {
 		return f, usageError{fmt.Sprintf("-env %q: use one of %s", f.env, strings.Join(env.Names, ", "))}
 	}
+	if *driverCmd != "" {
+		clientSet := false
+		fs.Visit(func(fl *flag.Flag) { clientSet = clientSet || fl.Name == "client" })
+		if clientSet {
+			return f, usageError{"-driver and -client both given: certify one client, a driver or a built-in one"}
+		}
+		var err error
+		if f.driver, err = splitCommand(*driverCmd); err != nil {
+			return f, usageError{fmt.Sprintf("-driver %q: %v", *driverCmd, err)}
+		}
+		if _, err := exec.LookPath(f.driver[0]); err != nil {
+			return f, usageError{fmt.Sprintf("-driver %q: %s: %v: give the command that runs your driver", *driverCmd, f.driver[0], errors.Unwrap(err))}
+		}
+	}
 	return f, nil
+}
+
+// splitCommand splits a command line into words as a shell does for
+// blanks, quotes ('...', "...") and backslashes, expanding nothing else:
+// the driver is started directly, not through a shell, so that its own
+// process is the one measured.
+func splitCommand(line string) ([]string, error) {
+	var (
+		words   []string
+		word    strings.Builder
+		inWord  bool
+		quote   rune
+		escaped bool
+	)
+	for _, r := range line {
+		switch {
+		case escaped:
+			word.WriteRune(r)
+			escaped = false
+		case r == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			word.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	switch {
+	case escaped:
+		return nil, errors.New("ends with a backslash")
+	case quote != 0:
+		return nil, fmt.Errorf("unbalanced %c quote", quote)
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	if len(words) == 0 {
+		return nil, errors.New("no command")
+	}
+	return words, nil
 }
 
 // selectScenarios picks the profile's catalog, narrowed to the names or
