@@ -4,6 +4,7 @@
 package drivertest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,13 +21,22 @@ import (
 func GoDriver(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "go-driver")
+	require.NoError(t, BuildGoDriver(bin))
+	return bin
+}
+
+// BuildGoDriver builds drivers/go as bin, for a test whose driver path
+// must be known before it runs (a Ginkgo suite declares its specs first).
+func BuildGoDriver(bin string) error {
 	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goCmd); err != nil {
 		goCmd = "go"
 	}
 	out, err := exec.Command(goCmd, "build", "-o", bin, "github.com/poolproof/poolproof/drivers/go").CombinedOutput()
-	require.NoError(t, err, "building drivers/go: %s", out)
-	return bin
+	if err != nil {
+		return fmt.Errorf("building drivers/go: %w: %s", err, out)
+	}
+	return nil
 }
 
 // Process is one process of /proc.
