@@ -16,6 +16,15 @@ What this configuration does not do, which poolproof should find (httpx
     trickles in stays within the read timeout chunk by chunk and never
     times out, so a call outlives connect + read.
   - No circuit breaker.
+  - HTTP/2 from threads is not thread-safe in httpx 0.23 / httpcore 0.16:
+    calls sharing the client's one HTTP/2 connection from several threads
+    corrupt its h2/hpack state (KeyError, "deque mutated during iteration",
+    LocalProtocolError), until the server ends the connection with GOAWAY
+    PROTOCOL_ERROR (known upstream: encode/httpx#3566, #3072). httpcore then
+    keeps handing out the ended connection (a GOAWAY does not make it
+    unavailable, httpcore/_sync/http2.py is_available), so every later call
+    fails with ConnectionTerminated and the client never recovers. With
+    http2=False the same scenarios pass.
 What it does well: Limits bound the pool, a call that waits longer than the
 pool timeout for a connection fails (PoolTimeout), a body cut short is an
 error (h11 checks Content-Length), and over TLS HTTP/2 multiplexes the calls

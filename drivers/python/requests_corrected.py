@@ -205,7 +205,7 @@ class ContractAdapter(HTTPAdapter):
 
     def __init__(self, *, retry, budget, pool_wait, **kwargs):
         self._retry, self._budget, self._pool_wait = retry, budget, pool_wait
-        self._this_call = threading.local()  # each call runs on its own thread
+        self._this_call = threading.local()  # a call runs on one thread, start to end
         super().__init__(max_retries=retry, **kwargs)
 
     # requests reads self.max_retries once per send; this call's policy.
@@ -225,10 +225,10 @@ class ContractAdapter(HTTPAdapter):
         }
 
     def send(self, request, timeout=None, **kwargs):
-        keyed = request.method in IDEMPOTENT or "Idempotency-Key" in request.headers
+        replayable = request.method in IDEMPOTENT or "Idempotency-Key" in request.headers
         self._budget.deposit()
         self._this_call.retry = self._retry.new(
-            allowed_methods=KEYED if keyed else IDEMPOTENT,
+            allowed_methods=KEYED if replayable else IDEMPOTENT,
             deadline=getattr(timeout, "deadline", None))
         try:
             return super().send(request, timeout=timeout, **kwargs)
