@@ -11,8 +11,8 @@ PKGS ?= ./...
 # leaks never load the reference's timing; fresh results, no cache.
 test:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
-	$(GO) test -count=1 -timeout 30m -run 'TestReferenceCertifies' -v ./scenarios/
-	$(GO) test -count=1 -timeout 30m -run 'TestBrokenClientsAreCaught' -v ./scenarios/
+	$(GO) test -count=1 -timeout 30m -run 'TestReferenceCertifies|TestCorrectClientsCertifyOnBothProtocols' -v ./scenarios/
+	$(GO) test -count=1 -timeout 30m -run 'TestBrokenClientsAreCaught|TestNewClientPerRequestGetsAWholeCertificate' -v ./scenarios/
 
 # lint: go vet plus a gofmt check that fails when any file needs formatting.
 lint:

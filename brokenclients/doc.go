@@ -5,7 +5,7 @@
 // it; the project's own certification tests run all of them.
 //
 // Every gallery client starts from ReferenceConfig, the reference client
-// shaped to harness.DefaultContract, and changes only what its bug needs: a
+// shaped to Contract, and changes only what its bug needs: a
 // configuration knob, a wrapper around a pooledclient.Client (whose own
 // retries or breaker are turned off where the wrapper supplies the buggy
 // version), or, for the one client that builds transports itself, a fresh

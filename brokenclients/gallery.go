@@ -20,6 +20,9 @@ type Entry struct {
 	Bug      string   // one sentence a user understands: what is wrong and what it costs in production
 	CaughtBy []string // ids of the checks that must catch it
 	Factory  func(harness.Service) (harness.Client, error)
+	// Profile is the contract the client declares and is held to:
+	// Profile() for the pooled ones, PlainProfile() for the plain ones.
+	Profile harness.Profile
 }
 
 // All returns the gallery, in a stable order. Every call builds fresh
@@ -27,7 +30,7 @@ type Entry struct {
 // clients of one program do (shared-pool-across-services' bug is exactly
 // that), but two calls of All share nothing.
 func All() []Entry {
-	return []Entry{
+	entries := []Entry{
 		{
 			Name: "new-client-per-request",
 			Bug: "builds a new client (transport, pool and breaker) for every call and never closes it: " +
@@ -133,7 +136,37 @@ func All() []Entry {
 			CaughtBy: []string{check.IDRecoveryLatency, check.IDRecoveryThroughput},
 			Factory:  newBackoffNeverResets,
 		},
+		{
+			Name: "small-idle-pool",
+			Bug: "may open 16 connections but keeps only 2 idle (http.Transport's default MaxIdleConnsPerHost): with more callers than that, " +
+				"every connection beyond the second is closed when its call ends and dialled again for the next, a TCP and TLS handshake per call",
+			CaughtBy: []string{check.IDPoolChurn},
+			Factory:  newSmallIdlePool,
+			Profile:  PlainProfile(),
+		},
+		{
+			Name: "no-connection-limit",
+			Bug: "sets no connection limit (MaxConnsPerHost 0) while declaring 16: when calls pile up behind a slow service it opens one connection per caller " +
+				"and hands the service all the load it was meant to shield it from",
+			CaughtBy: []string{check.IDPoolBound},
+			Factory:  newNoConnectionLimit,
+			Profile:  PlainProfile(),
+		},
+		{
+			Name: "cancel-before-body",
+			Bug: "cancels each call's context as soon as the response headers arrive (a `defer cancel()` in a helper that returns the response), " +
+				"before the caller reads the body: the read fails, and every call costs a new connection",
+			CaughtBy: []string{check.IDPoolChurn},
+			Factory:  newCancelBeforeBody,
+			Profile:  PlainProfile(),
+		},
 	}
+	for i := range entries {
+		if entries[i].Profile.Default == (harness.Contract{}) && entries[i].Profile.Services == nil {
+			entries[i].Profile = Profile()
+		}
+	}
+	return entries
 }
 
 // Lookup returns the gallery client with name.
@@ -150,8 +183,8 @@ func Lookup(name string) (Entry, error) {
 }
 
 // Reference settings every gallery client starts from; they honour
-// harness.DefaultContract, so that a gallery client run under the default
-// profile fails only the checks its bug breaks.
+// Contract, so that a gallery client held to Profile fails only the checks
+// its bug breaks.
 const (
 	refMaxConns       = 16
 	refPoolWait       = 250 * time.Millisecond
@@ -165,8 +198,27 @@ const (
 	refHalfOpenProbes = 1
 )
 
+// Contract is what every gallery client declares: the promises of the
+// reference settings it starts from (16 connections, a 250ms pool wait, a
+// 2s request timeout, 3 attempts, a breaker with a 1s open delay, recovery
+// within 3s).
+var Contract = harness.Contract{
+	MaxConns:         refMaxConns,
+	PoolWait:         refPoolWait,
+	RequestTimeout:   refRequestTimeout,
+	MaxAttempts:      refMaxAttempts,
+	BackoffBase:      refBaseBackoff,
+	BreakerOpenDelay: refOpenDelay,
+	RecoveryTime:     3 * time.Second,
+	HalfOpenProbes:   3,
+}
+
+// Profile holds every service to Contract: a gallery client is judged on
+// the promises it makes, and fails only where its bug breaks one.
+func Profile() harness.Profile { return harness.Profile{Default: Contract} }
+
 // ReferenceConfig is the reference client's configuration for svc, shaped to
-// harness.DefaultContract: 16 connections, a 250ms pool wait, a 2s request
+// Contract: 16 connections, a 250ms pool wait, a 2s request
 // timeout, 3 attempts with backoff, a breaker that trips after 5 consecutive
 // failures and probes again after 1s. Every gallery client is this
 // configuration plus one bug, and pooledclient.NewClient(ReferenceConfig(svc))

@@ -175,7 +175,8 @@ func newProcess(cmdline string, o options) *Process {
 // prepare writes the CA files and builds the init message.
 func (p *Process) prepare(services []harness.Service, profile harness.Profile) (initMessage, error) {
 	m := initMessage{Type: typeInit, Protocol: ProtocolVersion, Contract: harness.Profile{
-		// Resolved: a driver reads its service's contract, every field set.
+		// Resolved: a driver reads its service's contract as Profile.For gives
+		// it; a field left 0 was not declared.
 		Default:  profile.For(""),
 		Services: make(map[string]harness.Contract, len(services)),
 	}}

@@ -40,6 +40,9 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST "+AdminCloseIdlePath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.CloseIdle())
+	})
 	mux.HandleFunc("GET "+AdminFaultsPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Faults())
 	})
@@ -74,6 +77,23 @@ func (s *Server) adminHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.KeepAlive())
+	})
+	mux.HandleFunc("GET "+AdminProtocolPath, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, Protocol{HTTP2: s.HTTP2()})
+	})
+	mux.HandleFunc("POST "+AdminProtocolPath, func(w http.ResponseWriter, r *http.Request) {
+		var p Protocol
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			http.Error(w, "protocol"+describeJSONError(err), http.StatusBadRequest)
+			return
+		}
+		if err := s.SetHTTP2(p.HTTP2); err != nil {
+			writeAdminError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, Protocol{HTTP2: s.HTTP2()})
 	})
 	mux.HandleFunc("GET "+AdminCAPath, func(w http.ResponseWriter, _ *http.Request) {
 		if !s.cfg.TLS || s.ca == nil {

@@ -53,9 +53,23 @@ func (c *AdminClient) Reset(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, AdminResetPath, nil, nil)
 }
 
+// SetHTTP2 makes the service offer h2 to new connections (on) or HTTP/1.1
+// only (off).
+func (c *AdminClient) SetHTTP2(ctx context.Context, on bool) error {
+	return c.call(ctx, http.MethodPost, AdminProtocolPath, Protocol{HTTP2: on}, nil)
+}
+
 // ResetSeed is Reset with the fault and jitter draws reseeded with seed.
 func (c *AdminClient) ResetSeed(ctx context.Context, seed int64) error {
 	return c.call(ctx, http.MethodPost, AdminResetPath, map[string]int64{"seed": seed}, nil)
+}
+
+// CloseIdle has the service close every connection with no request in
+// flight and says which it closed and which it left open.
+func (c *AdminClient) CloseIdle(ctx context.Context) (IdleClose, error) {
+	var out IdleClose
+	err := c.call(ctx, http.MethodPost, AdminCloseIdlePath, nil, &out)
+	return out, err
 }
 
 // SetFaults replaces every fault with faults.

@@ -32,13 +32,15 @@ const DigestPrefix = "sha256="
 
 // Admin paths, served on the admin listener only.
 const (
-	AdminStatsPath     = "/__admin/stats"     // GET: Stats as JSON
-	AdminConnsPath     = "/__admin/conns"     // GET: ConnCounts as JSON, cheap enough to poll every 100ms
-	AdminResetPath     = "/__admin/reset"     // POST: forget history, zero the peak, keep faults and keep-alive; {"seed": N} reseeds the draws
-	AdminFaultsPath    = "/__admin/faults"    // GET: []Fault; POST: replace with []Fault (or one Fault); DELETE: clear
-	AdminKeepAlivePath = "/__admin/keepalive" // GET/POST: KeepAlive
-	AdminCAPath        = "/__admin/ca.pem"    // GET: the CA certificate, PEM (404 when TLS is off)
-	AdminHealthPath    = "/__admin/health"    // GET: 200 "ok"
+	AdminStatsPath     = "/__admin/stats"      // GET: Stats as JSON
+	AdminConnsPath     = "/__admin/conns"      // GET: ConnCounts as JSON, cheap enough to poll every 100ms
+	AdminResetPath     = "/__admin/reset"      // POST: forget history, zero the peak, keep faults and keep-alive; {"seed": N} reseeds the draws
+	AdminFaultsPath    = "/__admin/faults"     // GET: []Fault; POST: replace with []Fault (or one Fault); DELETE: clear
+	AdminKeepAlivePath = "/__admin/keepalive"  // GET/POST: KeepAlive
+	AdminCAPath        = "/__admin/ca.pem"     // GET: the CA certificate, PEM (404 when TLS is off)
+	AdminHealthPath    = "/__admin/health"     // GET: 200 "ok"
+	AdminProtocolPath  = "/__admin/protocol"   // GET/POST: Protocol (whether new connections are offered h2)
+	AdminCloseIdlePath = "/__admin/close-idle" // POST: close every service connection with no request in flight; IdleClose as JSON
 )
 
 // Duration is a time.Duration that travels in JSON as a Go duration string
@@ -84,6 +86,23 @@ type ConnRecord struct {
 	Protocol   string    `json:"protocol"` // ProtoHTTP1 or ProtoH2
 	TLS        bool      `json:"tls"`
 	TLSResumed bool      `json:"tls_resumed"`
+	// InFlight is the requests the server was serving on the connection
+	// when the record was taken (HTTP/2 streams count one each).
+	InFlight int `json:"in_flight,omitempty"`
+	// LastRoute is the method and route pattern of the last request the
+	// connection carried, e.g. "GET /v1/items/{sku}"; "" before the first
+	// or when no route matched.
+	LastRoute string `json:"last_route,omitempty"`
+}
+
+// IdleClose is what a server did when asked to close its idle connections
+// (POST /__admin/close-idle): a keep-alive connection with no request in
+// flight is closed, as an idle timeout would; one serving a request is left
+// open. Records are taken just before the close.
+type IdleClose struct {
+	Now    time.Time    `json:"now"`    // the server's clock when it closed them
+	Closed []ConnRecord `json:"closed"` // had no request in flight: closed
+	Busy   []ConnRecord `json:"busy"`   // serving a request: left open
 }
 
 // RequestRecord is the server's truth about one request it received.
@@ -103,6 +122,12 @@ type RequestRecord struct {
 	// however the requests raced to the server.
 	Draw    uint32 `json:"draw,omitempty"`
 	OrderID string `json:"order_id,omitempty"`
+}
+
+// Protocol is what the service offers new connections, as served by
+// GET/POST /__admin/protocol.
+type Protocol struct {
+	HTTP2 bool `json:"http2"` // ALPN offers h2 (with TLS); false: HTTP/1.1 only
 }
 
 // Stats is everything a fake service knows, as served by GET /__admin/stats.

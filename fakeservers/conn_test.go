@@ -322,3 +322,70 @@ func h2c(on bool) clientOpt {
 		}
 	}
 }
+
+// CloseIdle closes the connections between requests (HTTP/1.1) or with no
+// open stream (HTTP/2), keeps the one serving a request, and says which is
+// which; the admin API answers the same.
+func TestCloseIdleClosesOnlyConnectionsWithNoRequestInFlight(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		cfg   Config
+		proto string
+	}{
+		{"http/1.1", Config{Service: Inventory}, ProtoHTTP1},
+		{"h2 over tls", Config{Service: Inventory, TLS: true}, ProtoH2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := start(t, tt.cfg)
+			adm := NewAdminClient(s.AdminURL())
+			t.Cleanup(adm.Close)
+			require.NoError(t, s.SetFaults(Fault{Kind: FaultDelay, Route: RouteCatalog, Delay: Duration(time.Minute)}))
+
+			idle := client(t, s)
+			do(t, idle, "GET", s.URL()+"/v1/items/SKU-1", "")
+			do(t, idle, "GET", s.URL()+"/v1/items/SKU-2", "")
+
+			// A second client, so its request has a connection of its own,
+			// stays in flight until the test cancels it.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+RouteCatalog, nil)
+			require.NoError(t, err)
+			busy := client(t, s)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if resp, err := busy.Do(req); err == nil {
+					_ = resp.Body.Close()
+				}
+			}()
+			defer func() { cancel(); <-done }()
+			eventually(t, func() bool { return s.ConnCounts().Busy == 1 && s.ConnCounts().Open == 2 }, "one idle connection and one serving a request")
+
+			ictx, icancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer icancel()
+			got, err := adm.CloseIdle(ictx)
+			require.NoError(t, err)
+			require.Len(t, got.Closed, 1)
+			require.Len(t, got.Busy, 1)
+			assert.Equal(t, 2, got.Closed[0].Requests)
+			assert.Zero(t, got.Closed[0].InFlight)
+			assert.Equal(t, "GET "+RouteItem, got.Closed[0].LastRoute)
+			assert.Equal(t, tt.proto, got.Closed[0].Protocol)
+			assert.Equal(t, 1, got.Busy[0].InFlight)
+			assert.Equal(t, "GET "+RouteCatalog, got.Busy[0].LastRoute)
+			assert.False(t, got.Now.Before(got.Closed[0].Accepted))
+
+			eventually(t, func() bool { return s.ConnCounts().Open == 1 }, "the idle connection is closed, the busy one kept")
+			again, err := adm.CloseIdle(ictx)
+			require.NoError(t, err)
+			assert.Empty(t, again.Closed, "nothing idle is left")
+			assert.Len(t, again.Busy, 1)
+
+			// The client whose idle connection was closed dials a new one.
+			r := do(t, idle, "GET", s.URL()+"/v1/items/SKU-3", "")
+			assert.Equal(t, http.StatusOK, r.resp.StatusCode)
+			assert.Equal(t, 3, s.ConnCounts().Accepted)
+		})
+	}
+}

@@ -337,3 +337,28 @@ func TestAdminRejectsBadInput(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 	_ = errors.New
 }
+
+func TestSetHTTP2SwitchesWhatNewConnectionsNegotiate(t *testing.T) {
+	s := start(t, Config{Service: Inventory, TLS: true})
+	get := func() string {
+		c := client(t, s) // a fresh transport: a new connection each time
+		r := do(t, c, "GET", s.URL()+RouteCatalog, "")
+		require.NoError(t, r.readErr)
+		return r.resp.Proto
+	}
+	assert.True(t, s.HTTP2(), "a TLS server offers h2 unless told otherwise")
+	assert.Equal(t, "HTTP/2.0", get())
+
+	admin := NewAdminClient(s.AdminURL())
+	t.Cleanup(admin.Close)
+	require.NoError(t, admin.SetHTTP2(context.Background(), false))
+	assert.False(t, s.HTTP2())
+	assert.Equal(t, "HTTP/1.1", get(), "a client that would take h2 gets HTTP/1.1")
+
+	require.NoError(t, admin.SetHTTP2(context.Background(), true))
+	assert.Equal(t, "HTTP/2.0", get())
+
+	plain := start(t, Config{Service: Inventory})
+	require.ErrorIs(t, plain.SetHTTP2(true), ErrHTTP2Unavailable)
+	require.NoError(t, plain.SetHTTP2(false))
+}

@@ -86,6 +86,7 @@ type Server struct {
 	policy   atomic.Pointer[KeepAlive]
 	faults   atomic.Pointer[faultSet]
 	dice     *faultDice
+	offerH2  atomic.Bool // ALPN offers h2 to new connections
 	jitterMu sync.Mutex
 	jitter   *rand.Rand
 
@@ -149,7 +150,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		// Session tickets stay enabled (the default) so resumption can be observed.
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
+		// Whether ALPN offers h2 is switched at run time (SetHTTP2): new
+		// connections then negotiate HTTP/1.1 only, through a config that
+		// leaves h2 out; open connections keep what they negotiated.
+		h1Only := tlsCfg.Clone()
+		h1Only.NextProtos = []string{"http/1.1"}
+		tlsCfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if s.offerH2.Load() {
+				return nil, nil
+			}
+			return h1Only, nil
+		}
 	}
+	s.offerH2.Store(cfg.TLS && !cfg.DisableHTTP2)
 
 	var lc net.ListenConfig
 	svcL, err := lc.Listen(ctx, "tcp", cfg.Listen)
@@ -214,11 +227,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer wg.Done()
 		_ = s.adm.Serve(s.admL)
 	}()
-	go func() {
-		wg.Wait()
-		close(s.serveDone)
-	}()
+	go s.markServed(&wg)
 	return s, nil
+}
+
+// markServed closes serveDone once both serve loops returned. It is a named
+// method, not a closure, so that harnesses can tell this goroutine apart
+// from a client's by a name that does not shift with Start's closures.
+func (s *Server) markServed(wg *sync.WaitGroup) {
+	wg.Wait()
+	close(s.serveDone)
 }
 
 type discardWriter struct{}
@@ -253,6 +271,13 @@ func (s *Server) Stats() Stats {
 // history.
 func (s *Server) ConnCounts() ConnCounts { return s.conns.counts() }
 
+// CloseIdle closes every service connection with no request in flight
+// (HTTP/1.x between requests, HTTP/2 with no open stream), as an idle
+// timeout would, and leaves those serving a request open. A harness calls
+// it at teardown: a client's idle pooled connections then close, and what
+// the client still holds stays open for the leak checks to see.
+func (s *Server) CloseIdle() IdleClose { return s.conns.closeIdle() }
+
 // Reset forgets recorded history (closed connections, requests, attempt
 // numbering, charges and idempotency keys), sets the peaks to the current
 // values and reseeds the fault and jitter draws, so a scenario after a reset
@@ -272,6 +297,25 @@ func (s *Server) ResetSeed(seed int64) {
 	s.jitter = rand.New(rand.NewPCG(uint64(seed), jitterStream))
 	s.jitterMu.Unlock()
 }
+
+// ErrHTTP2Unavailable is returned by SetHTTP2(true) when the server was
+// started without TLS or with DisableHTTP2: it cannot offer h2.
+var ErrHTTP2Unavailable = fmt.Errorf("%w: http2: this server cannot offer HTTP/2 (it needs TLS and DisableHTTP2 false)", ErrInvalidConfig)
+
+// SetHTTP2 makes ALPN offer h2 to new connections (on) or HTTP/1.1 only
+// (off). A client that takes h2 multiplexes its calls over few
+// connections, which hides HTTP/1.1 pooling bugs, so a certification judges
+// HTTP/1.1 unless the client declares HTTP/2.
+func (s *Server) SetHTTP2(on bool) error {
+	if on && (!s.cfg.TLS || s.cfg.DisableHTTP2) {
+		return ErrHTTP2Unavailable
+	}
+	s.offerH2.Store(on)
+	return nil
+}
+
+// HTTP2 reports whether ALPN offers h2 to new connections.
+func (s *Server) HTTP2() bool { return s.offerH2.Load() }
 
 // SetFaults replaces every fault. Either all are valid and all take effect
 // at once, or none does and the error names the first bad field.
@@ -394,6 +438,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = v[0]
 	}
 	routeIdx, param, miss := match(s.routes, r.Method, r.URL.Path)
+	if tc != nil && routeIdx >= 0 {
+		tc.noteRoute(&s.routes[routeIdx])
+	}
 	slot, gen, attempt := s.log.begin(reqID, connID, arrived, routeIdx, r.Method)
 	// The outcome is recorded before the answer is written, so whoever reads
 	// Stats after the client saw the answer (or the failure) finds it; the

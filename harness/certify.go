@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
 )
 
 // CheckNemesis is the check id of the verdict Certify records when a
@@ -15,8 +17,9 @@ import (
 const CheckNemesis = "harness.nemesis"
 
 // CheckRun is the check id of the verdict Certify records when a scenario
-// could not run at all (the factory failed, the environment does not serve a
-// service of the mix): a client that cannot be built is not certified.
+// could not run at all (the factory or the WithClientReset hook failed, the
+// environment does not serve a service of the mix): a client that cannot be
+// built is not certified.
 const CheckRun = "harness.run"
 
 // CheckDriver is the check id of the verdict Certify records for a client
@@ -65,6 +68,8 @@ type certifyConfig struct {
 	seed         int64
 	runOpts      []RunOption
 	resetTimeout time.Duration
+	clientReset  func(context.Context) error // WithClientReset
+	resetRetry   time.Duration
 }
 
 // WithCertifyProgress calls fn when each scenario starts, at every runner
@@ -88,7 +93,8 @@ func WithRunOptions(opts ...RunOption) CertifyOption {
 	return func(c *certifyConfig) { c.runOpts = append(c.runOpts, opts...) }
 }
 
-// WithResetTimeout bounds each Environment.Reset (default 30s).
+// WithResetTimeout bounds each Environment.Reset and each WithClientReset
+// call (default 30s).
 func WithResetTimeout(d time.Duration) CertifyOption {
 	return func(c *certifyConfig) {
 		if d > 0 {
@@ -119,6 +125,7 @@ type ScenarioResult struct {
 	Family   string        `json:"family"`
 	Proves   string        `json:"proves"`
 	Seed     int64         `json:"seed"`
+	Protocol string        `json:"protocol"`          // what the services offered: ProtocolHTTP1 or ProtocolHTTP2
 	History  *History      `json:"history,omitempty"` // nil when the run could not start
 	Verdicts []Verdict     `json:"verdicts"`
 	Elapsed  time.Duration `json:"elapsed"` // wall time, reset and teardown included
@@ -209,26 +216,31 @@ const defaultOverhead = time.Second
 // bounded by profile. It is what both the Ginkgo suites and the CLI call.
 //
 // A scenario that cannot run (the factory failed...) gets one failed
-// verdict with check id CheckRun, and the certification goes on. When ctx is
-// canceled Certify stops and returns the certificate of what was done so
-// far, marked Interrupted, with ctx's error. It returns an error without a
-// certificate only when nothing could be run (invalid scenarios, no
-// environment or factory), and with a certificate when the environment could
-// not be reset (the results so far are kept; later ones would be untrusted).
+// verdict with check id CheckRun, and the certification goes on. When the
+// environment cannot be reset, even retried (see WithResetRetry), that
+// scenario and every later one get a failed CheckRun verdict saying why,
+// and the certificate is returned complete: a client that took the
+// environment down is not certified, and its report can still be written.
+// When ctx is canceled Certify stops and returns the certificate of what
+// was done so far, marked Interrupted, with ctx's error. It returns an
+// error without a certificate only when nothing could be run (invalid
+// scenarios, no environment or factory).
 func Certify(ctx context.Context, env Environment, factory ClientFactory, profile Profile, scenarios []Scenario, opts ...CertifyOption) (*Certificate, error) {
-	cfg := certifyConfig{resetTimeout: 30 * time.Second}
+	cfg := certifyConfig{resetTimeout: 30 * time.Second, resetRetry: defaultResetRetry}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if env == nil {
 		return nil, fmt.Errorf("%w: no environment: pass one, e.g. from NewEmbedded", ErrInvalidRun)
 	}
+	raiseFDLimit()
 	if factory == nil {
 		return nil, fmt.Errorf("%w: no client factory: pass a func(Service) (Client, error)", ErrInvalidRun)
 	}
 	if err := validateScenarios(scenarios); err != nil {
 		return nil, err
 	}
+	scenarios = Runs(scenarios, profile)
 	// A WithProgress among the run options is kept and chained.
 	probe := defaultRunConfig()
 	for _, o := range cfg.runOpts {
@@ -240,6 +252,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 	cert := &Certificate{Profile: profile, Environment: env.Name(), Seed: cfg.seed, Started: start}
 	est := newEstimator(scenarios)
 	defer func() { cert.Elapsed = time.Since(start) }()
+	primeClient(ctx, env, factory, profile, cfg)
 
 	for i, s := range scenarios {
 		if err := ctx.Err(); err != nil {
@@ -260,15 +273,13 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 			})
 		}
 
-		rctx, cancel := context.WithTimeout(ctx, cfg.resetTimeout)
-		err := env.Reset(rctx, seed)
-		cancel()
-		if err != nil {
+		if err := resetEnvironment(ctx, env, seed, cfg); err != nil {
 			if ctx.Err() != nil {
 				cert.Interrupted = true
 				return cert, fmt.Errorf("certification interrupted before scenario %d of %d (%s): %w", i+1, len(scenarios), s.Name, ctx.Err())
 			}
-			return cert, fmt.Errorf("resetting environment %s before scenario %s: %w (the results so far are kept; fix the environment and certify again)", env.Name(), s.Name, err)
+			notRun(cert, scenarios, i, cfg, start, fmt.Sprintf("resetting environment %s before scenario %s failed: %v", env.Name(), s.Name, err))
+			return cert, nil
 		}
 		report(PhaseStart, Progress{Scenario: s.Name, Seed: seed}, nil)
 
@@ -278,8 +289,12 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 			}
 			report(PhaseRun, p, nil)
 		}))
-		h, runErr := Run(ctx, env, factory, s.Spec(profile, cfg.seed), runOpts...)
-		res := ScenarioResult{Scenario: s.Name, Family: s.Family, Proves: s.Proves, Seed: seed, History: h}
+		var h *History
+		runErr := resetClient(ctx, cfg.clientReset, cfg.resetTimeout)
+		if runErr == nil {
+			h, runErr = Run(ctx, env, factory, s.Spec(profile, cfg.seed), runOpts...)
+		}
+		res := ScenarioResult{Scenario: s.Name, Family: s.Family, Proves: s.Proves, Seed: seed, Protocol: s.Protocol, History: h}
 		switch {
 		case runErr != nil && ctx.Err() != nil:
 			res.Err, res.Interrupted = runErr.Error(), true
@@ -306,6 +321,42 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 		}
 	}
 	return cert, nil
+}
+
+// primeClient builds the client of every service, makes a few calls and
+// tears it down, once, before the first scenario, and forgets the run. A
+// library's one-off background state (a metrics or resolver goroutine it
+// starts once per process, a global pool) then exists before the first
+// scenario's leak baseline, so it is not charged to that scenario; what a
+// client leaks per scenario still grows each scenario's count.
+func primeClient(ctx context.Context, env Environment, factory ClientFactory, profile Profile, cfg certifyConfig) {
+	var services []string
+	for _, s := range env.Services() {
+		services = append(services, s.Name)
+	}
+	mix := Mix{
+		Inventory:    boolWeight(slices.Contains(services, fakeservers.Inventory)),
+		Payment:      boolWeight(slices.Contains(services, fakeservers.Payment)),
+		Notification: boolWeight(slices.Contains(services, fakeservers.Notification)),
+	}
+	if mix.total() == 0 {
+		return
+	}
+	spec := RunSpec{Scenario: "prime", Seed: DefaultSeed, Profile: profile,
+		Workload: Workload{Mode: ClosedLoop, Duration: 2 * time.Second, MaxCalls: 3 * mix.total(), Workers: 1, Mix: mix}}
+	rctx, cancel := context.WithTimeout(ctx, cfg.resetTimeout)
+	defer cancel()
+	if env.Reset(rctx, DefaultSeed) != nil {
+		return // the first scenario's reset reports it
+	}
+	_, _ = Run(ctx, env, factory, spec, WithSettle(200*time.Millisecond))
+}
+
+func boolWeight(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // estimator predicts the remaining wall time of a certification from the

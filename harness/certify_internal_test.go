@@ -135,3 +135,30 @@ func TestJudgeDriverNeverPassesARunTheDriverBroke(t *testing.T) {
 		assert.Len(t, judgeDriver(h, Judge(h, checks...)), 2)
 	})
 }
+
+func TestFitToStretchesWindowsToTheDeclaredContract(t *testing.T) {
+	s := Scenario{
+		Name: "hole", Workload: Workload{Duration: 4 * time.Second, Mix: Mix{Inventory: 1}},
+		Steps: []Step{
+			{At: 300 * time.Millisecond, Action: DisableProxy("inventory")},
+			{At: 3800 * time.Millisecond, Action: EnableProxy("inventory")},
+		},
+		Stretch: []Stretch{{From: 300 * time.Millisecond, Until: 3800 * time.Millisecond, Need: NeedRequestTimeout, Factor: 1.25, Plus: time.Second}},
+	}
+	declare := func(rt time.Duration) Profile { return Profile{Default: Contract{RequestTimeout: rt}} }
+
+	same := s.FitTo(declare(2 * time.Second)) // 2.5s + 1s: the window already lasts 3.5s
+	assert.Equal(t, s.Steps, same.Steps)
+	assert.Equal(t, s.Workload.Duration, same.Workload.Duration)
+	assert.Equal(t, s.Workload.Duration, s.FitTo(Profile{}).Workload.Duration, "nothing declared, nothing stretched")
+
+	long := s.FitTo(declare(10 * time.Second)) // 12.5s + 1s = 13.5s: 10s more
+	assert.Equal(t, 300*time.Millisecond, long.Steps[0].At, "steps before the window stay")
+	assert.Equal(t, 13800*time.Millisecond, long.Steps[1].At, "the fault ends later")
+	assert.Equal(t, 14*time.Second, long.Workload.Duration)
+	assert.Equal(t, 3800*time.Millisecond, s.Steps[1].At, "the scenario itself is unchanged")
+	assert.Less(t, long.Steps[1].At, long.Workload.Duration)
+
+	capped := s.FitTo(declare(time.Hour))
+	assert.Equal(t, MaxStretchedDuration, capped.Workload.Duration, "a contract of an hour is capped")
+}

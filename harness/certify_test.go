@@ -3,6 +3,7 @@ package harness_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -295,4 +296,115 @@ func TestScenarioSeedAndSpec(t *testing.T) {
 	assert.Equal(t, s.Workload, spec.Workload)
 	spec.Steps[0].Label = "changed"
 	assert.Equal(t, "down", s.Steps[0].Label, "the spec owns its steps")
+}
+
+// onceLibrary stands for a client library that starts one background
+// goroutine per process on first use (a metrics flusher, a resolver).
+type onceLibrary struct{ inner *http.Client }
+
+var (
+	libraryOnce sync.Once
+	libraryStop = make(chan struct{})
+)
+
+func (l onceLibrary) Do(req *http.Request) (*http.Response, error) {
+	libraryOnce.Do(func() { go func() { <-libraryStop }() })
+	return l.inner.Do(req)
+}
+
+func (l onceLibrary) CloseIdleConnections() { l.inner.CloseIdleConnections() }
+
+func TestCertifyKeepsALibrarysOneOffGoroutineOutOfTheLeakVerdict(t *testing.T) {
+	t.Cleanup(func() { close(libraryStop) })
+	env := newEmbeddedEnv(t)
+	factory := func(svc harness.Service) (harness.Client, error) {
+		c, err := harnesstest.StdClientFactory(svc)
+		if err != nil {
+			return nil, err
+		}
+		return onceLibrary{inner: c.(*http.Client)}, nil
+	}
+	cert, err := harness.Certify(harnesstest.Ctx(t), env, factory, harness.DefaultProfile(),
+		[]harness.Scenario{tinyScenario("first", 400*time.Millisecond), tinyScenario("second", 400*time.Millisecond)})
+	require.NoError(t, err)
+	for _, r := range cert.Results {
+		v := findVerdict(t, r.Verdicts, check.IDLeakGoroutines)
+		assert.Equal(t, harness.StatusPass, v.Status, "%s: %s", r.Scenario, v.Reason)
+	}
+
+	// A goroutine per scenario still fails every scenario.
+	leaker := goroutineLeakerFactory(t)
+	cert, err = harness.Certify(harnesstest.Ctx(t), env, leaker, harness.DefaultProfile(),
+		[]harness.Scenario{tinyScenario("first", 400*time.Millisecond), tinyScenario("second", 400*time.Millisecond)})
+	require.NoError(t, err)
+	for _, r := range cert.Results {
+		assert.Equal(t, harness.StatusFail, findVerdict(t, r.Verdicts, check.IDLeakGoroutines).Status, r.Scenario)
+	}
+}
+
+// flakyReset is an environment whose Reset fails on the calls fail says.
+type flakyReset struct {
+	harness.Environment
+	mu    sync.Mutex
+	calls int
+	fail  func(call int) bool
+}
+
+var errTooManyFiles = errors.New("dial tcp 127.0.0.1:1: socket: too many open files")
+
+func (e *flakyReset) Reset(ctx context.Context, seed int64) error {
+	e.mu.Lock()
+	e.calls++
+	n := e.calls
+	e.mu.Unlock()
+	if e.fail(n) {
+		return errTooManyFiles
+	}
+	return e.Environment.Reset(ctx, seed)
+}
+
+func TestCertifyAlwaysFinishesWhenTheEnvironmentCannotBeReset(t *testing.T) {
+	scenarios := []harness.Scenario{tinyScenario("one", 300*time.Millisecond), tinyScenario("two", 300*time.Millisecond), tinyScenario("three", 300*time.Millisecond)}
+
+	t.Run("a reset that fails for a while is retried", func(t *testing.T) {
+		env := &flakyReset{Environment: newEmbeddedEnv(t), fail: func(n int) bool { return n == 2 || n == 3 }}
+		cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(), scenarios)
+		require.NoError(t, err)
+		require.Len(t, cert.Results, 3)
+		assert.True(t, cert.Passed(), "failures: %v", cert.Failures())
+		assert.Equal(t, 5, env.calls)
+	})
+
+	t.Run("a reset that keeps failing fails the scenarios left", func(t *testing.T) {
+		env := &flakyReset{Environment: newEmbeddedEnv(t), fail: func(n int) bool { return n >= 2 }}
+		var progress progressLog
+		start := time.Now()
+		cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(), scenarios,
+			harness.WithResetRetry(400*time.Millisecond), harness.WithCertifyProgress(progress.add))
+		require.NoError(t, err, "the certificate is complete, its verdicts say what failed")
+		assert.Less(t, time.Since(start), 20*time.Second)
+		require.Len(t, cert.Results, 3)
+		assert.True(t, cert.Results[0].Passed())
+		for _, r := range cert.Results[1:] {
+			assert.Nil(t, r.History)
+			require.Len(t, r.Verdicts, 1)
+			v := r.Verdicts[0]
+			assert.Equal(t, harness.CheckRun, v.Check)
+			assert.Equal(t, harness.StatusFail, v.Status)
+			assert.Equal(t, r.Scenario, v.Scenario)
+			assert.Contains(t, v.Reason, "resetting environment embedded before scenario two failed: "+errTooManyFiles.Error())
+			assert.Contains(t, v.Reason, "attempts over 400ms")
+			assert.Contains(t, v.Reason, "the scenarios from two on were not run")
+			assert.Equal(t, v.Reason, r.Err)
+		}
+		assert.False(t, cert.Passed())
+		assert.Greater(t, env.calls, 2, "the failed reset was retried")
+		var done []string
+		for _, p := range progress.all() {
+			if p.Phase == harness.PhaseDone {
+				done = append(done, p.Scenario)
+			}
+		}
+		assert.Equal(t, []string{"one", "two", "three"}, done, "every scenario is reported done")
+	})
 }

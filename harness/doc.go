@@ -1,5 +1,6 @@
 // Package harness owns the run and its record: the plug-in API a team
-// implements (Client, ClientFactory, Service) and the contract it declares
+// implements (Client, ClientFactory, Service), the adapters for clients
+// without Do (RoundTripperClient, CallFunc) and the contract it declares
 // (Profile, Contract); a Scenario as data (a Workload, a nemesis schedule
 // of Steps and Actions built with the toxic constructors, and the Checks
 // that judge it); the runner that drives the client while the nemesis

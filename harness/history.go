@@ -255,12 +255,66 @@ type LeakedGoroutine struct {
 	Count int `json:"count,omitempty"`
 }
 
-// ServerConnsAfter is the open connections one service saw after the client
-// closed its idle connections and the harness waited for the closes to land.
+// ServerConnsAfter is what one service saw of the client's connections
+// after teardown: the client closed its idle connections (when it can), the
+// harness waited for the closes to land, then asked the servers to close
+// every connection with no request in flight (when the environment can, see
+// IdleConnCloser) and sorted them into the client's idle pool, which is no
+// leak, and connections the client held.
 type ServerConnsAfter struct {
-	Available bool   `json:"available"`
-	Open      int    `json:"open"`
-	Err       string `json:"err,omitempty"`
+	Available bool `json:"available"`
+	// Open is the connections the client still held: open after teardown,
+	// less the idle pooled ones the servers closed (IdleClosed).
+	Open int    `json:"open"`
+	Err  string `json:"err,omitempty"`
+	// ClientClosedIdle is set when the client closed its own idle
+	// connections at teardown (CloseIdleConnections or Close returned):
+	// whatever it still had open then was not in its idle pool.
+	ClientClosedIdle bool `json:"client_closed_idle,omitempty"`
+	// IdleClosed is the idle pooled connections the servers closed at the
+	// harness's request: connections the client kept for reuse, not a leak.
+	IdleClosed int `json:"idle_closed,omitempty"`
+	// Held describes the Open connections, grouped by why they count as
+	// held and by the route they last carried; empty when the environment
+	// cannot close or describe the servers' connections.
+	Held []HeldConns `json:"held,omitempty"`
+	// IdleCloseErr is why the servers could not be asked to close their
+	// idle connections ("" when they were, or when nothing was open).
+	IdleCloseErr string `json:"idle_close_err,omitempty"`
+}
+
+// HeldReason says why a connection still open on a server after teardown
+// counts as held by the client rather than as part of its idle pool.
+type HeldReason string
+
+// Reasons a connection counts as held.
+const (
+	// HeldInFlight: the server was still serving a request on it (a
+	// response the client is still reading, or gave up on without closing).
+	HeldInFlight HeldReason = "in_flight"
+	// HeldNotReturned: the server had answered, yet the connection was
+	// still open after the client closed its idle connections, so it was
+	// never given back to the pool: a response body never read to the end
+	// or closed.
+	HeldNotReturned HeldReason = "not_returned"
+	// HeldBeyondPool: idle, but beyond the pool the client declared
+	// (Contract.MaxConns) for a client that cannot close its idle
+	// connections itself: connections of pools the caller no longer
+	// reaches, e.g. a new client per call.
+	HeldBeyondPool HeldReason = "beyond_pool"
+)
+
+// HeldConns is a group of connections a service still saw open after
+// teardown, held for one reason and last carrying one route.
+type HeldConns struct {
+	Reason    HeldReason `json:"reason"`
+	LastRoute string     `json:"last_route,omitempty"` // e.g. "GET /v1/items/{sku}"; "" when none matched
+	Count     int        `json:"count"`
+	Requests  int        `json:"requests"` // carried by the whole group
+	// Oldest and Newest are how long the group's longest- and
+	// shortest-lived connections had been open when the servers were asked.
+	Oldest time.Duration `json:"oldest"`
+	Newest time.Duration `json:"newest"`
 }
 
 // LeakRecord is what the leak measurements found after teardown; the leak
@@ -285,6 +339,12 @@ type LeakRecord struct {
 	// this process. FDTolerance and ThreadTolerance bound their growth.
 	Processes       []ProcessLeaks `json:"processes,omitempty"`
 	ThreadTolerance int            `json:"thread_tolerance,omitempty"`
+
+	// BeforeIdleClose is what the process held just before the servers
+	// closed idle connections beyond the declared pool (nil when none
+	// could be beyond it): the descriptors and goroutines those
+	// connections kept, which the client itself would never have released.
+	BeforeIdleClose *HeldBeforeIdleClose `json:"before_idle_close,omitempty"`
 }
 
 // ProcessCounts is what a process holds at one moment (from /proc/<pid>).
@@ -316,6 +376,51 @@ type ProcessLeaks struct {
 	Stderr string `json:"stderr,omitempty"`
 }
 
+// HeldBeforeIdleClose is the process's descriptors and the client's
+// goroutines just before the servers closed idle connections.
+type HeldBeforeIdleClose struct {
+	FDsMeasured bool `json:"fds_measured"`
+	FDs         int  `json:"fds"`
+	// Goroutines is the goroutines carrying the run's label (see
+	// LeakFinderLabels) still running then; -1 when unreadable.
+	Goroutines int `json:"goroutines"`
+}
+
+// BeyondPool counts, over every service, the connections held because
+// they were idle beyond the declared pool.
+func (l LeakRecord) BeyondPool() int {
+	n := 0
+	for _, sc := range l.ServerConns {
+		for _, g := range sc.Held {
+			if g.Reason == HeldBeyondPool {
+				n += g.Count
+			}
+		}
+	}
+	return n
+}
+
+// Resource names what a run's ceiling watches.
+type Resource string
+
+// Resources the runner watches (see WithFDCeiling, WithGoroutineCeiling).
+const (
+	ResourceFDs        Resource = "fds"        // this process's open file descriptors
+	ResourceGoroutines Resource = "goroutines" // goroutines, as Sample.Goroutines counts them
+)
+
+// EarlyStop records that the runner stopped starting calls before the
+// workload's end because the process passed a ceiling: the client was
+// piling up descriptors or goroutines fast enough to take the harness
+// down with it. The run was torn down and measured as usual.
+type EarlyStop struct {
+	At       time.Duration `json:"at"` // since the workload started
+	Resource Resource      `json:"resource"`
+	Above    int           `json:"above"`   // above the baseline, at the sample that passed the ceiling
+	Ceiling  int           `json:"ceiling"` // above the baseline
+	Calls    int64         `json:"calls"`   // recorded by then
+}
+
 // History is everything a run recorded. Checks judge it alone, so a saved
 // history can be loaded and judged again.
 type History struct {
@@ -332,6 +437,9 @@ type History struct {
 	Services        []string      `json:"services"`
 	RequestIDPrefix string        `json:"request_id_prefix"`
 	Watchdog        time.Duration `json:"watchdog"`
+	// Protocol is what the services offered the client: ProtocolHTTP1 or
+	// ProtocolHTTP2 (the steps at offset 0 say whether they could).
+	Protocol string `json:"protocol"`
 
 	Calls      []CallRecord `json:"calls"`
 	ErrorTexts []string     `json:"error_texts,omitempty"`
@@ -339,6 +447,8 @@ type History struct {
 	Dropped int64 `json:"dropped"`
 	// AbandonedAtEnd counts hung calls whose goroutine was still running when the run ended.
 	AbandonedAtEnd int `json:"abandoned_at_end"`
+	// StoppedEarly is set when the run stopped starting calls at a ceiling.
+	StoppedEarly *EarlyStop `json:"stopped_early,omitempty"`
 
 	Steps   []StepRecord `json:"steps,omitempty"`
 	Samples []Sample     `json:"samples,omitempty"`

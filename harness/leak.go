@@ -1,15 +1,19 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/internal/bounded"
+	"github.com/poolproof/poolproof/internal/procfd"
 )
 
 // maxLeakedKept caps the leaked goroutines (or kinds of them) described in
@@ -21,12 +25,25 @@ const maxLeakedKept = 200
 // than goleak's own retries (~0.5s), so it is never the stricter of the two.
 const goroutineSettle = time.Second
 
+// IdleConnCloser is an optional Environment extension: it has the servers
+// of one service close every connection with no request in flight (as an
+// idle timeout would) and says which it closed and which it left open. It
+// is how teardown tells a client's idle pool, which is no leak, from the
+// connections the client holds. Without it, or for a service whose servers
+// it cannot reach (an error wrapping ErrNoServerTruth), every connection
+// still open after teardown counts as held, as the servers cannot say more.
+type IdleConnCloser interface {
+	CloseIdleConns(ctx context.Context, service string) (fakeservers.IdleClose, error)
+}
+
 type leakInputs struct {
 	env             Environment
 	label           string // the value of runLabel on the run's goroutines
 	services        []string
 	truthOK         map[string]bool
-	baseline        goleak.Option // goleak.IgnoreCurrent() taken before the client was built
+	closedIdle      map[string]bool // the service's client closed its own idle connections (see closedOwnIdle)
+	pool            map[string]int  // the declared pool per service, Contract.MaxConns
+	baseline        goleak.Option   // goleak.IgnoreCurrent() taken before the client was built
 	baseG           int
 	fdBase          int
 	fdOK            bool
@@ -37,10 +54,19 @@ type leakInputs struct {
 	observe         time.Duration
 }
 
-// measureOutside measures what the client left outside this process,
-// waiting (each bounded by settle) for the servers to see its connections
-// close and for the child processes of LeakReporter clients to return to
-// their baseline.
+// measureOutside measures what the client left outside this process on
+// in.services: it waits (bounded by settle) for the servers to see the
+// client's connections close, reads the child processes of in.reporters
+// until they are back at their baseline (bounded by settle too), then has
+// the servers close their idle connections and sorts them into the
+// client's idle pool and what it held (closeServerIdle).
+//
+// For a client in a child process it runs after the client's idle close
+// and before its Close (see Run): the process's exit would close every
+// socket it holds, leaked or not, so its own counts and the servers'
+// connections are read while it runs; the servers close idle connections
+// last, after the process was measured, so that what the client itself
+// leaves open is what is counted.
 func measureOutside(ctx context.Context, in leakInputs) LeakRecord {
 	rec := LeakRecord{GoroutineBaseline: in.baseG, FDTolerance: in.fdTolerance, FDBaseline: in.fdBase}
 	start := time.Now()
@@ -50,28 +76,40 @@ func measureOutside(ctx context.Context, in leakInputs) LeakRecord {
 		rec.ThreadTolerance = in.threadTolerance
 		rec.Processes = waitProcesses(ctx, in)
 	}
+	rec.BeforeIdleClose = closeServerIdle(ctx, in, rec.ServerConns)
 	return rec
 }
 
-// measureLeaks runs after teardown. It takes outside, measured before
-// Close for a client in a child process, or measures it now; then waits
-// (bounded by settle) for file descriptors to return to baseline, then
-// looks for the client's goroutines still running: first those carrying
-// the run's label (cheap, see labelledGoroutines); when none is left,
-// goleak decides, reporting every goroutine that is neither the
+// measureLeaks runs after teardown. It measures outside this process
+// (measureOutside) the services in.services names, and adds outside, what
+// was measured before Close on the services of clients in a child
+// process; then waits (bounded by settle) for file descriptors to return
+// to baseline, then looks for the client's goroutines still running: first
+// those carrying the run's label (cheap, see labelledGoroutines); when none
+// is left, goleak decides, reporting every goroutine that is neither the
 // baseline's nor the environment's (it retries for ~0.5s itself).
+//
+// The servers close the idle pool before descriptors and goroutines are
+// counted because a client that cannot close its idle connections (one
+// with Do alone) keeps a read loop and a socket per pooled connection until
+// the peer closes it; that is no leak, and closing from the server side is
+// what a server's idle timeout would do. A connection the client really
+// holds (a body it never reads) keeps its socket and goroutines whatever
+// the server does.
 func measureLeaks(ctx context.Context, in leakInputs, outside *LeakRecord) LeakRecord {
-	var rec LeakRecord
+	rec := measureOutside(ctx, in)
 	if outside != nil {
-		rec = *outside
-	} else {
-		rec = measureOutside(ctx, in)
+		for name, sc := range outside.ServerConns {
+			rec.ServerConns[name] = sc
+		}
+		rec.ServerConnsWait += outside.ServerConnsWait
+		rec.Processes, rec.ThreadTolerance = outside.Processes, outside.ThreadTolerance
 	}
 
 	if in.fdOK {
 		deadline := time.Now().Add(in.settle)
 		for {
-			n, ok := countOpenFDs()
+			n, ok := procfd.Count()
 			if !ok {
 				break
 			}
@@ -123,13 +161,15 @@ func goleakIgnores(funcs []string) []goleak.Option {
 }
 
 // waitServerConns polls every service's open connections until all read
-// zero or the settle bound passes.
+// zero or the settle bound passes. Only the closes of clients that closed
+// their idle connections themselves are waited for: a client with Do
+// alone closed nothing, so one read is all there is to see.
 func waitServerConns(ctx context.Context, in leakInputs) map[string]ServerConnsAfter {
 	out := make(map[string]ServerConnsAfter, len(in.services))
 	counter, _ := in.env.(ConnectionCounter)
 	deadline := time.Now().Add(in.settle)
 	for {
-		allZero := true
+		settled := true
 		for _, name := range in.services {
 			if !in.truthOK[name] {
 				out[name] = ServerConnsAfter{Err: ErrNoServerTruth.Error()}
@@ -151,12 +191,12 @@ func waitServerConns(ctx context.Context, in leakInputs) map[string]ServerConnsA
 				out[name] = ServerConnsAfter{Err: err.Error()}
 				continue
 			}
-			out[name] = ServerConnsAfter{Available: true, Open: n}
-			if n > 0 {
-				allZero = false
+			out[name] = ServerConnsAfter{Available: true, Open: n, ClientClosedIdle: in.closedIdle[name]}
+			if n > 0 && in.closedIdle[name] {
+				settled = false
 			}
 		}
-		if allZero || !time.Now().Before(deadline) || ctx.Err() != nil {
+		if settled || !time.Now().Before(deadline) || ctx.Err() != nil {
 			return out
 		}
 		sleepCtx(ctx, 50*time.Millisecond)
@@ -193,6 +233,96 @@ func waitProcesses(ctx context.Context, in leakInputs) []ProcessLeaks {
 		}
 		sleepCtx(ctx, 50*time.Millisecond)
 	}
+}
+
+// closeServerIdle has the servers of every service with connections still
+// open close the idle ones, and rewrites conns with what that showed: the
+// idle pool the servers closed (not a leak) and what the client held. When
+// a service's idle connections may outnumber its declared pool, it first
+// notes the process's descriptors and the client's goroutines, which those
+// extra connections held until the servers closed them; not for the
+// clients in a child process (in.reporters), which this process's counts
+// say nothing of.
+func closeServerIdle(ctx context.Context, in leakInputs, conns map[string]ServerConnsAfter) *HeldBeforeIdleClose {
+	closer, ok := in.env.(IdleConnCloser)
+	if !ok {
+		return nil
+	}
+	var before *HeldBeforeIdleClose
+	for _, name := range in.services {
+		if sc := conns[name]; len(in.reporters) == 0 && sc.Available && !sc.ClientClosedIdle && sc.Open > in.pool[name] {
+			before = &HeldBeforeIdleClose{Goroutines: -1}
+			before.FDs, before.FDsMeasured = procfd.Count()
+			if n, _, err := labelledGoroutines(in.label, in.env.GoroutineIgnores()); err == nil {
+				before.Goroutines = n
+			}
+			break
+		}
+	}
+	for _, name := range in.services {
+		sc := conns[name]
+		if !sc.Available || sc.Open == 0 {
+			continue
+		}
+		octx, cancel := context.WithTimeout(ctx, in.observe)
+		res, err := closer.CloseIdleConns(octx, name)
+		cancel()
+		if err != nil {
+			sc.IdleCloseErr = err.Error()
+			conns[name] = sc
+			continue
+		}
+		sc.IdleClosed, sc.Held, sc.Open = sortIdleClose(res, sc.ClientClosedIdle, in.pool[name])
+		conns[name] = sc
+	}
+	return before
+}
+
+// sortIdleClose sorts what one service's servers closed and kept into the
+// client's idle pool and the connections it held, grouped. A client that
+// closed its own idle connections has no idle pool left: whatever it still
+// had open was held. For one that cannot, the servers cannot tell a pooled
+// connection from one whose answer the client never read (both are idle to
+// them), so the idle ones up to the declared pool count as the pool,
+// those that carried the most requests first (a connection beyond the pool
+// typically carried one call and was never reused), and the rest as held
+// beyond it. A connection still serving a request is held either way.
+func sortIdleClose(res fakeservers.IdleClose, clientClosedIdle bool, pool int) (idle int, held []HeldConns, open int) {
+	closed := slices.Clone(res.Closed)
+	slices.SortStableFunc(closed, func(a, b fakeservers.ConnRecord) int { return cmp.Compare(b.Requests, a.Requests) })
+	var g heldGroups
+	for _, c := range closed {
+		switch {
+		case clientClosedIdle:
+			g.add(HeldNotReturned, c, res.Now)
+		case idle < pool:
+			idle++
+		default:
+			g.add(HeldBeyondPool, c, res.Now)
+		}
+	}
+	for _, c := range res.Busy {
+		g.add(HeldInFlight, c, res.Now)
+	}
+	return idle, g.list, len(closed) - idle + len(res.Busy)
+}
+
+// heldGroups gathers held connections by reason and last route, in the
+// order first seen.
+type heldGroups struct{ list []HeldConns }
+
+func (g *heldGroups) add(reason HeldReason, c fakeservers.ConnRecord, now time.Time) {
+	age := max(0, now.Sub(c.Accepted))
+	for i := range g.list {
+		h := &g.list[i]
+		if h.Reason == reason && h.LastRoute == c.LastRoute {
+			h.Count++
+			h.Requests += c.Requests
+			h.Oldest, h.Newest = max(h.Oldest, age), min(h.Newest, age)
+			return
+		}
+	}
+	g.list = append(g.list, HeldConns{Reason: reason, LastRoute: c.LastRoute, Count: 1, Requests: c.Requests, Oldest: age, Newest: age})
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

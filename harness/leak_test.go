@@ -3,10 +3,13 @@ package harness
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/poolproof/poolproof/fakeservers"
 )
 
 type parker struct{ park chan struct{} }
@@ -52,4 +55,42 @@ func TestEntryFunction(t *testing.T) {
 	assert.Equal(t, "main.(*leaky).poll", entryFunction(stack))
 	assert.Equal(t, "main.f", stripArgs("main.f(...)"))
 	assert.Equal(t, "main.(*T).m.func1", stripArgs("main.(*T).m.func1()"))
+}
+
+func TestSortIdleCloseTellsThePoolFromWhatIsHeld(t *testing.T) {
+	now := time.Now()
+	conn := func(requests int, route string, inFlight int, age time.Duration) fakeservers.ConnRecord {
+		return fakeservers.ConnRecord{Requests: requests, LastRoute: route, InFlight: inFlight, Accepted: now.Add(-age)}
+	}
+	res := fakeservers.IdleClose{
+		Now: now,
+		Closed: []fakeservers.ConnRecord{
+			conn(1, "GET /v1/items/{sku}", 0, time.Second),
+			conn(9, "GET /v1/items/{sku}", 0, 3*time.Second),
+			conn(1, "GET /v1/items/{sku}", 0, 2*time.Second),
+			conn(7, "POST /v1/charges", 0, 3*time.Second),
+		},
+		Busy: []fakeservers.ConnRecord{conn(2, "GET /v1/catalog", 1, 500*time.Millisecond)},
+	}
+
+	t.Run("a client that cannot close its idle connections keeps a pool up to its declared size", func(t *testing.T) {
+		idle, held, open := sortIdleClose(res, false, 2)
+		assert.Equal(t, 2, idle, "the two connections that carried the most requests are the pool")
+		assert.Equal(t, 3, open)
+		assert.Equal(t, []HeldConns{
+			{Reason: HeldBeyondPool, LastRoute: "GET /v1/items/{sku}", Count: 2, Requests: 2, Oldest: 2 * time.Second, Newest: time.Second},
+			{Reason: HeldInFlight, LastRoute: "GET /v1/catalog", Count: 1, Requests: 2, Oldest: 500 * time.Millisecond, Newest: 500 * time.Millisecond},
+		}, held)
+	})
+	t.Run("a client that closed its idle connections has no pool left", func(t *testing.T) {
+		idle, held, open := sortIdleClose(res, true, 16)
+		assert.Zero(t, idle)
+		assert.Equal(t, 5, open)
+		require.Len(t, held, 3)
+		assert.Equal(t, HeldNotReturned, held[0].Reason)
+		assert.Equal(t, 3, held[0].Count)
+		assert.Equal(t, HeldNotReturned, held[1].Reason)
+		assert.Equal(t, "POST /v1/charges", held[1].LastRoute)
+		assert.Equal(t, HeldInFlight, held[2].Reason)
+	})
 }

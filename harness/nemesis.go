@@ -62,6 +62,19 @@ const (
 	ActionSetHTTPFaults   = "set_http_faults"
 	ActionClearHTTPFaults = "clear_http_faults"
 	ActionSetKeepAlive    = "set_keepalive"
+	// ActionSetProtocol sets what the service offers new connections:
+	// Protocol HTTP/1.1 only, or h2 as well. Run applies it before the
+	// client is built; a scenario rarely needs it.
+	ActionSetProtocol = "set_protocol"
+)
+
+// Protocols a run is judged on.
+const (
+	ProtocolHTTP1 = "http/1.1"
+	ProtocolHTTP2 = "h2"
+	// ProtocolAsServed: the services are not fake services, so the run had
+	// whatever protocol they negotiate.
+	ProtocolAsServed = "as served"
 )
 
 // Action is one fault operation on one service, as data so that a scenario
@@ -73,6 +86,7 @@ type Action struct {
 	ToxicName  string                 `json:"toxic_name,omitempty"`  // ActionRemoveToxic
 	HTTPFaults []fakeservers.Fault    `json:"http_faults,omitempty"` // ActionSetHTTPFaults
 	KeepAlive  *fakeservers.KeepAlive `json:"keepalive,omitempty"`   // ActionSetKeepAlive
+	Protocol   string                 `json:"protocol,omitempty"`    // ActionSetProtocol: ProtocolHTTP1 or ProtocolHTTP2
 }
 
 // Step is one timed action of a nemesis schedule: at At after the workload

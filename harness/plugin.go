@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"crypto/x509"
 	"errors"
 	"net/http"
@@ -41,13 +42,35 @@ type Service struct {
 type Contract struct {
 	// MaxConns is the most connections the client opens to the service at once.
 	MaxConns int `json:"max_conns"`
+	// MaxInFlight is the most calls the client has in flight to the service
+	// at once, which on HTTP/2 share few connections; 0: not declared (on
+	// HTTP/1.1 MaxConns bounds it anyway, one call per connection).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
 	// PoolWait is how long a call may wait for a free connection before it
-	// fails fast.
+	// fails fast, over all its attempts.
 	PoolWait time.Duration `json:"pool_wait"`
 	// RequestTimeout bounds one logical call, retries and body read included.
 	RequestTimeout time.Duration `json:"request_timeout"`
+	// AttemptPoolWait is how long one attempt may wait for a free
+	// connection, for a client whose pool wait restarts with every retry.
+	// When PoolWait is zero, a call may wait MaxAttempts x AttemptPoolWait
+	// (the checks add their margin, which covers the backoff between
+	// attempts); a declared PoolWait bounds the call whatever this says, so
+	// leave it zero (a contract copied from DefaultContract has it set).
+	AttemptPoolWait time.Duration `json:"attempt_pool_wait,omitempty"`
+	// AttemptTimeout bounds one attempt, for a client whose timeout restarts
+	// with every retry. When RequestTimeout is zero, a call may last
+	// MaxAttempts x AttemptTimeout (plus the checks' margin, which covers the
+	// backoff between attempts); a declared RequestTimeout bounds the call
+	// whatever this says, so leave it zero to be held to the attempts.
+	AttemptTimeout time.Duration `json:"attempt_timeout,omitempty"`
 	// MaxAttempts bounds the attempts of one logical call (1 = no retries).
 	MaxAttempts int `json:"max_attempts"`
+	// BackoffBase is the delay before the first retry, before jitter (a
+	// fully jittered backoff draws each delay in [0, base x 2^n)); the
+	// retries' median gap is held to at least a quarter of it. 0: not
+	// declared (the gap must only show the client waits at all).
+	BackoffBase time.Duration `json:"backoff_base,omitempty"`
 	// BreakerOpenDelay is how long the breaker stays open before it probes;
 	// zero when the client has no breaker.
 	BreakerOpenDelay time.Duration `json:"breaker_open_delay"`
@@ -61,58 +84,73 @@ type Contract struct {
 
 // Profile is the contract a team claims for its client, per service.
 type Profile struct {
+	// HTTP2 declares that the client speaks HTTP/2 where a service offers
+	// it. Every scenario is then certified twice: on HTTP/1.1 (what Python
+	// and Node clients and proxies' upstreams speak, and where pool bugs
+	// show) and on HTTP/2, as "<scenario>@h2". Without it the services
+	// offer HTTP/1.1 only.
+	HTTP2 bool `json:"http2,omitempty"`
 	// Default applies to every service not named in Services.
 	Default Contract `json:"default"`
 	// Services overrides Default per service name.
 	Services map[string]Contract `json:"services,omitempty"`
 }
 
-// DefaultContract is the contract assumed when a team declares nothing:
-// 16 connections per service, a 250ms pool wait, a 2s request timeout, 3
-// attempts, a 1s breaker open delay admitting 3 half-open probes and a 3s
-// recovery.
+// DefaultContract is what a team that declares nothing is held to: the
+// universal invariants only (no leak, no hang, no duplicate charge, a pool
+// never larger than its callers, retries bounded by UniversalMaxAttempts).
+// The checks of promises it did not make (a request timeout, fail-fast
+// under exhaustion, a breaker, a retry policy) are not applicable, each
+// saying which field to declare. Its only values fill the fields a
+// recovery and a declared breaker are judged by.
 var DefaultContract = Contract{
-	MaxConns:         16,
-	PoolWait:         250 * time.Millisecond,
-	RequestTimeout:   2 * time.Second,
-	MaxAttempts:      3,
-	BreakerOpenDelay: time.Second,
-	RecoveryTime:     3 * time.Second,
-	HalfOpenProbes:   3,
+	RecoveryTime:   3 * time.Second,
+	HalfOpenProbes: 3,
 }
+
+// Bounds a client that declares nothing is held to.
+const (
+	// UniversalMaxAttempts bounds the server attempts of one call when
+	// MaxAttempts is not declared: a client that retries at all stops.
+	UniversalMaxAttempts = 5
+	// UndeclaredWatchdog is how long a call may take before it counts as
+	// hung when no RequestTimeout is declared.
+	UndeclaredWatchdog = 10 * time.Second
+)
 
 // DefaultProfile returns a profile with DefaultContract for every service.
 func DefaultProfile() Profile { return Profile{Default: DefaultContract} }
 
-// For returns the contract for one service, with zero fields filled from
-// DefaultContract.
+// For returns the contract for one service: a zero PoolWait or
+// RequestTimeout derived from its per-attempt bound when one is declared,
+// RecoveryTime and HalfOpenProbes filled from DefaultContract when zero;
+// every other zero field means "not declared".
 func (p Profile) For(service string) Contract {
 	c, ok := p.Services[service]
 	if !ok {
 		c = p.Default
 	}
-	return c.withDefaults()
+	return c.withCallBounds().withDefaults()
+}
+
+// withCallBounds derives the per-call bounds a contract leaves zero from
+// its per-attempt ones, before the defaults fill them: a retrying client
+// that declares only a per-attempt bound is held to its attempts, not to
+// nothing. An undeclared MaxAttempts counts as one attempt.
+func (c Contract) withCallBounds() Contract {
+	attempts := time.Duration(max(1, c.MaxAttempts))
+	if c.PoolWait == 0 && c.AttemptPoolWait > 0 {
+		c.PoolWait = attempts * c.AttemptPoolWait
+	}
+	if c.RequestTimeout == 0 && c.AttemptTimeout > 0 {
+		c.RequestTimeout = attempts * c.AttemptTimeout
+	}
+	return c
 }
 
 func (c Contract) withDefaults() Contract {
 	d := DefaultContract
-	if c.MaxConns == 0 {
-		c.MaxConns = d.MaxConns
-	}
-	if c.PoolWait == 0 {
-		c.PoolWait = d.PoolWait
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = d.RequestTimeout
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = d.MaxAttempts
-	}
-	if c.RecoveryTime == 0 {
-		c.RecoveryTime = d.RecoveryTime
-	}
-	if c.HalfOpenProbes == 0 {
-		c.HalfOpenProbes = d.HalfOpenProbes
-	}
+	c.RecoveryTime = cmp.Or(c.RecoveryTime, d.RecoveryTime)
+	c.HalfOpenProbes = cmp.Or(c.HalfOpenProbes, d.HalfOpenProbes)
 	return c
 }

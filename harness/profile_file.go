@@ -39,9 +39,11 @@ func LoadProfile(path string) (Profile, error) {
 // ParseProfile reads a contract file, JSON or YAML, in the shape of Profile
 // with Contract's field names:
 //
-//	{"default":  {"max_conns": 8, "pool_wait": "250ms", "request_timeout": "2s"},
+//	{"http2":    false,
+//	 "default":  {"max_conns": 8, "pool_wait": "250ms", "request_timeout": "2s"},
 //	 "services": {"payment": {"max_attempts": 1}}}
 //
+// http2 (Profile.HTTP2, optional) declares that the client speaks HTTP/2.
 // Durations are written like "250ms" or "2s" (a number is nanoseconds, as
 // Contract's JSON writes it). A field a service's entry leaves out is
 // taken from "default", not from DefaultContract: a file says what differs
@@ -80,8 +82,14 @@ func ParseProfile(data []byte) (Profile, error) {
 					return Profile{}, err
 				}
 			}
+		case "http2":
+			b, ok := top[key].(bool)
+			if !ok {
+				return Profile{}, fmt.Errorf("%w: http2: %s is not true or false", ErrInvalidProfile, describeValue(top[key]))
+			}
+			p.HTTP2 = b
 		default:
-			return Profile{}, fmt.Errorf("%w: %s: unknown field: use default and services", ErrInvalidProfile, key)
+			return Profile{}, fmt.Errorf("%w: %s: unknown field: use http2, default and services", ErrInvalidProfile, key)
 		}
 	}
 	def := reflect.ValueOf(p.Default)
@@ -220,6 +228,14 @@ func integer(node any) (int64, bool) {
 		return int64(n), n == math.Trunc(n) && math.Abs(n) < 1<<53
 	}
 	return 0, false
+}
+
+// describeValue writes a decoded value as the file had it.
+func describeValue(node any) string {
+	if s, ok := node.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprint(node)
 }
 
 func asObject(path string, node any) (map[string]any, error) {

@@ -49,10 +49,17 @@ services:
 	}
 }
 
+func TestParseProfileReadsHTTP2(t *testing.T) {
+	got, err := harness.ParseProfile([]byte("http2: true\ndefault:\n  max_conns: 4\n"))
+	require.NoError(t, err)
+	assert.Equal(t, harness.Profile{HTTP2: true, Default: harness.Contract{MaxConns: 4}}, got)
+}
+
 func TestParseProfileNamesTheBadField(t *testing.T) {
 	for _, tc := range []struct{ name, doc, want string }{
-		{"unknown field", `{"default": {"max_con": 8}}`, "default.max_con: unknown field: use max_conns, pool_wait, request_timeout, max_attempts, breaker_open_delay, recovery_time, half_open_probes"},
-		{"unknown top-level field", `{"defaults": {}}`, "defaults: unknown field: use default and services"},
+		{"unknown field", `{"default": {"max_con": 8}}`, "default.max_con: unknown field: use max_conns, max_in_flight, pool_wait, request_timeout, attempt_pool_wait, attempt_timeout, max_attempts, backoff_base, breaker_open_delay, recovery_time, half_open_probes"},
+		{"unknown top-level field", `{"defaults": {}}`, "defaults: unknown field: use http2, default and services"},
+		{"http2 not a boolean", `{"http2": "yes"}`, "http2: \"yes\" is not true or false"},
 		{"unknown service", "services:\n  paymnt:\n    max_conns: 2\n", "services.paymnt: unknown service: use payment, inventory, notification"},
 		{"bad duration", "services:\n  payment:\n    pool_wait: 2x\n", `services.payment.pool_wait: "2x" is not a duration: write it like "250ms" or "2s"`},
 		{"negative duration", `{"default": {"request_timeout": "-1s"}}`, `default.request_timeout: "-1s" is not a duration`},

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/poolproof/poolproof/internal/procfd"
 )
 
 // Errors Run returns before any call is made.
@@ -27,6 +30,9 @@ type RunSpec struct {
 	Workload Workload `json:"workload"`
 	Steps    []Step   `json:"steps,omitempty"`
 	Profile  Profile  `json:"profile"`
+	// Protocol is what the services offer the client: ProtocolHTTP1 (the
+	// default) or ProtocolHTTP2.
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // Progress is a snapshot handed to the progress callback at every sample.
@@ -57,6 +63,9 @@ type runConfig struct {
 	threadTolerance int
 	stepTimeout     time.Duration
 	observeTimeout  time.Duration
+	// Ceilings above the baseline: 0 is the default, negative is none.
+	fdCeiling        int
+	goroutineCeiling int
 }
 
 func defaultRunConfig() runConfig {
@@ -89,8 +98,10 @@ func WithSampleInterval(d time.Duration) RunOption {
 
 // WithWatchdog sets the per-call bound after which a call that has not
 // returned (Do and the body read) is recorded as hung and its goroutine
-// abandoned; the worker moves on. The default is the largest declared
-// RequestTimeout of the driven services x 2 + 1s. The call's context is not
+// abandoned; the worker moves on. The default is the largest per-call
+// RequestTimeout of the driven services (as Profile.For gives it, so derived
+// from AttemptTimeout when only that is declared) x 2 + 1s, and
+// UndeclaredWatchdog for a service that declares neither. The call's context is not
 // canceled then: a client must enforce its own declared timeout.
 func WithWatchdog(d time.Duration) RunOption {
 	return func(c *runConfig) {
@@ -147,6 +158,48 @@ func WithThreadTolerance(n int) RunOption {
 	}
 }
 
+// defaultGoroutineCeiling is how many goroutines above the baseline stop a
+// run. The reference client under the heaviest scenario (96 workers) with
+// the embedded environment's per-connection goroutines stays in the low
+// thousands; 50,000 parked goroutines already hold at least 100 MiB of
+// stack, and every later scenario's goroutine profile (the leak search
+// reads it) and the scheduler slow down with them. No correct client comes
+// near it; a client leaking a goroutine or two per call reaches it within
+// one scenario, and stopping there keeps the rest of the certification
+// measuring the client rather than the harness's own degradation.
+const defaultGoroutineCeiling = 50_000
+
+// fdCeilingShare: the default descriptor ceiling is this share of the room
+// between the baseline and the soft RLIMIT_NOFILE. The other half is left
+// for finishing the run: calls in flight, teardown, the servers' and
+// Toxiproxy's side of every connection in the embedded environment, the
+// admin calls of leak measurement and reset, and the report.
+const fdCeilingShare = 0.5
+
+// WithFDCeiling sets how many open file descriptors above the baseline
+// stop the run early: the runner stops starting calls, records why
+// (History.StoppedEarly), tears down and measures as usual. The default is
+// half the room between the baseline and the process's descriptor limit;
+// a negative n disables it.
+func WithFDCeiling(n int) RunOption {
+	return func(c *runConfig) {
+		if n != 0 {
+			c.fdCeiling = n
+		}
+	}
+}
+
+// WithGoroutineCeiling sets how many goroutines above the baseline (as
+// Sample.Goroutines counts them) stop the run early, as WithFDCeiling
+// does (default 50,000); a negative n disables it.
+func WithGoroutineCeiling(n int) RunOption {
+	return func(c *runConfig) {
+		if n != 0 {
+			c.goroutineCeiling = n
+		}
+	}
+}
+
 // WithStepTimeout bounds each nemesis step (default 10s).
 func WithStepTimeout(d time.Duration) RunOption {
 	return func(c *runConfig) {
@@ -179,6 +232,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	if factory == nil {
 		return nil, fmt.Errorf("%w: no client factory: pass a func(Service) (Client, error)", ErrInvalidRun)
 	}
+	raiseFDLimit()
 	w := spec.Workload.withDefaults()
 	if err := w.validate(); err != nil {
 		return nil, fmt.Errorf("scenario %q: %w", spec.Scenario, err)
@@ -198,11 +252,13 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	}
 	watchdog := cfg.watchdog
 	if watchdog == 0 {
-		var rt time.Duration
 		for _, n := range names {
-			rt = max(rt, spec.Profile.For(n).RequestTimeout)
+			w := UndeclaredWatchdog
+			if rt := spec.Profile.For(n).RequestTimeout; rt > 0 {
+				w = rt*time.Duration(cfg.watchdogFactor) + cfg.watchdogMargin
+			}
+			watchdog = max(watchdog, w)
 		}
-		watchdog = rt*time.Duration(cfg.watchdogFactor) + cfg.watchdogMargin
 	}
 
 	prefix := requestIDPrefix(spec.Scenario, spec.Seed)
@@ -216,11 +272,20 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		Services:        names,
 		RequestIDPrefix: prefix,
 		Watchdog:        watchdog,
+		Protocol:        cmp.Or(spec.Protocol, ProtocolHTTP1),
 	}
 
 	// Bounded background context for the harness's own calls (observe,
 	// teardown, leak measurement): they must run even when ctx is canceled.
 	bg := context.WithoutCancel(ctx)
+
+	// The services offer the run's protocol to the connections the client
+	// is about to open; a service that cannot say (not a fake service)
+	// serves what it serves, and the record says so.
+	protocolSteps, controlled := offerProtocol(bg, env, names, h.Protocol, cfg.stepTimeout)
+	if !controlled {
+		h.Protocol = ProtocolAsServed
+	}
 
 	// Warm up the observation path before the baseline, so the connections
 	// and goroutines the harness itself uses to observe are part of it.
@@ -234,7 +299,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 
 	baseline := goleak.IgnoreCurrent()
 	h.Leaks.GoroutineBaseline = runtime.NumGoroutine()
-	fdBase, fdOK := countOpenFDs()
+	fdBase, fdOK := procfd.Count()
 
 	// Every goroutine the client starts, from its construction to the end
 	// of the workload, carries the run's label (see labelledGoroutines).
@@ -270,6 +335,8 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		truthOK:  truthOK,
 		names:    names,
 		baseG:    h.Leaks.GoroutineBaseline,
+		fdBase:   fdBase,
+		ceilings: cfg.ceilings(fdBase, fdOK),
 	}
 	for n, c := range clients {
 		r.clients[ServiceIDOf(n)] = c
@@ -285,9 +352,10 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	withRunLabel(callsCtx, label, r.execute)
 
 	h.Calls, h.ErrorTexts = r.rec.Calls()
-	h.Steps = r.steps
+	h.Steps = append(protocolSteps, r.steps...)
 	h.Samples = r.samples
 	h.Dropped = r.dropped.Load()
+	h.StoppedEarly = r.stoppedEarly.Load()
 	for _, c := range h.Calls {
 		h.Elapsed = max(h.Elapsed, time.Duration(c.End))
 	}
@@ -297,37 +365,83 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		h.ServerAfterRun[n] = observeTruth(bg, env, n, cfg.observeTimeout)
 	}
 
+	pool := make(map[string]int, len(names))
+	for _, n := range names {
+		pool[n] = spec.Profile.For(n).MaxConns
+	}
+	reporters, reported := leakReporters(clients)
 	in := leakInputs{
 		env:             env,
 		label:           label,
-		services:        names,
 		truthOK:         truthOK,
+		pool:            pool,
 		baseline:        baseline,
 		baseG:           h.Leaks.GoroutineBaseline,
 		fdBase:          fdBase,
 		fdOK:            fdOK,
 		fdTolerance:     cfg.fdTolerance,
 		threadTolerance: cfg.threadTolerance,
-		reporters:       leakReporters(clients),
 		settle:          cfg.settle,
 		observe:         cfg.observeTimeout,
 	}
-	var outside *LeakRecord
-	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout, func() {
-		if len(in.reporters) > 0 {
-			// A child process's exit closes every socket it holds, leaked
-			// or not: the servers' connections and the child's own counts
-			// are read while it still runs.
-			rec := measureOutside(bg, in)
-			outside = &rec
+	for _, n := range names {
+		if !reported[n] {
+			in.services = append(in.services, n)
 		}
+	}
+	var outside *LeakRecord
+	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout, func(idle []TeardownCall) {
+		if len(reporters) == 0 {
+			return
+		}
+		// A child process's exit closes every socket it holds, leaked or
+		// not: the servers' connections and the child's own counts are
+		// read after its idle close, while it still runs, and only then
+		// do the servers close their idle connections.
+		o := in
+		o.services, o.reporters = nil, reporters
+		for _, n := range names {
+			if reported[n] {
+				o.services = append(o.services, n)
+			}
+		}
+		o.closedIdle = closedOwnIdle(clients, idle)
+		rec := measureOutside(bg, o)
+		outside = &rec
 	})
 	h.AbandonedAtEnd = int(r.running.Load())
+	in.closedIdle = closedOwnIdle(clients, h.Teardown)
 	h.Leaks = measureLeaks(bg, in, outside)
 	if err := ctx.Err(); err != nil {
 		return h, fmt.Errorf("scenario %q seed %d: run interrupted after %d calls: %w", spec.Scenario, spec.Seed, len(h.Calls), err)
 	}
 	return h, nil
+}
+
+// offerProtocol makes every service offer protocol to new connections
+// before the workload starts. A failure is recorded as a failed step at
+// offset 0, so the run is not judged as if it had the protocol; controlled
+// is false when some service is not a fake service and serves what it
+// serves.
+func offerProtocol(ctx context.Context, env Environment, services []string, protocol string, timeout time.Duration) (failed []StepRecord, controlled bool) {
+	faults := env.Faults()
+	if faults == nil {
+		return nil, false
+	}
+	controlled = true
+	for _, svc := range services {
+		st := Step{Label: "offer " + protocol + " on " + svc, Action: SetProtocol(svc, protocol)}
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		err := faults.Apply(sctx, st.Action)
+		cancel()
+		switch {
+		case errors.Is(err, ErrNoServerTruth):
+			controlled = false
+		case err != nil:
+			failed = append(failed, StepRecord{Step: st, Outcome: StepFailed, Err: err.Error()})
+		}
+	}
+	return failed, controlled
 }
 
 func observeTruth(ctx context.Context, env Environment, service string, timeout time.Duration) ServerTruth {
@@ -353,6 +467,8 @@ type runner struct {
 	truthOK  map[string]bool
 	names    []string
 	baseG    int // runtime.NumGoroutine() at the baseline
+	fdBase   int // open descriptors at the baseline
+	ceilings ceilings
 
 	start    time.Time
 	stop     chan struct{} // closed when no more calls may start
@@ -363,6 +479,8 @@ type runner struct {
 	waiting  atomic.Int64 // harness goroutines waiting on a call (workers, open-loop waiters)
 	dropped  atomic.Int64
 	lastStep atomic.Pointer[string]
+
+	stoppedEarly atomic.Pointer[EarlyStop]
 
 	steps   []StepRecord
 	samples []Sample

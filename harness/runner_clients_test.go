@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -134,6 +135,115 @@ func bodyDropperFactory(t testing.TB) harness.ClientFactory {
 		// No MaxConnsPerHost: a bounded pool would turn the leak into a hang.
 		tr := harnesstest.StdTransport(svc, 0)
 		return &bodyDropper{inner: &http.Client{Timeout: 2 * time.Second, Transport: tr}, mu: &mu, drops: &drops}, nil
+	}
+}
+
+// doOnly wraps a well-configured *http.Client and exposes Do alone, as a
+// RoundTripper wrapper or a library's client type does: the harness has
+// nothing to call at teardown, so its idle pooled connections stay open.
+type doOnly struct{ inner *http.Client }
+
+func (d doOnly) Do(req *http.Request) (*http.Response, error) { return d.inner.Do(req) }
+
+func doOnlyFactory(t testing.TB) harness.ClientFactory {
+	return func(svc harness.Service) (harness.Client, error) {
+		tr := harnesstest.StdTransport(svc, 16)
+		tr.ForceAttemptHTTP2 = true // a custom TLS config turns HTTP/2 off unless asked for
+		t.Cleanup(tr.CloseIdleConnections)
+		return doOnly{inner: &http.Client{Timeout: 2 * time.Second, Transport: tr}}, nil
+	}
+}
+
+// doOnlyBodyDropper is bodyDropper with Do alone: the servers cannot tell
+// its dropped connections from an idle pool, but the client never notices
+// them close, so their sockets and read loops outlive teardown.
+type doOnlyBodyDropper struct{ d *bodyDropper }
+
+func (b doOnlyBodyDropper) Do(req *http.Request) (*http.Response, error) { return b.d.Do(req) }
+
+func doOnlyBodyDropperFactory(t testing.TB) harness.ClientFactory {
+	f := bodyDropperFactory(t)
+	return func(svc harness.Service) (harness.Client, error) {
+		c, err := f(svc)
+		if err != nil {
+			return nil, err
+		}
+		return doOnlyBodyDropper{c.(*bodyDropper)}, nil
+	}
+}
+
+// clientPerCall builds a new transport for every call and keeps no
+// reference to it (the test does, to clean up): each call's connection
+// stays idle in a pool nobody reaches again.
+type clientPerCall struct {
+	svc   harness.Service
+	mu    *sync.Mutex
+	built *[]*http.Transport
+}
+
+func (c clientPerCall) Do(req *http.Request) (*http.Response, error) {
+	tr := harnesstest.StdTransport(c.svc, 4)
+	c.mu.Lock()
+	*c.built = append(*c.built, tr)
+	c.mu.Unlock()
+	return (&http.Client{Timeout: 2 * time.Second, Transport: tr}).Do(req)
+}
+
+func clientPerCallFactory(t testing.TB) harness.ClientFactory {
+	var (
+		mu    sync.Mutex
+		built []*http.Transport
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, tr := range built {
+			tr.CloseIdleConnections()
+		}
+	})
+	return func(svc harness.Service) (harness.Client, error) {
+		return clientPerCall{svc: svc, mu: &mu, built: &built}, nil
+	}
+}
+
+// fdLeaker opens descriptors with every call and never closes them, as a
+// client that opens a log or a socket per call and forgets it would; the
+// test closes them at cleanup.
+type fdLeaker struct {
+	inner *http.Client
+	mu    *sync.Mutex
+	files *[]*os.File
+}
+
+func (l fdLeaker) Do(req *http.Request) (*http.Response, error) {
+	for range 10 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		*l.files = append(*l.files, f)
+		l.mu.Unlock()
+	}
+	return l.inner.Do(req)
+}
+
+func (l fdLeaker) CloseIdleConnections() { l.inner.CloseIdleConnections() }
+
+func fdLeakerFactory(t testing.TB) harness.ClientFactory {
+	var (
+		mu    sync.Mutex
+		files []*os.File
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range files {
+			_ = f.Close()
+		}
+	})
+	return func(svc harness.Service) (harness.Client, error) {
+		return fdLeaker{inner: &http.Client{Timeout: 2 * time.Second, Transport: harnesstest.StdTransport(svc, 16)}, mu: &mu, files: &files}, nil
 	}
 }
 

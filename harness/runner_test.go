@@ -14,6 +14,7 @@ import (
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/check"
+	envpkg "github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/internal/harnesstest"
 )
 
@@ -66,17 +67,62 @@ func TestRunBaselineStdClientPassesEveryLeakCheck(t *testing.T) {
 	}
 }
 
+// A client with Do alone (a wrapper of a RoundTripper, a library type)
+// cannot close its idle connections: the servers close them for it, and
+// its idle pool is no leak.
+func TestRunDoOnlyClientPassesEveryLeakCheck(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		http2 bool
+		proto string
+	}{
+		{"HTTP/1.1", false, fakeservers.ProtoHTTP1},
+		{"HTTP/2 allowed", true, fakeservers.ProtoH2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEmbeddedEnv(t, envpkg.WithHTTP2(tt.http2))
+			h, err := harness.Run(harnesstest.Ctx(t), env, doOnlyFactory(t), harnesstest.ShortSpec("baseline", 7))
+			require.NoError(t, err)
+			require.NotEmpty(t, h.Calls)
+			for _, c := range h.Calls {
+				require.True(t, c.OK(), "call %d: class %v status %d err %q", c.Seq, c.Class, c.Status, h.ErrorText(c))
+			}
+			assert.Empty(t, h.Teardown, "the client has nothing to call at teardown")
+
+			idle := 0
+			for _, name := range h.Services {
+				sc := h.Leaks.ServerConns[name]
+				assert.False(t, sc.ClientClosedIdle, name)
+				assert.Zero(t, sc.Open, "%s: nothing held: %+v", name, sc.Held)
+				assert.LessOrEqual(t, sc.IdleClosed, h.Profile.For(name).MaxConns, name)
+				idle += sc.IdleClosed
+				for _, c := range h.ServerAfterRun[name].Stats.Connections {
+					assert.Equal(t, tt.proto, c.Protocol)
+				}
+			}
+			assert.Positive(t, idle, "the servers closed the client's idle pool")
+			assert.Nil(t, h.Leaks.BeforeIdleClose, "no service had more idle connections than its pool")
+			for _, v := range harness.Judge(h, check.Leaks()...) {
+				assert.Equal(t, harness.StatusPass, v.Status, "%s", v)
+				t.Log(v)
+			}
+			assert.Contains(t, findVerdict(t, harness.Judge(h, check.ServerConnLeak{}), check.IDLeakServerConns).Reason, "idle pooled connections the client kept for reuse")
+		})
+	}
+}
+
 func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 	tests := []struct {
-		name       string
-		factory    func(testing.TB) harness.ClientFactory
-		mustFail   string
-		reasonHas  []string
-		mustPass   []string
-		maxCalls   int
-		workers    int
-		tolerateFD bool
-		finder     string // how the leaked goroutines must have been found
+		name         string
+		factory      func(testing.TB) harness.ClientFactory
+		mustFail     string
+		reasonHas    []string
+		mustPass     []string
+		mustAlsoFail []string
+		maxCalls     int
+		workers      int
+		tolerateFD   bool
+		finder       string // how the leaked goroutines must have been found
 	}{
 		{
 			name:      "goroutine per call",
@@ -104,10 +150,37 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 			name:      "discarded bodies never closed",
 			factory:   bodyDropperFactory,
 			mustFail:  "leak.server_connections",
-			reasonHas: []string{"connections still open on the servers", "never read to the end or closed"},
+			reasonHas: []string{"connections still open on the servers", "answered, yet open after the client closed its idle connections (last ", "never read to the end or closed"},
 			mustPass:  []string{"timeout.no_hang"},
 			maxCalls:  30,
 			workers:   2,
+		},
+		{
+			// To the servers its dropped connections look like an idle
+			// pool, within the declared size: they close them. The client
+			// never reads them, so never notices: the sockets and the
+			// read loops stay.
+			name:         "discarded bodies never closed, Do alone",
+			factory:      doOnlyBodyDropperFactory,
+			mustFail:     "leak.goroutines",
+			reasonHas:    []string{"client goroutines still running after teardown", "net/http.(*persistConn).readLoop"},
+			mustPass:     []string{"leak.server_connections", "timeout.no_hang"},
+			mustAlsoFail: []string{"leak.fds"},
+			maxCalls:     30,
+			workers:      2,
+		},
+		{
+			// Idle connections, but far more than the declared pool (16
+			// per service): the servers close them, and the sockets and
+			// read loops they held count as the client's leak.
+			name:         "a new client per call",
+			factory:      clientPerCallFactory,
+			mustFail:     "leak.server_connections",
+			reasonHas:    []string{"idle beyond the declared pool of 16", "1 request each", "a new client per call"},
+			mustPass:     []string{"timeout.no_hang"},
+			mustAlsoFail: []string{"leak.fds", "leak.goroutines"},
+			maxCalls:     80,
+			workers:      4,
 		},
 	}
 	for _, tt := range tests {
@@ -135,6 +208,10 @@ func TestRunLeakyClientsFailTheRightCheck(t *testing.T) {
 			for _, id := range tt.mustPass {
 				pv := findVerdict(t, vs, id)
 				assert.Equal(t, harness.StatusPass, pv.Status, "%s", pv)
+			}
+			for _, id := range tt.mustAlsoFail {
+				fv := findVerdict(t, vs, id)
+				assert.Equal(t, harness.StatusFail, fv.Status, "%s", fv)
 			}
 		})
 	}
@@ -338,4 +415,61 @@ func TestHistoryRoundTripRecomputesTheSameVerdicts(t *testing.T) {
 	assert.Equal(t, h.Steps, loaded.Steps)
 	assert.Equal(t, h.Samples, loaded.Samples)
 	assert.Equal(t, findVerdict(t, before, "leak.goroutines").Status, harness.StatusFail, "the round trip carries a failing verdict too")
+}
+
+// A client that piles up descriptors or goroutines is stopped at the
+// ceiling, well before the workload's end, and still torn down and
+// measured: the leak verdicts say so.
+func TestRunStopsEarlyAtACeiling(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		factory  func(testing.TB) harness.ClientFactory
+		opt      harness.RunOption
+		resource harness.Resource
+		ceiling  int
+		check    string
+	}{
+		{"descriptors", fdLeakerFactory, harness.WithFDCeiling(300), harness.ResourceFDs, 300, check.IDLeakFDs},
+		{"goroutines", goroutineLeakerFactory, harness.WithGoroutineCeiling(300), harness.ResourceGoroutines, 300, check.IDLeakGoroutines},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newEmbeddedEnv(t)
+			spec := harnesstest.ShortSpec("ceiling", 13)
+			spec.Workload.Duration = 20 * time.Second
+			start := time.Now()
+			h, err := harness.Run(harnesstest.Ctx(t), env, tt.factory(t), spec, harness.WithSampleInterval(20*time.Millisecond), tt.opt)
+			require.NoError(t, err)
+			// The leaker passes 300 within a few hundred calls; the 20s
+			// workload is never run out, whatever the machine's speed.
+			assert.Less(t, time.Since(start), 15*time.Second)
+
+			es := h.StoppedEarly
+			require.NotNil(t, es, "the run must stop at the ceiling")
+			assert.Equal(t, tt.resource, es.Resource)
+			assert.Equal(t, tt.ceiling, es.Ceiling)
+			assert.Greater(t, es.Above, tt.ceiling)
+			assert.Less(t, es.At, 15*time.Second)
+			assert.Positive(t, es.Calls)
+			assert.LessOrEqual(t, es.Calls, int64(len(h.Calls)), "calls in flight at the stop still finish and are recorded")
+			assert.NotEmpty(t, h.Teardown, "the client is torn down as usual")
+
+			vs := harness.Judge(h, check.Leaks()...)
+			v := findVerdict(t, vs, tt.check)
+			assert.Equal(t, harness.StatusFail, v.Status, "%s", v)
+			assert.Equal(t, float64(es.Above), v.Measured)
+			assert.Contains(t, v.Reason, "the run was stopped at the ceiling")
+			t.Log(v)
+			for _, other := range vs {
+				if other.Check != tt.check {
+					assert.Contains(t, other.Reason, "the run was stopped early at the "+string(tt.resource)+" ceiling", "%s", other)
+				}
+			}
+
+			var buf bytes.Buffer
+			require.NoError(t, h.Save(&buf))
+			loaded, err := harness.LoadHistory(&buf)
+			require.NoError(t, err)
+			assert.Equal(t, es, loaded.StoppedEarly)
+		})
+	}
 }

@@ -2,9 +2,10 @@ package harness
 
 import (
 	"context"
-	"os"
 	"runtime"
 	"time"
+
+	"github.com/poolproof/poolproof/internal/procfd"
 )
 
 // ConnectionCounter is an optional Environment extension: a cheap read of
@@ -48,6 +49,7 @@ func (r *runner) runSampler(ctx context.Context, stop <-chan struct{}) []Sample 
 		readServer := counter != nil || (i%observeEvery == 0 && !time.Now().Before(nextObserve))
 		began := time.Now()
 		samples = append(samples, r.sample(ctx, counter, readServer))
+		r.checkCeilings(samples[len(samples)-1])
 		if readServer && counter == nil {
 			nextObserve = began.Add(time.Since(began) * observeBudget)
 		}
@@ -76,7 +78,7 @@ func (r *runner) sample(ctx context.Context, counter ConnectionCounter, readServ
 	if s.Abandoned < 0 {
 		s.Abandoned = 0
 	}
-	if n, ok := countOpenFDs(); ok {
+	if n, ok := procfd.Count(); ok {
 		s.FDs = int32(n)
 	}
 	s.ServerConns = make([]int32, len(r.names))
@@ -122,19 +124,4 @@ func (r *runner) progress() Progress {
 		p.Step = *l
 	}
 	return p
-}
-
-// countOpenFDs counts this process's open file descriptors through
-// /proc/self/fd; false where that is unavailable (non-Linux).
-func countOpenFDs() (int, bool) {
-	f, err := os.Open("/proc/self/fd")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return 0, false
-	}
-	return len(names) - 1, true // the directory's own descriptor
 }

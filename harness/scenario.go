@@ -1,10 +1,12 @@
 package harness
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Scenario families: what kind of property a scenario is about. Suites turn
@@ -49,6 +51,15 @@ type Scenario struct {
 	Workload Workload `json:"workload"`
 	// Steps is the nemesis schedule, at offsets inside Workload.Duration.
 	Steps []Step `json:"steps,omitempty"`
+	// Stretch lengthens fault windows to fit the contract a client
+	// declares (see FitTo), so that a check is judged rather than marked
+	// not applicable, and a long declared timeout faces a fault that
+	// outlasts it.
+	Stretch []Stretch `json:"stretch,omitempty"`
+	// Protocol pins what the services offer the client (ProtocolHTTP1 or
+	// ProtocolHTTP2); empty: HTTP/1.1, and HTTP/2 as well when the
+	// client's Profile declares it (see ForProtocols).
+	Protocol string `json:"protocol,omitempty"`
 	// Checks judge the run. They are data: each one's bounds come from
 	// the contract the history declares unless a field sets them, so the
 	// same scenario holds every client to its own Profile.
@@ -71,11 +82,135 @@ func (s Scenario) EffectiveSeed(override int64) int64 {
 func (s Scenario) Spec(p Profile, seedOverride int64) RunSpec {
 	return RunSpec{
 		Scenario: s.Name,
+		Protocol: cmp.Or(s.Protocol, ProtocolHTTP1),
 		Seed:     s.EffectiveSeed(seedOverride),
 		Workload: s.Workload,
 		Steps:    slices.Clone(s.Steps),
 		Profile:  p,
 	}
+}
+
+// Contract fields a Stretch can fit a window to.
+const (
+	NeedRequestTimeout   = "request_timeout"
+	NeedBreakerOpenDelay = "breaker_open_delay"
+	NeedRecoveryTime     = "recovery_time"
+)
+
+// MaxStretchedDuration caps a workload that Stretch lengthened: a contract
+// declaring minutes does not make a certification last for hours; a check
+// the capped run cannot judge says so.
+const MaxStretchedDuration = time.Minute
+
+// Stretch asks that the window [From, Until) of a scenario's schedule last
+// at least Factor x the declared contract field Need (the largest over the
+// workload's services) + Plus. FitTo moves every step at or after Until,
+// and the workload's end, later by what is missing.
+type Stretch struct {
+	From   time.Duration `json:"from"`
+	Until  time.Duration `json:"until"`
+	Need   string        `json:"need"`
+	Factor float64       `json:"factor,omitempty"` // default 1
+	Plus   time.Duration `json:"plus,omitempty"`
+}
+
+// FitTo returns s with its windows stretched for a client that declares p,
+// the workload at most MaxStretchedDuration long (or as long as it was).
+// Undeclared fields stretch nothing.
+func (s Scenario) FitTo(p Profile) Scenario {
+	if len(s.Stretch) == 0 {
+		return s
+	}
+	out := s
+	out.Steps = slices.Clone(s.Steps)
+	out.Stretch = slices.Clone(s.Stretch)
+	limit := max(MaxStretchedDuration, s.Workload.Duration)
+	for i := range out.Stretch {
+		st := out.Stretch[i]
+		var field time.Duration
+		for _, svc := range s.Workload.withDefaults().services() {
+			c := p.For(svc)
+			switch st.Need {
+			case NeedRequestTimeout:
+				field = max(field, c.RequestTimeout)
+			case NeedBreakerOpenDelay:
+				field = max(field, c.BreakerOpenDelay)
+			case NeedRecoveryTime:
+				field = max(field, c.RecoveryTime)
+			}
+		}
+		if field <= 0 {
+			continue
+		}
+		need := time.Duration(cmp.Or(st.Factor, 1)*float64(field)) + st.Plus
+		delta := min(need-(st.Until-st.From), limit-out.Workload.Duration)
+		if delta <= 0 {
+			continue
+		}
+		for j := range out.Steps {
+			if out.Steps[j].At >= st.Until {
+				out.Steps[j].At += delta
+			}
+		}
+		for j := range out.Stretch {
+			if out.Stretch[j].From >= st.Until {
+				out.Stretch[j].From += delta
+			}
+			if out.Stretch[j].Until >= st.Until {
+				out.Stretch[j].Until += delta
+			}
+		}
+		out.Workload.Duration += delta
+	}
+	return out
+}
+
+// HTTP2RunSuffix ends the name of a scenario's run on HTTP/2, e.g.
+// "baseline@h2": its verdicts, history and report entries carry that name.
+const HTTP2RunSuffix = "@" + ProtocolHTTP2
+
+// ForProtocols lists the runs a certification makes of scenarios for a
+// client that declares p: each scenario on HTTP/1.1, where pool bugs show
+// (one connection carries one call), and, when p declares HTTP2, again on
+// HTTP/2 as "<name>@h2". A scenario that pins its Protocol runs once, on it.
+func ForProtocols(scenarios []Scenario, p Profile) []Scenario {
+	out := make([]Scenario, 0, 2*len(scenarios))
+	for _, s := range scenarios {
+		if s.Protocol != "" {
+			out = append(out, s)
+			continue
+		}
+		h1 := s
+		h1.Protocol = ProtocolHTTP1
+		out = append(out, h1)
+		if p.HTTP2 {
+			h2 := s
+			h2.Name, h2.Protocol = s.Name+HTTP2RunSuffix, ProtocolHTTP2
+			out = append(out, h2)
+		}
+	}
+	return out
+}
+
+// Runs lists the runs Certify makes of scenarios for a client that declares
+// p, in order: each scenario per protocol (ForProtocols), its windows fitted
+// to the contract (FitTo).
+func Runs(scenarios []Scenario, p Profile) []Scenario {
+	runs := ForProtocols(scenarios, p)
+	for i := range runs {
+		runs[i] = runs[i].FitTo(p)
+	}
+	return runs
+}
+
+// WallTime estimates how long Certify takes for runs: their workloads plus
+// about a second each for reset, teardown and leak measurement.
+func WallTime(runs []Scenario) time.Duration {
+	var d time.Duration
+	for _, r := range runs {
+		d += r.Workload.Duration + defaultOverhead
+	}
+	return d
 }
 
 // CheckIDs lists the ids of the checks s runs.
@@ -122,6 +257,17 @@ func (s Scenario) Validate() error {
 		}
 		if st.Action.Kind == "" || st.Action.Service == "" {
 			return bad("Steps[%d] (%q) has no action kind or service", i, st.Label)
+		}
+	}
+	for i, st := range s.Stretch {
+		if st.From < 0 || st.Until <= st.From || st.Until > s.Workload.Duration {
+			return bad("Stretch[%d]: want 0 <= From < Until <= the workload's duration %v, got %v..%v", i, s.Workload.Duration, st.From, st.Until)
+		}
+		if !slices.Contains([]string{NeedRequestTimeout, NeedBreakerOpenDelay, NeedRecoveryTime}, st.Need) {
+			return bad("Stretch[%d].Need %q: want %q, %q or %q", i, st.Need, NeedRequestTimeout, NeedBreakerOpenDelay, NeedRecoveryTime)
+		}
+		if st.Factor < 0 || st.Plus < 0 {
+			return bad("Stretch[%d]: Factor and Plus must not be negative", i)
 		}
 	}
 	if len(s.Checks) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -31,15 +32,16 @@ type LeakReporter interface {
 }
 
 // teardownClients calls CloseIdleConnections on every distinct client that
-// has it, then beforeClose (when not nil), then Close on every distinct
-// client that has it, each call bounded by timeout: a call that does not
-// return is recorded as hung and abandoned, so teardown itself never hangs.
-// A client shared by several services is torn down once.
-func teardownClients(ctx context.Context, clients map[string]Client, timeout time.Duration, beforeClose func()) []TeardownCall {
+// has it (see teardownOf), then beforeClose (when not nil) with the calls
+// made so far, then Close on every distinct client that has it, each call
+// bounded by timeout: a call that does not return is recorded as hung and
+// abandoned, so teardown itself never hangs. A client shared by several
+// services is torn down once.
+func teardownClients(ctx context.Context, clients map[string]Client, timeout time.Duration, beforeClose func(idle []TeardownCall)) []TeardownCall {
 	names, distinct := distinctClients(clients)
 	var out []TeardownCall
 	for i, c := range distinct {
-		if ic, ok := c.(IdleCloser); ok {
+		if ic, _ := teardownOf(c); ic != nil {
 			out = append(out, boundedTeardown(ctx, names[i], "CloseIdleConnections", timeout, func() error {
 				ic.CloseIdleConnections()
 				return nil
@@ -47,10 +49,10 @@ func teardownClients(ctx context.Context, clients map[string]Client, timeout tim
 		}
 	}
 	if beforeClose != nil {
-		beforeClose()
+		beforeClose(slices.Clone(out))
 	}
 	for i, c := range distinct {
-		if cl, ok := c.(Closer); ok {
+		if _, cl := teardownOf(c); cl != nil {
 			out = append(out, boundedTeardown(ctx, names[i], "Close", timeout, cl.Close))
 		}
 	}
@@ -81,14 +83,61 @@ func distinctClients(clients map[string]Client) ([]string, []Client) {
 	return names, distinct
 }
 
-// leakReporters lists the distinct clients that measure their own process.
-func leakReporters(clients map[string]Client) []LeakReporter {
+// leakReporters lists the distinct clients that measure their own process,
+// and the services they serve.
+func leakReporters(clients map[string]Client) ([]LeakReporter, map[string]bool) {
 	_, distinct := distinctClients(clients)
 	var out []LeakReporter
 	for _, c := range distinct {
 		if lr, ok := c.(LeakReporter); ok {
 			out = append(out, lr)
 		}
+	}
+	services := make(map[string]bool)
+	for n, c := range clients {
+		if _, ok := c.(LeakReporter); ok {
+			services[n] = true
+		}
+	}
+	return out, services
+}
+
+// teardownOf returns the teardown methods x has, nil for those it lacks.
+// An adapter of this package has both whatever it adapts, so it says which
+// reach something: teardown calls and records only those.
+func teardownOf(x any) (IdleCloser, Closer) {
+	if a, ok := x.(*adapted); ok {
+		var (
+			ic IdleCloser
+			cl Closer
+		)
+		if a.closeIdle != nil {
+			ic = a
+		}
+		if a.close != nil {
+			cl = a
+		}
+		return ic, cl
+	}
+	ic, _ := x.(IdleCloser)
+	cl, _ := x.(Closer)
+	return ic, cl
+}
+
+// closedOwnIdle reports, per service, whether its client closed its own idle
+// connections at teardown: it has CloseIdleConnections or Close and none of
+// its teardown calls hung. Whatever such a client still has open afterwards
+// is outside its idle pool; for any other client the servers must close
+// the idle pool for it (see sortIdleClose).
+func closedOwnIdle(clients map[string]Client, calls []TeardownCall) map[string]bool {
+	out := make(map[string]bool, len(clients))
+	for name, c := range clients {
+		if idle, closer := teardownOf(c); idle == nil && closer == nil {
+			continue
+		}
+		out[name] = !slices.ContainsFunc(calls, func(tc TeardownCall) bool {
+			return tc.Hung && (tc.Service == name || sameClientSeen([]Client{clients[tc.Service]}, c))
+		})
 	}
 	return out
 }

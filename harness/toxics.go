@@ -128,6 +128,12 @@ func ClearHTTPFaults(service string) Action {
 	return Action{Kind: ActionClearHTTPFaults, Service: service}
 }
 
+// SetProtocol makes the service offer protocol (ProtocolHTTP1 or
+// ProtocolHTTP2) to new connections.
+func SetProtocol(service, protocol string) Action {
+	return Action{Kind: ActionSetProtocol, Service: service, Protocol: protocol}
+}
+
 // SetKeepAlive changes the service's connection policy.
 func SetKeepAlive(service string, ka fakeservers.KeepAlive) Action {
 	return Action{Kind: ActionSetKeepAlive, Service: service, KeepAlive: &ka}

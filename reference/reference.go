@@ -50,6 +50,9 @@ func newClient(svc harness.Service, pool int) (harness.Client, error) {
 	if pool > 0 {
 		cfg.MaxConnsPerHost, cfg.MaxIdleConns, cfg.MinConns = pool, pool, pool
 	}
+	// The reference speaks HTTP/2 where a service offers it (certify
+	// -http2); its slots bound the calls in flight either way.
+	cfg.HTTP2 = true
 	cl, err := pooledclient.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("reference client for %s: %w", svc.Name, err)
@@ -79,9 +82,11 @@ func Profile() harness.Profile {
 func ContractOf(c pooledclient.Config) harness.Contract {
 	k := harness.Contract{
 		MaxConns:       c.MaxConnsPerHost,
+		MaxInFlight:    c.MaxConnsPerHost, // a slot per call, held until its body ends
 		PoolWait:       c.PoolWait,
 		RequestTimeout: c.RequestTimeout,
 		MaxAttempts:    max(1, c.Retry.MaxAttempts),
+		BackoffBase:    c.Retry.BaseBackoff,
 		RecoveryTime:   c.RequestTimeout + recoveryMargin,
 	}
 	if !c.Breaker.Disabled {

@@ -46,7 +46,7 @@ var realCert = sync.OnceValues(func() (*harness.Certificate, error) {
 		return nil, err
 	}
 	// Gallery clients are built on the default contract, so only their bug fails.
-	return harness.Certify(ctx, e, broken.Factory, harness.DefaultProfile(), picked, harness.WithSeed(7))
+	return harness.Certify(ctx, e, broken.Factory, brokenclients.Profile(), picked, harness.WithSeed(7))
 })
 
 func certificate(t *testing.T) *harness.Certificate {

@@ -14,6 +14,8 @@ import (
 	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/check"
+	"github.com/poolproof/poolproof/internal/procfd"
+	"github.com/poolproof/poolproof/report"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
@@ -58,7 +60,7 @@ func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
 
 // Each gallery client is caught, in the scenarios that exercise them, by
 // every check its entry says must catch it: the catalog's checks can fail.
-// The gallery clients honour harness.DefaultContract but for their bug, so
+// The gallery clients honour brokenclients.Contract but for their bug, so
 // they are held to DefaultProfile.
 func TestBrokenClientsAreCaught(t *testing.T) {
 	skipUnderRace(t)
@@ -102,7 +104,7 @@ func requireGalleryCaught(t *testing.T, newEnv func(testing.TB) harness.Environm
 			env := newEnv(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			cert, err := harness.Certify(ctx, env, e.Factory, harness.DefaultProfile(), list)
+			cert, err := harness.Certify(ctx, env, e.Factory, e.Profile, list)
 			require.NoError(t, err)
 
 			failed := map[string][]string{}
@@ -142,4 +144,72 @@ func TestEveryCheckHasAGalleryClient(t *testing.T) {
 		assert.NotEmpty(t, meant[id], "no gallery client is meant to be caught by %s: add one with exactly that bug", id)
 		assert.Contains(t, exercisedBy, id, "no scenario is named to exercise %s", id)
 	}
+}
+
+// The harness survives its client: a client that builds a new client per
+// call piles up connections in every scenario (it once exhausted the
+// process's descriptors after three scenarios and Certify aborted while
+// resetting the environment). Through the whole catalog every scenario is
+// now run and judged, leak checks included, the certificate and its report
+// are whole, and the process's descriptors come back near where they were.
+func TestNewClientPerRequestGetsAWholeCertificate(t *testing.T) {
+	skipUnderRace(t)
+	if testing.Short() {
+		t.Skip("runs the standard catalog against a client that leaks connections (about a minute)")
+	}
+	e, err := brokenclients.Lookup("new-client-per-request")
+	require.NoError(t, err)
+	env := newEnv(t)
+	fdsBefore, fdOK := procfd.Count()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	list := scenarios.Standard()
+	start := time.Now()
+	cert, err := harness.Certify(ctx, env, e.Factory, harness.DefaultProfile(), list)
+	took := time.Since(start)
+	require.NoError(t, err)
+	require.NotNil(t, cert)
+	require.Len(t, cert.Results, len(list), "every scenario has a result")
+
+	leakChecks := []string{check.IDLeakGoroutines, check.IDLeakFDs, check.IDLeakServerConns}
+	for _, r := range cert.Results {
+		assert.Empty(t, r.Err, "%s ran", r.Scenario)
+		assert.NotNil(t, r.History, "%s ran", r.Scenario)
+		for _, v := range r.Verdicts {
+			assert.NotEqual(t, harness.CheckRun, v.Check, "%s", v)
+		}
+		for _, id := range leakChecks {
+			i := slices.IndexFunc(r.Verdicts, func(v harness.Verdict) bool { return v.Check == id })
+			if !assert.GreaterOrEqual(t, i, 0, "%s has a %s verdict", r.Scenario, id) {
+				continue
+			}
+			v := r.Verdicts[i]
+			assert.Contains(t, []harness.Status{harness.StatusPass, harness.StatusFail}, v.Status, "%s is judged: %s", id, v)
+		}
+		if r.History != nil && r.History.StoppedEarly != nil {
+			t.Logf("%s stopped early: %+v", r.Scenario, *r.History.StoppedEarly)
+		}
+	}
+	base, ok := cert.Result(scenarios.Baseline)
+	require.True(t, ok)
+	for _, v := range base.Verdicts {
+		if slices.Contains(leakChecks, v.Check) {
+			assert.Equal(t, harness.StatusFail, v.Status, "the connections it piles up are caught: %s", v)
+			t.Log(v)
+		}
+	}
+	assert.False(t, cert.Passed())
+
+	files, err := report.Write(t.TempDir(), cert, report.Meta{Client: e.Name})
+	require.NoError(t, err, "the report can be written")
+	assert.NotEmpty(t, files.HTML)
+
+	if fdOK {
+		after, _ := procfd.Count()
+		// The servers closed every connection the client dropped; a few
+		// descriptors of the harness's own (admin calls) may come and go.
+		assert.LessOrEqual(t, after, fdsBefore+16, "descriptors back near their start: %d before, %d after", fdsBefore, after)
+		t.Logf("descriptors: %d before the certification, %d after", fdsBefore, after)
+	}
+	t.Logf("standard catalog against %s: %v, %d scenarios", e.Name, took.Round(time.Millisecond), len(cert.Results))
 }

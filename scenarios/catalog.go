@@ -121,6 +121,19 @@ func Select(names ...string) ([]harness.Scenario, error) {
 	return out, nil
 }
 
+// outlastTimeout stretches the fault window [from, until) past the bound
+// timeout.request_bound holds a declared timeout to (1.25 x + 500ms), with
+// room: a client without its timeout is still waiting when the fault ends.
+func outlastTimeout(from, until time.Duration) harness.Stretch {
+	return harness.Stretch{From: from, Until: until, Need: harness.NeedRequestTimeout, Factor: 1.25, Plus: time.Second}
+}
+
+// recoveryTail leaves, after a fault that ends at faultEnd, the declared
+// recovery time and a second to measure in, before the run ends at end.
+func recoveryTail(faultEnd, end time.Duration) harness.Stretch {
+	return harness.Stretch{From: faultEnd, Until: end, Need: harness.NeedRecoveryTime, Factor: 1, Plus: time.Second}
+}
+
 // ms shortens the schedules below.
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
@@ -215,7 +228,8 @@ func connectionResets(quick bool) harness.Scenario {
 			{At: ms(1900), Label: "reset_peer on every inventory connection", Action: harness.AddToxic(fakeservers.Inventory, harness.ResetPeer("reset", harness.Upstream, 0))},
 			{At: ms(2400), Label: "reset_peer removed", Action: harness.RemoveToxic(fakeservers.Inventory, "reset")},
 		},
-		Checks: checks(check.RequestBound{}, check.PoolBound{}, check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}, check.RecoveryThroughput{Service: fakeservers.Inventory}, check.RecoveryLatency{Service: fakeservers.Inventory}),
+		Stretch: []harness.Stretch{recoveryTail(ms(2400), ms(6400))},
+		Checks:  checks(check.RequestBound{}, check.PoolBound{}, check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}, check.RecoveryThroughput{Service: fakeservers.Inventory}, check.RecoveryLatency{Service: fakeservers.Inventory}),
 	}
 }
 
@@ -235,7 +249,10 @@ func blackhole(quick bool) harness.Scenario {
 			// contract's 2s timeout + margin is 3s), or such a client passes.
 			{At: ms(300) + blackholeFor, Label: "blackhole removed", Action: harness.RemoveToxic(fakeservers.Inventory, "blackhole")},
 		},
-		Checks: checks(check.RequestBound{}, check.PoolBound{}),
+		// A declared timeout longer than the default's faces a blackhole
+		// that outlasts its bound too.
+		Stretch: []harness.Stretch{outlastTimeout(ms(300), ms(300)+blackholeFor)},
+		Checks:  checks(check.RequestBound{}, check.PoolBound{}),
 	}
 }
 
@@ -289,7 +306,8 @@ func connectNeverCompletes(quick bool) harness.Scenario {
 			{At: ms(300), Label: "inventory accepts connections again (that never complete)", Action: harness.EnableProxy(fakeservers.Inventory)},
 			{At: ms(1800), Label: "connections complete again", Action: harness.RemoveToxic(fakeservers.Inventory, "stall")},
 		},
-		Checks: checks(check.RequestBound{}, check.PoolBound{}),
+		Stretch: []harness.Stretch{outlastTimeout(ms(300), ms(1800))},
+		Checks:  checks(check.RequestBound{}, check.PoolBound{}),
 	}
 }
 
@@ -309,6 +327,12 @@ func serverErrorStorm(quick bool) harness.Scenario {
 			{At: ms(1000), Label: "inventory answers 503 to 90% of reads", Action: harness.SetHTTPFaults(fakeservers.Inventory,
 				fakeservers.Fault{Name: "storm", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.9, Status: 503})},
 			{At: ms(2300), Label: "storm over", Action: harness.ClearHTTPFaults(fakeservers.Inventory)},
+		},
+		// The storm outlasts the declared open delay, so the breaker
+		// half-opens inside it; the tail leaves the recovery time to judge.
+		Stretch: []harness.Stretch{
+			{From: ms(1000), Until: ms(2300), Need: harness.NeedBreakerOpenDelay, Factor: 1, Plus: ms(300)},
+			recoveryTail(ms(2300), ms(6600)),
 		},
 		Checks: checks(check.BreakerOpens{Service: fakeservers.Inventory}, check.BreakerHalfOpen{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.RetryAttempts{}, check.RecoveryThroughput{Service: fakeservers.Inventory}),
 	}
@@ -385,7 +409,8 @@ func restart(quick bool) harness.Scenario {
 			{At: ms(800), Label: "inventory down", Action: harness.DisableProxy(fakeservers.Inventory)},
 			{At: ms(1300), Label: "inventory back", Action: harness.EnableProxy(fakeservers.Inventory)},
 		},
-		Checks: checks(check.RecoveryThroughput{Service: fakeservers.Inventory}, check.RecoveryLatency{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.PoolBound{}),
+		Stretch: []harness.Stretch{recoveryTail(ms(1300), ms(4800))},
+		Checks:  checks(check.RecoveryThroughput{Service: fakeservers.Inventory}, check.RecoveryLatency{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.PoolBound{}),
 	}
 }
 
@@ -495,6 +520,7 @@ func oneServiceDown(quick bool) harness.Scenario {
 			{At: downFrom, Label: "payment accepts connections again (that never complete)", Action: harness.EnableProxy(fakeservers.Payment)},
 			{At: downFrom + downFor, Label: "payment hang removed", Action: harness.RemoveToxic(fakeservers.Payment, "hang")},
 		},
-		Checks: checks(check.Isolation{Down: fakeservers.Payment}, check.BreakerOpens{Service: fakeservers.Payment}),
+		Stretch: []harness.Stretch{{From: downFrom, Until: downFrom + downFor, Need: harness.NeedBreakerOpenDelay, Factor: 1}},
+		Checks:  checks(check.Isolation{Down: fakeservers.Payment}, check.BreakerOpens{Service: fakeservers.Payment}),
 	}
 }

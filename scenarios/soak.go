@@ -21,18 +21,24 @@ const soakFactor = 4
 func Soak() []harness.Scenario {
 	out := Standard()
 	for i := range out {
-		out[i] = stretch(out[i], soakFactor)
+		out[i] = lengthen(out[i], soakFactor)
 	}
 	return out
 }
 
-// stretch scales a scenario's duration, call budget and step offsets by k.
-func stretch(s harness.Scenario, k int) harness.Scenario {
+// lengthen scales a scenario's duration, call budget, step offsets and
+// stretchable windows by k.
+func lengthen(s harness.Scenario, k int) harness.Scenario {
 	s.Workload.Duration *= time.Duration(k)
 	s.Workload.MaxCalls *= k
 	s.Steps = slices.Clone(s.Steps)
 	for i := range s.Steps {
 		s.Steps[i].At *= time.Duration(k)
+	}
+	s.Stretch = slices.Clone(s.Stretch)
+	for i := range s.Stretch {
+		s.Stretch[i].From *= time.Duration(k)
+		s.Stretch[i].Until *= time.Duration(k)
 	}
 	return s
 }

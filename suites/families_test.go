@@ -1,6 +1,7 @@
 package suites
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ func TestSpecTimeoutLeavesRoomForTheRun(t *testing.T) {
 	got := specTimeout(s, p)
 	c := p.For("inventory")
 	assert.Greater(t, got, s.Workload.Duration+c.RequestTimeout+c.RecoveryTime)
+
+	perAttempt := harness.Profile{Default: harness.Contract{AttemptTimeout: 20 * time.Second, MaxAttempts: 3}}
+	assert.Greater(t, specTimeout(s, perAttempt), 4*60*time.Second, "room for every attempt of a call bounded per attempt")
 }
 
 func TestOptions(t *testing.T) {
@@ -51,4 +55,8 @@ func TestOptions(t *testing.T) {
 	seeded := config{}
 	WithSeed(42)(&seeded)
 	assert.Equal(t, int64(42), seeded.seed)
+
+	reset := config{}
+	WithClientReset(func(context.Context) error { return nil })(&reset)
+	assert.NotNil(t, reset.reset)
 }

@@ -28,6 +28,7 @@ type config struct {
 	env       string
 	reportDir string
 	client    string
+	reset     func(context.Context) error
 }
 
 // WithScenarios certifies these scenarios instead of scenarios.Standard().
@@ -63,6 +64,14 @@ func WithEnvironment(name string) Option {
 // names the client in the report.
 func WithReport(dir, client string) Option {
 	return func(c *config) { c.reportDir, c.client = dir, client }
+}
+
+// WithClientReset calls reset before each scenario, after the environment's
+// reset, for a client with process-wide state (a library's global pool or
+// breaker) that the factory cannot rebuild; an error fails that scenario
+// (harness.WithClientReset).
+func WithClientReset(reset func(ctx context.Context) error) Option {
+	return func(c *config) { c.reset = reset }
 }
 
 // envStartTimeout bounds an environment's start-up: the embedded one starts
@@ -177,7 +186,7 @@ func declare(build func(harness.Environment) (harness.ClientFactory, error), pro
 						continue
 					}
 					It(s.Name, Label(s.Name), func(ctx SpecContext) {
-						runOne(ctx, e, factory, profile, s, cfg.seed, func(r harness.ScenarioResult) { cert.Results = append(cert.Results, r) })
+						runOne(ctx, e, factory, profile, s, cfg, func(r harness.ScenarioResult) { cert.Results = append(cert.Results, r) })
 					}, SpecTimeout(specTimeout(s, profile)))
 				}
 			})
@@ -187,10 +196,13 @@ func declare(build func(harness.Environment) (harness.ClientFactory, error), pro
 
 // runOne certifies one scenario, hands its results to record (before any
 // failure ends the spec) and fails the spec with every failed verdict.
-func runOne(ctx context.Context, e harness.Environment, factory harness.ClientFactory, profile harness.Profile, s harness.Scenario, seed int64, record func(harness.ScenarioResult)) {
+func runOne(ctx context.Context, e harness.Environment, factory harness.ClientFactory, profile harness.Profile, s harness.Scenario, cfg config, record func(harness.ScenarioResult)) {
 	var copts []harness.CertifyOption
-	if seed != 0 {
-		copts = append(copts, harness.WithSeed(seed))
+	if cfg.seed != 0 {
+		copts = append(copts, harness.WithSeed(cfg.seed))
+	}
+	if cfg.reset != nil {
+		copts = append(copts, harness.WithClientReset(cfg.reset))
 	}
 	cert, err := harness.Certify(ctx, e, factory, profile, []harness.Scenario{s}, copts...)
 	if cert != nil {

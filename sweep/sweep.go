@@ -15,6 +15,7 @@ import (
 
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/reference"
 )
 
 // Bounds of the harness's own work around each cell.
@@ -263,7 +264,7 @@ func runCell(ctx context.Context, env harness.Environment, cfg Config, actions [
 	if concurrency > 0 {
 		name += fmt.Sprintf("-c%d", concurrency)
 	}
-	spec := harness.RunSpec{Scenario: name, Seed: cfg.Seed, Workload: w, Profile: harness.DefaultProfile()}
+	spec := harness.RunSpec{Scenario: name, Seed: cfg.Seed, Workload: w, Profile: reference.Profile()}
 	factory := func(svc harness.Service) (harness.Client, error) { return cfg.Client(svc, pool) }
 
 	cctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Watchdog+cellOverhead)

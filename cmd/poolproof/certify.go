@@ -19,6 +19,7 @@ import (
 
 	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/driver"
+	"github.com/poolproof/poolproof/examples/retryingclient"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/reference"
@@ -38,6 +39,7 @@ func init() {
 const (
 	clientReference = "reference"
 	clientPlain     = "plain"
+	clientRetrying  = "retrying"
 )
 
 // certifyFlags are the certify command's options, parsed and checked.
@@ -50,6 +52,7 @@ type certifyFlags struct {
 	contract  string
 	seed      int64
 	reportDir string
+	http2     bool
 }
 
 func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -85,6 +88,7 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return 2
 		}
 	}
+	profile.HTTP2 = profile.HTTP2 || f.http2
 	if f.reportDir != "" { // fail now, not after a run of minutes
 		if err := os.MkdirAll(f.reportDir, 0o755); err != nil {
 			fmt.Fprintf(stderr, "poolproof certify: -report %s: %v: choose a folder you can write to\n", f.reportDir, err)
@@ -116,8 +120,9 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		factory = drv.Client
 	}
 
-	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios on the %s environment\n",
-		client, f.profile, len(catalog), e.Name())
+	runs := harness.Runs(catalog, profile)
+	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios (%d runs) on the %s environment, about %s\n",
+		client, f.profile, len(catalog), len(runs), e.Name(), harness.WallTime(runs).Round(time.Second))
 	progress := newProgressPrinter(stderr)
 	opts := []harness.CertifyOption{harness.WithCertifyProgress(progress.update)}
 	if f.seed != 0 {
@@ -156,9 +161,10 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs.StringVar(&f.env, "env", env.NameEmbedded, "environment: embedded (fake services and Toxiproxy in this process), docker (containers built here, needs Docker) or remote (an existing Toxiproxy and services named by POOLPROOF_TOXIPROXY_URL, POOLPROOF_UPSTREAM_<SERVICE>, POOLPROOF_ADMIN_<SERVICE>, POOLPROOF_CA_FILE)")
 	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
-	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
+	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults), retrying (examples/retryingclient: a correct retrying client on net/http) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
 	driverCmd := fs.String("driver", "", "certify a client in any language: the command that runs its driver, a program speaking the driver protocol (docs/driver-protocol.md), e.g. \"python3 drivers/python/requests_typical.py\"; quotes group words, nothing else is expanded")
 	fs.StringVar(&f.contract, "contract", "", "contract file (JSON or YAML, the shape of harness.Profile: {\"default\": {...}, \"services\": {\"payment\": {...}}}, durations like \"2s\") the client is held to, instead of the built-in client's own or, for a driver, the default contract")
+	fs.BoolVar(&f.http2, "http2", false, "the client speaks HTTP/2: certify every scenario on HTTP/1.1 and again on HTTP/2 (runs named <scenario>@h2); without it the services offer HTTP/1.1 only")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
 	fs.StringVar(&f.reportDir, "report", defaultReportDir, "folder to write the report in: report.html (scorecard and timelines), junit.xml, summary.md and histories/<scenario>.json (to recompute a verdict); \"\" or - writes none")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -281,22 +287,25 @@ func selectScenarios(profile, filter string) ([]harness.Scenario, error) {
 }
 
 // selectClient returns the factory of the named client and the contract it
-// is held to. Gallery clients are built on harness.DefaultContract (see
-// brokenclients.ReferenceConfig) with one bug, so they are held to
-// harness.DefaultProfile, which only their bug breaks; so is the plain
-// client, a team that declares nothing and keeps Go's defaults.
+// is held to. Gallery clients are the reference settings of
+// brokenclients.Contract with one bug, so they are held to
+// brokenclients.Profile, which only their bug breaks. The plain client is a
+// team that declares nothing and keeps Go's defaults: it is held to the
+// universal invariants (harness.DefaultProfile).
 func selectClient(name string) (harness.ClientFactory, harness.Profile, error) {
 	switch name {
 	case clientReference:
 		return reference.Factory, reference.Profile(), nil
 	case clientPlain:
 		return plainClient, harness.DefaultProfile(), nil
+	case clientRetrying:
+		return retryingclient.Factory, retryingclient.Profile(), nil
 	}
 	e, err := brokenclients.Lookup(name)
 	if err != nil {
-		return nil, harness.Profile{}, usageError{fmt.Sprintf("-client %q: not a client poolproof knows; use reference, plain or one of %s", name, strings.Join(galleryNames(), ", "))}
+		return nil, harness.Profile{}, usageError{fmt.Sprintf("-client %q: not a client poolproof knows; use reference, plain, retrying or one of %s", name, strings.Join(galleryNames(), ", "))}
 	}
-	return e.Factory, harness.DefaultProfile(), nil
+	return e.Factory, e.Profile, nil
 }
 
 // plainClient is an http.Client with Go's defaults, trusting the service's CA.

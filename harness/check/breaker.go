@@ -50,7 +50,7 @@ func breakerTargets(h *harness.History, service string, tripAfter time.Duration)
 	case len(out) > 0:
 		return out, ""
 	case noBreaker > 0 && noWindow == 0:
-		return nil, "the client declares no circuit breaker (Contract.BreakerOpenDelay is 0)"
+		return nil, "the client declares no circuit breaker: declare breaker_open_delay (Contract.BreakerOpenDelay) to have its breaker judged"
 	}
 	return nil, "no fault window on a service whose client declares a breaker: nothing to trip it"
 }

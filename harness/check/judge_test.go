@@ -60,6 +60,49 @@ func TestChecksOnSyntheticHistories(t *testing.T) {
 		{"server conns open", ServerConnLeak{}, func(h *harness.History) {
 			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Available: true, Open: 7}
 		}, harness.StatusFail, 7, "7 connections still open on the servers (payment 7)"},
+		{"server conns idle pool closed by the servers", ServerConnLeak{}, func(h *harness.History) {
+			h.Leaks.ServerConns["inventory"] = harness.ServerConnsAfter{Available: true, IdleClosed: 5}
+		}, harness.StatusPass, 0, "all connections closed after teardown; the servers closed 5 idle pooled connections the client kept for reuse (inventory 5), which is no leak"},
+		{"server conns held, described", ServerConnLeak{}, func(h *harness.History) {
+			h.Leaks.ServerConns["inventory"] = harness.ServerConnsAfter{Available: true, Open: 3, ClientClosedIdle: true, Held: []harness.HeldConns{
+				{Reason: harness.HeldInFlight, LastRoute: "GET /v1/catalog", Count: 1, Requests: 4, Oldest: 2 * time.Second, Newest: 2 * time.Second},
+				{Reason: harness.HeldNotReturned, LastRoute: "GET /v1/items/{sku}", Count: 2, Requests: 2, Oldest: 1500 * time.Millisecond, Newest: 800 * time.Millisecond},
+			}}
+		}, harness.StatusFail, 3, "3 connections still open on the servers (inventory 3) after teardown, held by the client: inventory: " +
+			"2 answered, yet open after the client closed its idle connections (last GET /v1/items/{sku}, 1 request each, open 800ms to 1.5s); " +
+			"1 still serving a request (last GET /v1/catalog, 4 requests, open 2s). " +
+			"An answered connection that outlives CloseIdleConnections was never given back to the pool: a response body never read to the end or closed; " +
+			"a request still in flight is a response the client is still reading"},
+		{"server conns beyond the pool", ServerConnLeak{}, func(h *harness.History) {
+			h.Profile = harness.Profile{Default: harness.Contract{MaxConns: 4}}
+			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Available: true, Open: 40, IdleClosed: 4, Held: []harness.HeldConns{
+				{Reason: harness.HeldBeyondPool, LastRoute: "POST /v1/charges", Count: 40, Requests: 40, Oldest: time.Second, Newest: time.Second},
+			}}
+		}, harness.StatusFail, 40, "payment: 40 idle beyond the declared pool of 4 (last POST /v1/charges, 1 request each, open 1s). Idle connections beyond the declared pool are connections of pools the caller no longer reaches, e.g. a new client per call"},
+		{"fds released only when the servers closed connections beyond the pool", FDLeak{}, func(h *harness.History) {
+			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Available: true, Open: 40, Held: []harness.HeldConns{{Reason: harness.HeldBeyondPool, Count: 40, Requests: 40}}}
+			h.Leaks.BeforeIdleClose = &harness.HeldBeforeIdleClose{FDsMeasured: true, FDs: 180, Goroutines: 88}
+		}, harness.StatusFail, 160, "160 more open file descriptors after teardown than at the baseline (180 vs 20), released only when the servers closed the 40 idle connections the client held beyond its declared pool"},
+		{"goroutines ended only when the servers closed connections beyond the pool", GoroutineLeak{}, func(h *harness.History) {
+			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Available: true, Open: 40, Held: []harness.HeldConns{{Reason: harness.HeldBeyondPool, Count: 40, Requests: 40}}}
+			h.Leaks.BeforeIdleClose = &harness.HeldBeforeIdleClose{FDsMeasured: true, FDs: 180, Goroutines: 88}
+		}, harness.StatusFail, 88, "88 client goroutines still running after teardown, which ended only when the servers closed the 40 idle connections"},
+		{"idle pool within the declared pool is no fd leak", FDLeak{}, func(h *harness.History) {
+			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Available: true, IdleClosed: 4}
+			h.Leaks.BeforeIdleClose = &harness.HeldBeforeIdleClose{FDsMeasured: true, FDs: 36, Goroutines: 8}
+		}, harness.StatusPass, 1, "the servers closed 4 idle pooled connections"},
+		{"fds stopped at the ceiling", FDLeak{}, func(h *harness.History) {
+			h.StoppedEarly = &harness.EarlyStop{At: 1200 * time.Millisecond, Resource: harness.ResourceFDs, Above: 5100, Ceiling: 5000, Calls: 1300}
+		}, harness.StatusFail, 5100, "the run was stopped at the ceiling after 1.2s and 1300 calls: 5100 open file descriptors above the baseline (ceiling 5000); the client piles them up; after teardown 1 above (21 vs 20)"},
+		{"goroutines stopped at the ceiling", GoroutineLeak{}, func(h *harness.History) {
+			h.StoppedEarly = &harness.EarlyStop{At: time.Second, Resource: harness.ResourceGoroutines, Above: 50001, Ceiling: 50000, Calls: 900}
+		}, harness.StatusFail, 50001, "the run was stopped at the ceiling after 1s and 900 calls: 50001 goroutines above the baseline (ceiling 50000)"},
+		{"the other leak checks say the run was stopped early", GoroutineLeak{}, func(h *harness.History) {
+			h.StoppedEarly = &harness.EarlyStop{At: time.Second, Resource: harness.ResourceFDs, Above: 5100, Ceiling: 5000, Calls: 900}
+		}, harness.StatusPass, 0, "no client goroutine left running after teardown (the run was stopped early at the fds ceiling after 1s and 900 calls: 5100 above the baseline, ceiling 5000)"},
+		{"server conns say the run was stopped early", ServerConnLeak{}, func(h *harness.History) {
+			h.StoppedEarly = &harness.EarlyStop{At: time.Second, Resource: harness.ResourceFDs, Above: 5100, Ceiling: 5000, Calls: 900}
+		}, harness.StatusPass, 0, "(the run was stopped early at the fds ceiling"},
 		{"server conns partly known", ServerConnLeak{}, func(h *harness.History) {
 			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Err: harness.ErrNoServerTruth.Error()}
 		}, harness.StatusPass, 0, "not measured: payment"},

@@ -2,10 +2,12 @@ package check
 
 import (
 	"fmt"
-	"github.com/poolproof/poolproof/harness"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/poolproof/poolproof/harness"
 )
 
 // Leaks are the three leak checks with their default bounds.
@@ -14,12 +16,19 @@ func Leaks() []harness.Check {
 }
 
 // GoroutineLeak fails when goroutines that were not there at the
-// baseline, and are not the environment's, still run after teardown.
+// baseline, and are not the environment's, still run after teardown, or
+// ran until the servers closed idle connections the client held beyond its
+// declared pool (it would never have ended them itself), or when the run
+// was stopped at the goroutine ceiling (harness.EarlyStop).
 type GoroutineLeak struct{}
 
 func (GoroutineLeak) ID() string { return IDLeakGoroutines }
 
 func (c GoroutineLeak) Judge(h *harness.History) harness.Verdict {
+	return withEarlyStop(c.judge(h), h, harness.ResourceGoroutines)
+}
+
+func (c GoroutineLeak) judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "goroutines")
 	if ps := h.Leaks.Processes; len(ps) > 0 {
 		return v.NotApplicable(fmt.Sprintf("the client runs in a child process (%s): it has no goroutines in this process; its threads, file descriptors and sockets are judged by %s",
@@ -28,8 +37,15 @@ func (c GoroutineLeak) Judge(h *harness.History) harness.Verdict {
 	if !h.Leaks.GoroutinesMeasured {
 		return v.NotApplicable("goroutines were not measured after teardown")
 	}
+	if es := h.StoppedEarly; es != nil && es.Resource == harness.ResourceGoroutines {
+		return v.Fail(float64(es.Above), 0, fmt.Sprintf("%s; after teardown %d client goroutines still running", stoppedAt(es, "goroutines"), h.Leaks.Leaked))
+	}
 	if h.Leaks.Leaked == 0 {
-		return v.Pass(0, 0, "no client goroutine left running after teardown")
+		if b, beyond := h.Leaks.BeforeIdleClose, h.Leaks.BeyondPool(); b != nil && beyond > 0 && b.Goroutines > 0 {
+			return v.Fail(float64(b.Goroutines), 0, fmt.Sprintf("%d client goroutines still running after teardown, which ended only when the servers closed the %d idle connections the client held beyond its declared pool (%s): the client would never have ended them",
+				b.Goroutines, beyond, beyondPoolHint))
+		}
+		return v.Pass(0, 0, "no client goroutine left running after teardown"+idlePoolNote(h))
 	}
 	how := ""
 	if h.Leaks.LeakFinder == harness.LeakFinderLabels {
@@ -78,11 +94,14 @@ func describeLeaked(gs []harness.LeakedGoroutine) string {
 }
 
 // FDLeak fails when the process holds more file descriptors after
-// teardown than at the baseline, beyond a small tolerance. Tolerance 0
-// uses the tolerance recorded in the history (WithFDTolerance). For a
-// client in a child process (a driver) it judges that process instead:
-// its file descriptors (sockets included) and its threads after idle
-// close against those it had before its first call.
+// teardown than at the baseline, beyond a small tolerance, or held them
+// until the servers closed idle connections the client held beyond its
+// declared pool, or when the run was stopped at the descriptor ceiling
+// (harness.EarlyStop). Tolerance 0 uses the tolerance recorded in the
+// history (WithFDTolerance). For a client in a child process (a driver)
+// it judges that process instead: its file descriptors (sockets included)
+// and its threads after idle close against those it had before its first
+// call.
 type FDLeak struct {
 	Tolerance int `json:"tolerance,omitempty"`
 }
@@ -90,6 +109,10 @@ type FDLeak struct {
 func (FDLeak) ID() string { return IDLeakFDs }
 
 func (c FDLeak) Judge(h *harness.History) harness.Verdict {
+	return withEarlyStop(c.judge(h), h, harness.ResourceFDs)
+}
+
+func (c FDLeak) judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "fds")
 	tol := h.Leaks.FDTolerance
 	if c.Tolerance > 0 {
@@ -102,11 +125,20 @@ func (c FDLeak) Judge(h *harness.History) harness.Verdict {
 		return v.NotApplicable("open file descriptors cannot be counted here (no /proc/self/fd)")
 	}
 	extra := h.Leaks.FDAfter - h.Leaks.FDBaseline
-	if extra <= tol {
-		return v.Pass(float64(extra), float64(tol), fmt.Sprintf("%d open file descriptors after teardown, %d at the baseline", h.Leaks.FDAfter, h.Leaks.FDBaseline))
+	if es := h.StoppedEarly; es != nil && es.Resource == harness.ResourceFDs {
+		return v.Fail(float64(es.Above), float64(tol), fmt.Sprintf("%s; after teardown %d above (%d vs %d)",
+			stoppedAt(es, "open file descriptors"), extra, h.Leaks.FDAfter, h.Leaks.FDBaseline))
 	}
-	return v.Fail(float64(extra), float64(tol), fmt.Sprintf("%d more open file descriptors after teardown than at the baseline (%d vs %d): sockets or files the client never closed",
-		extra, h.Leaks.FDAfter, h.Leaks.FDBaseline))
+	if extra > tol {
+		return v.Fail(float64(extra), float64(tol), fmt.Sprintf("%d more open file descriptors after teardown than at the baseline (%d vs %d): sockets or files the client never closed",
+			extra, h.Leaks.FDAfter, h.Leaks.FDBaseline))
+	}
+	if b, beyond := h.Leaks.BeforeIdleClose, h.Leaks.BeyondPool(); b != nil && b.FDsMeasured && beyond > 0 && b.FDs-h.Leaks.FDBaseline > tol {
+		before := b.FDs - h.Leaks.FDBaseline
+		return v.Fail(float64(before), float64(tol), fmt.Sprintf("%d more open file descriptors after teardown than at the baseline (%d vs %d), released only when the servers closed the %d idle connections the client held beyond its declared pool (%s): the client would never have closed them",
+			before, b.FDs, h.Leaks.FDBaseline, beyond, beyondPoolHint))
+	}
+	return v.Pass(float64(extra), float64(tol), fmt.Sprintf("%d open file descriptors after teardown, %d at the baseline%s", h.Leaks.FDAfter, h.Leaks.FDBaseline, idlePoolNote(h)))
 }
 
 // judgeProcesses judges the child processes a driver's client ran in: the
@@ -168,20 +200,26 @@ func describeProcesses(ps []harness.ProcessLeaks) string {
 	return strings.Join(names, "; ")
 }
 
-// ServerConnLeak fails when a service still sees open connections
-// after the client closed its idle connections and the harness waited for
-// the closes to reach the server.
+// ServerConnLeak fails when a service still sees connections the client
+// holds after teardown: the client closed its idle connections (when it
+// can), the harness waited for the closes to land, and the servers closed
+// the idle pool of a client that cannot (see harness.ServerConnsAfter).
 type ServerConnLeak struct{}
 
 func (ServerConnLeak) ID() string { return IDLeakServerConns }
 
 func (c ServerConnLeak) Judge(h *harness.History) harness.Verdict {
+	return withEarlyStop(c.judge(h), h, "")
+}
+
+func (c ServerConnLeak) judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "connections")
 	var (
 		open     int
 		measured int
 		worst    []string
 		missing  []string
+		detailed = true
 	)
 	for _, name := range h.Services {
 		sc, ok := h.Leaks.ServerConns[name]
@@ -193,18 +231,156 @@ func (c ServerConnLeak) Judge(h *harness.History) harness.Verdict {
 		open += sc.Open
 		if sc.Open > 0 {
 			worst = append(worst, fmt.Sprintf("%s %d", name, sc.Open))
+			detailed = detailed && len(sc.Held) > 0
 		}
 	}
 	if measured == 0 {
-		return v.NotApplicable("no server-side truth: the servers' open connections could not be read")
+		return v.NotApplicable("no server-side truth: the servers' open connections could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	}
 	if open == 0 {
-		reason := "every service saw all connections closed after teardown"
+		reason := "every service saw all connections closed after teardown" + idlePoolNote(h)
 		if len(missing) > 0 {
 			reason += " (not measured: " + strings.Join(missing, ", ") + ")"
 		}
 		return v.Pass(0, 0, reason)
 	}
-	return v.Fail(float64(open), 0, fmt.Sprintf("%d connections still open on the servers (%s) %v after the client closed its idle connections: connections kept busy, e.g. by response bodies never read to the end or closed, are never returned to the pool and never closed",
-		open, strings.Join(worst, ", "), h.Leaks.ServerConnsWait.Round(time.Millisecond)))
+	head := fmt.Sprintf("%d connections still open on the servers (%s)", open, strings.Join(worst, ", "))
+	if !detailed {
+		// The environment could not close the servers' idle connections
+		// (or the history predates that): what they carried is unknown.
+		return v.Fail(float64(open), 0, fmt.Sprintf("%s %v after the client closed its idle connections: connections kept busy, e.g. by response bodies never read to the end or closed, are never returned to the pool and never closed%s",
+			head, h.Leaks.ServerConnsWait.Round(time.Millisecond), idleCloseErrors(h)))
+	}
+	return v.Fail(float64(open), 0, head+" after teardown, held by the client: "+describeHeld(h))
+}
+
+// stoppedAt says that, and why, the run was stopped at a ceiling.
+func stoppedAt(es *harness.EarlyStop, what string) string {
+	return fmt.Sprintf("the run was stopped at the ceiling after %v and %d calls: %d %s above the baseline (ceiling %d); the client piles them up",
+		es.At.Round(time.Millisecond), es.Calls, es.Above, what, es.Ceiling)
+}
+
+// withEarlyStop ends v's reason by saying that the run was stopped early
+// at a ceiling, unless it was own's ceiling, which the reason is about.
+func withEarlyStop(v harness.Verdict, h *harness.History, own harness.Resource) harness.Verdict {
+	if es := h.StoppedEarly; es != nil && es.Resource != own {
+		v.Reason += fmt.Sprintf(" (the run was stopped early at the %s ceiling after %v and %d calls: %d above the baseline, ceiling %d)",
+			es.Resource, es.At.Round(time.Millisecond), es.Calls, es.Above, es.Ceiling)
+	}
+	return v
+}
+
+// beyondPoolHint says what idle connections beyond the declared pool are.
+const beyondPoolHint = "connections of pools the caller no longer reaches, e.g. a new client per call, which nothing reuses and nothing closes"
+
+// heldHints say, once per reason, what holds a connection that way.
+var heldHints = map[harness.HeldReason]string{
+	harness.HeldInFlight:    "a request still in flight is a response the client is still reading or gave up on without closing it (e.g. a slow body and no timeout)",
+	harness.HeldNotReturned: "an answered connection that outlives CloseIdleConnections was never given back to the pool: a response body never read to the end or closed",
+	harness.HeldBeyondPool:  "idle connections beyond the declared pool are " + beyondPoolHint,
+}
+
+// describeHeld names, per service, the groups of held connections (why,
+// what they last carried, how many requests, how long open), then what
+// each reason means.
+func describeHeld(h *harness.History) string {
+	var parts []string
+	var reasons []harness.HeldReason
+	for _, name := range h.Services {
+		sc := h.Leaks.ServerConns[name]
+		groups := slices.Clone(sc.Held)
+		slices.SortStableFunc(groups, func(a, b harness.HeldConns) int { return b.Count - a.Count })
+		var gs []string
+		for i, g := range groups {
+			if i == 3 {
+				gs = append(gs, fmt.Sprintf("%d more groups", len(groups)-i))
+				break
+			}
+			gs = append(gs, describeHeldGroup(g, h.Profile.For(name).MaxConns))
+			if !slices.Contains(reasons, g.Reason) {
+				reasons = append(reasons, g.Reason)
+			}
+		}
+		if len(gs) > 0 {
+			parts = append(parts, name+": "+strings.Join(gs, "; "))
+		}
+	}
+	var hints []string
+	for _, r := range reasons {
+		if hint, ok := heldHints[r]; ok {
+			hints = append(hints, hint)
+		}
+	}
+	hint := strings.Join(hints, "; ")
+	if hint != "" {
+		hint = strings.ToUpper(hint[:1]) + hint[1:]
+	}
+	return strings.Join(parts, "; ") + ". " + hint
+}
+
+func describeHeldGroup(g harness.HeldConns, pool int) string {
+	var what string
+	switch g.Reason {
+	case harness.HeldInFlight:
+		what = fmt.Sprintf("%d still serving a request", g.Count)
+	case harness.HeldNotReturned:
+		what = fmt.Sprintf("%d answered, yet open after the client closed its idle connections", g.Count)
+	case harness.HeldBeyondPool:
+		what = fmt.Sprintf("%d idle beyond the declared pool of %d", g.Count, pool)
+	default:
+		what = fmt.Sprintf("%d %s", g.Count, g.Reason)
+	}
+	var details []string
+	if g.LastRoute != "" {
+		details = append(details, "last "+g.LastRoute)
+	}
+	switch {
+	case g.Requests == g.Count && g.Count == 1:
+		details = append(details, "1 request")
+	case g.Requests == g.Count:
+		details = append(details, "1 request each")
+	case g.Count == 1:
+		details = append(details, fmt.Sprintf("%d requests", g.Requests))
+	default:
+		details = append(details, fmt.Sprintf("%.1f requests each on average", float64(g.Requests)/float64(g.Count)))
+	}
+	oldest, newest := g.Oldest.Round(10*time.Millisecond), g.Newest.Round(10*time.Millisecond)
+	if oldest == newest {
+		details = append(details, fmt.Sprintf("open %v", oldest))
+	} else {
+		details = append(details, fmt.Sprintf("open %v to %v", newest, oldest))
+	}
+	return what + " (" + strings.Join(details, ", ") + ")"
+}
+
+// idlePoolNote tells, in a passing reason, how many idle pooled
+// connections the servers closed for the client, which is not a leak.
+func idlePoolNote(h *harness.History) string {
+	total := 0
+	var per []string
+	for _, name := range h.Services {
+		if n := h.Leaks.ServerConns[name].IdleClosed; n > 0 {
+			total += n
+			per = append(per, fmt.Sprintf("%s %d", name, n))
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the servers closed %d idle pooled connections the client kept for reuse (%s), which is no leak", total, strings.Join(per, ", "))
+}
+
+// idleCloseErrors names the services whose servers could not be asked to
+// close their idle connections.
+func idleCloseErrors(h *harness.History) string {
+	var errs []string
+	for _, name := range h.Services {
+		if e := h.Leaks.ServerConns[name].IdleCloseErr; e != "" {
+			errs = append(errs, name+": "+e)
+		}
+	}
+	if len(errs) == 0 {
+		return ""
+	}
+	return " (the servers could not be asked to close their idle connections: " + strings.Join(errs, "; ") + ")"
 }

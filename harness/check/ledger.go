@@ -53,7 +53,7 @@ func (c Ledger) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "violations")
 	st, ok := serverTruth(h, fakeservers.Payment)
 	if !ok {
-		return v.NotApplicable("no server-side truth from payment: the charges per order could not be read")
+		return v.NotApplicable("no server-side truth from payment: the charges per order could not be read; give the environment payment's admin URL (POOLPROOF_ADMIN_PAYMENT)")
 	}
 	attempts, _ := serverAttempts(h, fakeservers.Payment)
 	perSeq := make(map[uint32]int, len(attempts))

@@ -37,6 +37,9 @@ type PoolBound struct {
 	// MaxConns overrides the contract's MaxConns for every service (0: the
 	// history's Profile.For(service).MaxConns).
 	MaxConns int `json:"max_conns,omitempty"`
+	// MaxInFlight overrides the contract's MaxInFlight for every service
+	// (0: the history's; not judged when neither declares one).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
 	// CloseLag is how late the server may see a close (default 20ms).
 	CloseLag time.Duration `json:"close_lag,omitempty"`
 	// ReplaceWindow is how long after a replacement's accept the connection
@@ -65,7 +68,7 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 		if !ok {
 			continue
 		}
-		bound := cmp.Or(c.MaxConns, contractFor(h, svc).MaxConns)
+		bound := cmp.Or(c.MaxConns, contractFor(h, svc).MaxConns, callersBound(h))
 		peak := st.PeakOpen
 		if len(st.Connections) > 0 {
 			peak = min(peak, overlapPeak(st, lag, window))
@@ -77,14 +80,99 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 		}
 	}
 	if worst == nil {
-		return v.NotApplicable("no server-side truth: the servers' connections could not be read")
+		return v.NotApplicable("no server-side truth: the servers' connections could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
+	}
+	flight := c.inFlight(h)
+	if flight != nil && flight.peak > flight.bound && (worst.peak <= worst.bound || flight.peak-flight.bound > worst.peak-worst.bound) {
+		v.Unit = "calls in flight"
+		return v.Fail(float64(flight.peak), float64(flight.bound), fmt.Sprintf("%s had %d calls in flight at once on %s, more than the declared max of %d (MaxInFlight): a pool bounds calls, not only connections; on HTTP/2 many calls share one connection, so cap the concurrent calls too",
+			flight.svc, flight.peak, h.Protocol, flight.bound))
 	}
 	if worst.peak <= worst.bound {
+		if flight != nil {
+			return v.Pass(float64(worst.peak), float64(worst.bound), fmt.Sprintf("at most %d connections open at once to %s (bound %d) and at most %d calls in flight to %s (bound %d); services judged: %v",
+				worst.peak, worst.svc, worst.bound, flight.peak, flight.svc, flight.bound, judged))
+		}
 		return v.Pass(float64(worst.peak), float64(worst.bound), fmt.Sprintf("at most %d connections open at once to %s (bound %d); services judged: %v",
 			worst.peak, worst.svc, worst.bound, judged))
 	}
-	return v.Fail(float64(worst.peak), float64(worst.bound), fmt.Sprintf("%s saw %d connections open at once (server peak %d), more than the declared max of %d: cap the pool (e.g. Transport.MaxConnsPerHost) and make callers wait for a free connection",
-		worst.svc, worst.peak, worst.serverPeak, worst.bound))
+	declared := "the declared max"
+	if c.MaxConns == 0 && contractFor(h, worst.svc).MaxConns == 0 {
+		declared = "twice its concurrent callers (no MaxConns declared)"
+	}
+	return v.Fail(float64(worst.peak), float64(worst.bound), fmt.Sprintf("%s saw %d connections open at once (server peak %d), more than %s of %d: cap the pool (e.g. Transport.MaxConnsPerHost) and make callers wait for a free connection",
+		worst.svc, worst.peak, worst.serverPeak, declared, worst.bound))
+}
+
+// flightPeak is one service's most calls in flight at once against its bound.
+type flightPeak struct {
+	svc         string
+	peak, bound int
+}
+
+// inFlight is the service whose peak of calls in flight (server-side
+// requests being handled at once, from the request log) stands worst
+// against the declared MaxInFlight; nil when no service declares one.
+func (c PoolBound) inFlight(h *harness.History) *flightPeak {
+	var worst *flightPeak
+	for _, svc := range h.Services {
+		bound := cmp.Or(c.MaxInFlight, contractFor(h, svc).MaxInFlight)
+		st, ok := serverTruth(h, svc)
+		if bound <= 0 || !ok {
+			continue
+		}
+		r := flightPeak{svc: svc, peak: requestsPeak(st), bound: bound}
+		if worst == nil || r.peak-r.bound > worst.peak-worst.bound {
+			worst = &r
+		}
+	}
+	return worst
+}
+
+// requestsPeak is the most requests st was handling at once; a request
+// still running when the truth was read counts until then.
+func requestsPeak(st *fakeservers.Stats) int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	edges := make([]edge, 0, 2*len(st.Requests))
+	for _, r := range st.Requests {
+		end := r.Finished
+		if end.IsZero() {
+			end = st.Now
+		}
+		edges = append(edges, edge{r.Arrived, 1}, edge{end, -1})
+	}
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.delta - b.delta // an end before a start at the same instant
+	})
+	peak, n := 0, 0
+	for _, e := range edges {
+		n += e.delta
+		peak = max(peak, n)
+	}
+	return peak
+}
+
+// callers is the most calls the workload had running at once.
+func callers(h *harness.History) int {
+	if h.Workload.Mode == harness.OpenLoop {
+		return h.Workload.MaxInFlight
+	}
+	return h.Workload.Workers
+}
+
+// callersBound is the pool bound of a client that declares no MaxConns:
+// twice its callers. A pool needs no more connections than callers, but a
+// transport that dials for a waiting call while another call frees a
+// connection (Go's does) keeps both; a pool that grows without bound (a
+// new client per call) passes any such bound.
+func callersBound(h *harness.History) int {
+	return 2*callers(h) + 2
 }
 
 // overlapPeak is the most connections of st open at once, each surely held
@@ -94,8 +182,12 @@ func (c PoolBound) Judge(h *harness.History) harness.Verdict {
 func overlapPeak(st *fakeservers.Stats, lag, window time.Duration) int {
 	lastUse := make(map[uint64]time.Time, len(st.Connections))
 	for _, r := range st.Requests {
+		// A request left unanswered (status 0: the client gave up, or the
+		// connection died) is surely held only until it arrived: the
+		// server learns late that the client dropped the connection, and
+		// the client may already have dialled its replacement.
 		t := r.Arrived
-		if r.Finished.After(t) {
+		if r.Status != 0 && r.Finished.After(t) {
 			t = r.Finished
 		}
 		if t.After(lastUse[r.ConnID]) {
@@ -276,7 +368,7 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 				openAtWarm++
 			}
 		}
-		growth := max(0, contractFor(h, svc).MaxConns-openAtWarm)
+		growth := max(0, cmp.Or(contractFor(h, svc).MaxConns, callers(h))-openAtWarm)
 		churned := max(0, conns-growth)
 		// Few calls make one legitimate reconnect weigh too much, but
 		// certainChurn connections beyond the pool's max are churn however
@@ -292,7 +384,7 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 	}
 	if worst == nil {
 		if noTruth && len(short) == 0 {
-			return v.NotApplicable("no server-side truth: the servers' connections could not be read")
+			return v.NotApplicable("no server-side truth: the servers' connections could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 		}
 		return v.NotApplicable(fmt.Sprintf("too few steady-state calls (after the %s warm-up, outside faults) to judge churn: %v, need %d", harness.FormatDuration(warm), short, minCalls))
 	}
@@ -308,10 +400,12 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 // service latency L (injected by the scenario) and fails when calls queue
 // instead of failing fast: the p99 latency of the service's calls must stay
 // within L + PoolWait + margin, where margin is max(MarginMin, MarginFrac x
-// (L + PoolWait)). A client that queues without limit measures about
-// (offered concurrency / pool size) x L. Calls inside the service's fault
-// windows are judged when it has any (the latency is injected then), else
-// every call of the service.
+// (L + PoolWait)). PoolWait is the call's: the contract's PoolWait, or for a
+// client that declares its wait per attempt MaxAttempts x AttemptPoolWait,
+// whose backoffs between attempts the margin covers. A client that queues
+// without limit measures about (offered concurrency / pool size) x L. Calls
+// inside the service's fault windows are judged when it has any (the
+// latency is injected then), else every call of the service.
 //
 // Optionally (GoroutinesPerCall > 0) it also fails when the process's
 // goroutines during the run (the samplers' count, which excludes the
@@ -324,7 +418,8 @@ type PoolExhaustion struct {
 	// Latency is the service latency the scenario injected; 0 makes the
 	// check not applicable.
 	Latency time.Duration `json:"latency,omitempty"`
-	// PoolWait overrides the contract's pool wait (0: from the profile).
+	// PoolWait overrides the contract's per-call pool wait (0: from the
+	// profile, derived from AttemptPoolWait when only that is declared).
 	PoolWait   time.Duration `json:"pool_wait,omitempty"`
 	MarginMin  time.Duration `json:"margin_min,omitempty"`  // default 250ms
 	MarginFrac float64       `json:"margin_frac,omitempty"` // default 0.5
@@ -352,10 +447,20 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 		p99, bound time.Duration
 		n          int
 		wait       time.Duration
+		waitFrom   string // how the contract derived wait, "" when declared
 	}
 	var worst *result
+	undeclared := 0
 	for _, svc := range servicesOrAll(h, c.Service) {
-		wait := cmp.Or(c.PoolWait, contractFor(h, svc).PoolWait)
+		wait, waitFrom := c.PoolWait, ""
+		if wait == 0 {
+			ct := contractFor(h, svc)
+			wait, waitFrom = ct.PoolWait, perAttempt(ct, ct.PoolWait, ct.AttemptPoolWait)
+		}
+		if wait <= 0 {
+			undeclared++
+			continue
+		}
 		var calls []harness.CallRecord
 		if ws := harness.FaultWindows(h, svc); len(ws) > 0 {
 			for _, w := range ws {
@@ -370,23 +475,23 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 		base := c.Latency + wait
 		bound := base + max(marginMin, time.Duration(marginFrac*float64(base)))
 		p99 := percentile(latencies(calls, nil), 0.99)
-		r := result{svc: svc, p99: p99, bound: bound, n: len(calls), wait: wait}
+		r := result{svc: svc, p99: p99, bound: bound, n: len(calls), wait: wait, waitFrom: waitFrom}
 		if worst == nil || float64(r.p99)/float64(r.bound) > float64(worst.p99)/float64(worst.bound) {
 			worst = &r
 		}
+	}
+	if worst == nil && undeclared > 0 {
+		return v.NotApplicable("the client declares no pool wait: it does not promise to fail fast when its pool is exhausted; declare pool_wait (Contract.PoolWait) to have it judged")
 	}
 	if worst == nil {
 		return v.NotApplicable(fmt.Sprintf("fewer than %d calls to judge under exhaustion", minCalls))
 	}
 	if worst.p99 > worst.bound {
-		return v.Fail(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion, more than latency %s + pool wait %s + margin: calls queue for a connection without limit; fail a call that waited PoolWait for a free connection (ErrPoolExhausted)",
-			worst.svc, harness.FormatDuration(worst.p99), worst.n, harness.FormatDuration(c.Latency), harness.FormatDuration(worst.wait)))
+		return v.Fail(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion, more than latency %s + pool wait %s%s + margin: calls queue for a connection without limit; fail a call that waited PoolWait for a free connection (ErrPoolExhausted)",
+			worst.svc, harness.FormatDuration(worst.p99), worst.n, harness.FormatDuration(c.Latency), harness.FormatDuration(worst.wait), worst.waitFrom))
 	}
 	if c.GoroutinesPerCall > 0 && len(h.Samples) > 0 {
-		offered := h.Workload.Workers
-		if h.Workload.Mode == harness.OpenLoop {
-			offered = h.Workload.MaxInFlight
-		}
+		offered := callers(h)
 		limit := int(c.GoroutinesPerCall*float64(offered)) + cmp.Or(c.GoroutineSlack, 50)
 		peak, at := int32(0), int64(0)
 		for _, s := range h.Samples {
@@ -400,6 +505,6 @@ func (c PoolExhaustion) Judge(h *harness.History) harness.Verdict {
 				peak, harness.FormatDuration(time.Duration(at)), offered))
 		}
 	}
-	return v.Pass(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion: calls fail fast instead of queueing",
-		worst.svc, harness.FormatDuration(worst.p99), worst.n))
+	return v.Pass(ms(worst.p99), ms(worst.bound), fmt.Sprintf("%s: p99 latency %s over %d calls under pool exhaustion, within latency %s + pool wait %s%s + margin: calls fail fast instead of queueing",
+		worst.svc, harness.FormatDuration(worst.p99), worst.n, harness.FormatDuration(c.Latency), harness.FormatDuration(worst.wait), worst.waitFrom))
 }

@@ -1,9 +1,13 @@
 package check
 
 import (
-	"github.com/poolproof/poolproof/harness"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/harness"
 )
 
 func TestPoolChecks(t *testing.T) {
@@ -206,4 +210,34 @@ func TestPoolChecks(t *testing.T) {
 		}, harness.StatusNotApplicable, []string{"fewer than 20 calls"}},
 	}
 	runCheckCases(t, cases)
+}
+
+func TestPoolBoundHoldsCallsInFlightToMaxInFlight(t *testing.T) {
+	// 2 connections carrying 6 overlapping requests: HTTP/2 multiplexing.
+	b := newHB(fakeservers.Inventory)
+	b.h.Protocol = harness.ProtocolHTTP2
+	c1, c2 := b.conn(fakeservers.Inventory, 0, -1), b.conn(fakeservers.Inventory, 0, -1)
+	for i := range 6 {
+		seq := b.call(fakeservers.Inventory, time.Millisecond, 60*time.Millisecond, 200, harness.ClassNone)
+		b.attempt(fakeservers.Inventory, seq, time.Millisecond, 50*time.Millisecond, 200, []uint64{c1, c2}[i%2])
+	}
+	b.truth(fakeservers.Inventory).PeakOpen = 2
+	h := b.done()
+
+	h.Profile = harness.Profile{Default: harness.Contract{MaxConns: 4}}
+	undeclared := PoolBound{}.Judge(h)
+	assert.Equal(t, harness.StatusPass, undeclared.Status, "without MaxInFlight only connections are judged: %s", undeclared.Reason)
+
+	h.Profile.Default.MaxInFlight = 4
+	v := PoolBound{}.Judge(h)
+	assert.Equal(t, harness.StatusFail, v.Status, v.Reason)
+	assert.Equal(t, 6.0, v.Measured)
+	assert.Equal(t, 4.0, v.Bound)
+	assert.Equal(t, "calls in flight", v.Unit)
+	assert.Contains(t, v.Reason, "6 calls in flight at once on h2")
+
+	h.Profile.Default.MaxInFlight = 6
+	v = PoolBound{}.Judge(h)
+	assert.Equal(t, harness.StatusPass, v.Status, v.Reason)
+	assert.Contains(t, v.Reason, "at most 6 calls in flight")
 }

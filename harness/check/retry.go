@@ -7,26 +7,24 @@ import (
 	"slices"
 	"time"
 
-	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
 )
 
-// RetryAttempts fails when the server saw more attempts of one logical
-// call (one X-Request-ID) than the contract's MaxAttempts.
+// RetryAttempts fails when the server saw more of the caller's attempts of
+// one logical call (one X-Request-ID) than the contract's MaxAttempts.
 //
-// Replays: Go's http.Transport silently sends a replayable request (GET,
-// HEAD, OPTIONS, TRACE, or one carrying an Idempotency-Key) again when a
-// reused connection dies before the response arrives, and the server may
-// already have read the first copy. That replay is the transport's, not a
-// retry the client chose, so a replayable request is allowed one server
-// attempt over MaxAttempts, unless Strict. A charge without an idempotency
-// key is never replayed by the transport, so it gets no allowance: every
-// extra attempt of it is the client's. A retry storm (10 attempts against a
-// declared 3) fails either way.
+// Transport replays are told apart and reported, not counted: an HTTP/1.1
+// transport (Go's, urllib3's) sends a request again on its own when a
+// reused keep-alive connection dies before the answer, and the server may
+// already have read the first copy. Seen from the server that is an
+// attempt left unanswered, followed at once (within replayGap) by the same
+// request id on another connection (see transportReplays). A retry the client chose
+// waits its backoff or follows an answer, so it is never taken for a
+// replay; a retry storm (10 attempts against a declared 3) fails either way.
 type RetryAttempts struct {
 	// MaxAttempts overrides the contract's MaxAttempts (0: from the profile).
 	MaxAttempts int `json:"max_attempts,omitempty"`
-	// Strict drops the transport-replay allowance.
+	// Strict counts transport replays as attempts too.
 	Strict bool `json:"strict,omitempty"`
 }
 
@@ -35,14 +33,15 @@ func (RetryAttempts) ID() string { return IDRetryAttempts }
 func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "attempts")
 	type result struct {
-		svc, id, method   string
-		attempts, bound   int
-		declared, allowed int
+		svc, id, method string
+		attempts, bound int
+		replays         int
 	}
 	var (
 		worst   *result
 		over    int
 		ids     int
+		replays int
 		judged  bool
 		svcSeen []string
 	)
@@ -53,7 +52,7 @@ func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 		}
 		judged = true
 		svcSeen = append(svcSeen, svc)
-		declared := cmp.Or(c.MaxAttempts, contractFor(h, svc).MaxAttempts)
+		declared := cmp.Or(c.MaxAttempts, contractFor(h, svc).MaxAttempts, harness.UniversalMaxAttempts)
 		groups := bySeq(as)
 		for _, seq := range sortedSeqs(groups) {
 			g := groups[seq]
@@ -62,11 +61,17 @@ func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 			for _, a := range g {
 				n = max(n, a.Attempt)
 			}
-			allow := 0
-			if !c.Strict && replayable(h, svc, g[0].Method) {
-				allow = 1
+			rp := 0
+			for _, isReplay := range transportReplays(g) {
+				if isReplay {
+					rp++
+				}
 			}
-			r := result{svc: svc, id: g[0].RequestID, method: g[0].Method, attempts: n, bound: declared + allow, declared: declared, allowed: allow}
+			replays += rp
+			if !c.Strict {
+				n -= rp
+			}
+			r := result{svc: svc, id: g[0].RequestID, method: g[0].Method, attempts: n, bound: declared, replays: rp}
 			if n > r.bound {
 				over++
 			}
@@ -76,29 +81,71 @@ func (c RetryAttempts) Judge(h *harness.History) harness.Verdict {
 		}
 	}
 	if !judged {
-		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	}
 	if worst == nil {
 		return v.NotApplicable(fmt.Sprintf("the servers (%v) saw no request of this run", svcSeen))
 	}
+	apart := ""
+	if replays > 0 && !c.Strict {
+		apart = fmt.Sprintf("; %d transport replays told apart (the same request again at once, on another connection, after an attempt died unanswered), not counted", replays)
+	}
 	if over == 0 {
-		return v.Pass(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d request ids, at most %d server attempts each (%s %s)", ids, worst.attempts, worst.svc, worst.id))
+		return v.Pass(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d request ids, at most %d attempts each by the caller (%s %s)%s", ids, worst.attempts, worst.svc, worst.id, apart))
 	}
-	allowance := ""
-	if worst.allowed > 0 {
-		allowance = fmt.Sprintf(" + %d transport replay", worst.allowed)
+	declared := fmt.Sprintf("declared max %d", worst.bound)
+	if c.MaxAttempts == 0 && contractFor(h, worst.svc).MaxAttempts == 0 {
+		declared = fmt.Sprintf("no MaxAttempts declared, universal max %d", worst.bound)
 	}
-	return v.Fail(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d of %d request ids reached the server more often than allowed; worst %s %s %s: %d attempts, declared max %d%s: stop retrying after MaxAttempts in total, counting every layer that retries",
-		over, ids, worst.svc, worst.method, worst.id, worst.attempts, worst.declared, allowance))
+	return v.Fail(float64(worst.attempts), float64(worst.bound), fmt.Sprintf("%d of %d request ids reached the server more often than allowed; worst %s %s %s: %d attempts, %s%s: stop retrying after MaxAttempts in total, counting every layer that retries",
+		over, ids, worst.svc, worst.method, worst.id, worst.attempts, declared, apart))
 }
 
-// replayable reports whether Go's transport may replay a request on its own.
-func replayable(h *harness.History, service, method string) bool {
-	switch method {
-	case "GET", "HEAD", "OPTIONS", "TRACE":
-		return true
+// noRetriesDeclared is why the retry-policy checks do not judge a client
+// that declares no MaxAttempts; retry.attempts_bounded still holds it to
+// harness.UniversalMaxAttempts.
+const noRetriesDeclared = "the client declares no retry policy: declare max_attempts (Contract.MaxAttempts) to have its backoff and Retry-After judged; retry.attempts_bounded still bounds its attempts"
+
+// declaresRetries reports whether any of services declares MaxAttempts.
+func declaresRetries(h *harness.History, services []string) bool {
+	for _, svc := range services {
+		if contractFor(h, svc).MaxAttempts > 0 {
+			return true
+		}
 	}
-	return service == fakeservers.Payment && h.Workload.KeyedCharges
+	return false
+}
+
+// replayGap is how soon after an attempt died unanswered the same request
+// must start again on another connection to be taken for the transport's
+// replay. A transport replays at once, but on a loaded machine its
+// goroutine, the dial and the accept were measured up to ~45ms late; a
+// retry the client chose within that much of a dead connection is given
+// the benefit of the doubt (its answered failures, 5xx and 429, are
+// never taken for replays).
+const replayGap = 50 * time.Millisecond
+
+// transportReplays marks the attempts of one request id (in arrival order)
+// that are the transport's replays: the previous attempt got no answer
+// (the connection died under it), and this one came at once on another
+// connection: a connection the server accepted within replayGap after the
+// failure (dialled for the replay: the TLS handshake before the request
+// arrives is not a backoff), or an open one it arrived on within replayGap.
+func transportReplays(g []serverAttempt) []bool {
+	out := make([]bool, len(g))
+	for i := 1; i < len(g); i++ {
+		prev, cur := g[i-1], g[i]
+		end := prev.Arrived
+		if prev.Finished > end {
+			end = prev.Finished
+		}
+		start := cur.Arrived
+		if cur.ConnAccepted >= end {
+			start = cur.ConnAccepted
+		}
+		out[i] = prev.Status == 0 && cur.ConnID != prev.ConnID && start-end <= replayGap
+	}
+	return out
 }
 
 // RetryBackoff fails on a retry storm. Two measurements:
@@ -119,7 +166,8 @@ func replayable(h *harness.History, service, method string) bool {
 type RetryBackoff struct {
 	// Service restricts the check to one service ("" = every service).
 	Service string `json:"service,omitempty"`
-	// MinGap is the smallest acceptable median gap (default 3ms).
+	// MinGap is the smallest acceptable median gap (default: a quarter of
+	// the declared BackoffBase, at least 3ms).
 	MinGap time.Duration `json:"min_gap,omitempty"`
 	// MaxAttemptRatio bounds server attempts per call in fault windows (default 2).
 	MaxAttemptRatio float64 `json:"max_attempt_ratio,omitempty"`
@@ -132,7 +180,14 @@ func (RetryBackoff) ID() string { return IDRetryBackoff }
 
 func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "ms")
-	minGap := cmp.Or(c.MinGap, 3*time.Millisecond)
+	if !declaresRetries(h, servicesOrAll(h, c.Service)) {
+		return v.NotApplicable(noRetriesDeclared)
+	}
+	var base time.Duration
+	for _, svc := range servicesOrAll(h, c.Service) {
+		base = max(base, contractFor(h, svc).BackoffBase)
+	}
+	minGap := cmp.Or(c.MinGap, max(3*time.Millisecond, base/4))
 	ratioBound := cmp.Or(c.MaxAttemptRatio, 2)
 	minCalls := cmp.Or(c.MinCalls, defaultMinCalls)
 	var (
@@ -152,7 +207,11 @@ func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 		groups := bySeq(as)
 		for _, seq := range sortedSeqs(groups) {
 			g := groups[seq]
+			replay := transportReplays(g)
 			for i := 1; i < len(g); i++ {
+				if replay[i] {
+					continue // the transport's, not a retry the client spaced
+				}
 				from := g[i-1].Arrived
 				if g[i-1].Finished >= from && g[i-1].Finished <= g[i].Arrived {
 					from = g[i-1].Finished
@@ -181,7 +240,7 @@ func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 		}
 	}
 	if !truth {
-		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	}
 	if len(gaps) == 0 && worstR < 0 {
 		return v.NotApplicable("no request was retried and no fault window held enough calls: nothing shows how the client retries")
@@ -229,6 +288,9 @@ func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
 	if c.RetryAfter <= 0 {
 		return v.NotApplicable("the scenario declared no Retry-After")
 	}
+	if !declaresRetries(h, h.Services) {
+		return v.NotApplicable(noRetriesDeclared)
+	}
 	need := time.Duration(cmp.Or(c.Factor, 0.9) * float64(c.RetryAfter))
 	var (
 		truth     bool
@@ -275,7 +337,7 @@ func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
 	}
 	switch {
 	case !truth:
-		return v.NotApplicable("no server-side truth: the attempts per request id could not be read")
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	case n429 == 0:
 		return v.NotApplicable("the servers sent no 429 in this run")
 	case !hasRetry:

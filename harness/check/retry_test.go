@@ -26,6 +26,25 @@ func TestRetryChecks(t *testing.T) {
 		}
 		return seq
 	}
+	// replayed records a call whose first attempt died unanswered on a
+	// reused connection (conn 1 carried earlier calls) and came again at
+	// once on a new connection, the transport's replay, followed by n-1
+	// more attempts the caller spaced: n+1 attempts at the server.
+	replayed := func(b *hb, svc string, start time.Duration, n int) uint32 {
+		seq := b.call(svc, start, time.Duration(n)*60*ms, 200, harness.ClassNone)
+		b.attempt(svc, seq, start, ms, 0, 1)
+		b.attempt(svc, seq, start+ms+ms/2, ms, 503, 99)
+		at := start + 60*ms
+		for i := 1; i < n; i++ {
+			status := 503
+			if i == n-1 {
+				status = 200
+			}
+			b.attempt(svc, seq, at, ms, status, 99)
+			at += 60 * ms
+		}
+		return seq
+	}
 	healthy := func() *hb {
 		b := newHB()
 		b.okCalls(inv, 0, 2*sec, 10*ms, 2*ms, true, 1)
@@ -37,29 +56,34 @@ func TestRetryChecks(t *testing.T) {
 			b := healthy()
 			retried(b, pay, sec, 3, 50*ms, 503)
 			return b.done()
-		}, harness.StatusPass, []string{"at most 3 server attempts each"}},
+		}, harness.StatusPass, []string{"at most 3 attempts each by the caller"}},
 		{"attempts: a retry storm on a charge", RetryAttempts{}, func() *harness.History {
 			b := healthy()
 			seq := retried(b, pay, sec, 10, 0, 503)
 			_ = seq
 			return b.done()
 		}, harness.StatusFail, []string{"1 of", "payment POST pp-synthetic-7-", ": 10 attempts, declared max 3", "stop retrying after MaxAttempts"}},
-		{"attempts: one transport replay of a GET is allowed", RetryAttempts{}, func() *harness.History {
+		{"attempts: a transport replay is told apart", RetryAttempts{}, func() *harness.History {
 			b := healthy()
-			retried(b, inv, sec, 4, 50*ms, 503)
+			replayed(b, inv, sec, 3)
 			return b.done()
-		}, harness.StatusPass, []string{"at most 4 server attempts"}},
+		}, harness.StatusPass, []string{"at most 3 attempts each by the caller", "1 transport replays told apart"}},
 		{"attempts: strict counts the replay", RetryAttempts{Strict: true}, func() *harness.History {
 			b := healthy()
-			retried(b, inv, sec, 4, 50*ms, 503)
+			replayed(b, inv, sec, 3)
 			return b.done()
 		}, harness.StatusFail, []string{"4 attempts, declared max 3"}},
 		{"attempts: a keyed charge may be replayed too", RetryAttempts{}, func() *harness.History {
 			b := healthy()
 			b.h.Workload.KeyedCharges = true
-			retried(b, pay, sec, 4, 50*ms, 503)
+			replayed(b, pay, sec, 3)
 			return b.done()
 		}, harness.StatusPass, nil},
+		{"attempts: a fourth attempt after an answer is the caller's, not a replay", RetryAttempts{}, func() *harness.History {
+			b := healthy()
+			retried(b, inv, sec, 4, 0, 503)
+			return b.done()
+		}, harness.StatusFail, []string{"4 attempts, declared max 3"}},
 		{"attempts: other runs' requests are not counted", RetryAttempts{}, func() *harness.History {
 			b := healthy()
 			st := b.truth(pay)

@@ -49,12 +49,12 @@ var checkDocs = []Doc{
 	{IDLeakFDs, "/proc/self/fd, or a driver's /proc/<pid>", "file descriptors return to the baseline after teardown; a driver's process keeps no more fds, sockets or threads after idle close than before its first call"},
 	{IDLeakServerConns, "server truth", "the servers see every connection closed after teardown"},
 	{IDNoHang, "calls", "no call outlives the watchdog"},
-	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns"},
+	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns, and calls in flight <= Contract.MaxInFlight where declared (HTTP/2 shares connections)"},
 	{IDPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults) stay near zero"},
-	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + PoolWait + margin: fail fast instead of queueing"},
-	{IDTimeoutRequestBound, "calls", "every call ends within Contract.RequestTimeout + margin"},
+	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + the call's pool wait (Contract.PoolWait, else MaxAttempts x AttemptPoolWait) + margin: fail fast instead of queueing"},
+	{IDTimeoutRequestBound, "calls", "every call ends within its timeout (Contract.RequestTimeout, else MaxAttempts x AttemptTimeout) + margin"},
 	{IDRetryAttempts, "server truth", "server-side attempts per X-Request-ID <= Contract.MaxAttempts"},
-	{IDRetryBackoff, "server truth, retries or a fault window", "retries are spaced (median gap) and do not multiply the load on a failing service"},
+	{IDRetryBackoff, "server truth, retries or a fault window", "retries are spaced (median gap >= a quarter of Contract.BackoffBase, at least 3ms) and do not multiply the load on a failing service"},
 	{IDRetryAfter, "server truth, 429s, the Retry-After (from the scenario)", "no retry after a 429 arrives before its Retry-After"},
 	{IDLedgerNoDuplicate, "payment server truth, charge calls", "no order charged twice; a charge reported ok was made exactly once; a locally rejected charge never reached the server"},
 	{IDBreakerOpens, "a declared breaker, a fault window", "during an outage the attempts reaching the server collapse and failures are fast"},
@@ -90,6 +90,21 @@ func inAny(ws []harness.Window, t time.Duration) bool {
 
 // contractFor is the contract the history declares for service.
 func contractFor(h *harness.History, service string) harness.Contract { return h.Profile.For(service) }
+
+// perAttempt says how ct's per-call bound call grew from its per-attempt
+// bound attempt (" (3 attempts x 250ms)"), or "" when it did not, so that a
+// verdict on a retrying client shows the bound it was really held to.
+func perAttempt(ct harness.Contract, call, attempt time.Duration) string {
+	attempts := max(1, ct.MaxAttempts) // undeclared: one attempt
+	if attempt <= 0 || call != time.Duration(attempts)*attempt {
+		return ""
+	}
+	noun := "attempts"
+	if attempts == 1 {
+		noun = "attempt"
+	}
+	return fmt.Sprintf(" (%d %s x %s)", attempts, noun, harness.FormatDuration(attempt))
+}
 
 // defaultMinCalls is the fewest calls a check takes a percentile or a rate
 // over unless told otherwise: fewer make one slow or failed call decide it.
@@ -174,6 +189,12 @@ type serverAttempt struct {
 	Fault     string
 	OrderID   string
 	ConnID    uint64
+	// Reused: an earlier request of this run arrived on the same connection
+	// (a kept-alive connection, which may have died while idle).
+	Reused bool
+	// ConnAccepted is when the server accepted the attempt's connection
+	// (an offset; -1 when unknown).
+	ConnAccepted time.Duration
 }
 
 // serverTruth returns the stats of service after the run, or false.
@@ -200,6 +221,11 @@ func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) 
 		return nil, false
 	}
 	out := make([]serverAttempt, 0, len(st.Requests))
+	used := make(map[uint64]bool)
+	accepted := make(map[uint64]time.Duration, len(st.Connections))
+	for _, cn := range st.Connections {
+		accepted[cn.ID] = offset(h, cn.Accepted)
+	}
 	for _, r := range st.Requests {
 		seq, ok := seqOf(h, r.RequestID)
 		if !ok {
@@ -215,6 +241,14 @@ func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) 
 		out = append(out, a)
 	}
 	slices.SortStableFunc(out, func(a, b serverAttempt) int { return cmp.Compare(a.Arrived, b.Arrived) })
+	for i := range out {
+		out[i].Reused = used[out[i].ConnID]
+		used[out[i].ConnID] = true
+		out[i].ConnAccepted = -1
+		if at, ok := accepted[out[i].ConnID]; ok {
+			out[i].ConnAccepted = at
+		}
+	}
 	return out, true
 }
 

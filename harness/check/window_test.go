@@ -29,7 +29,7 @@ func newHB(services ...string) *hb {
 	return &hb{t0: t0, h: &harness.History{
 		Version: harness.HistoryVersion, Scenario: "synthetic", Seed: 7, Started: t0,
 		Services: services, RequestIDPrefix: "pp-synthetic-7", Watchdog: 5 * time.Second,
-		Profile:  harness.DefaultProfile(),
+		Profile:  harness.Profile{Default: fullContract},
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Workers: 8, Duration: 10 * time.Second},
 	}}
 }
@@ -137,29 +137,35 @@ type checkCase struct {
 	reasonHas []string
 }
 
-// runCheckCases judges every case, then judges it again from the history
-// saved and loaded, and wants the same verdict.
+// runCheckCases judges every case (see judgeCase).
 func runCheckCases(t *testing.T, cases []checkCase) {
 	t.Helper()
 	for _, tt := range cases {
-		t.Run(tt.name, func(t *testing.T) {
-			h := tt.build()
-			v := tt.check.Judge(h)
-			assert.Equal(t, tt.check.ID(), v.Check)
-			assert.Equal(t, tt.status, v.Status, "%s", v)
-			for _, s := range tt.reasonHas {
-				assert.Contains(t, v.Reason, s)
-			}
-			assert.NotEmpty(t, v.Reason)
-			assert.NotContains(t, v.Reason, "\n")
-
-			var buf bytes.Buffer
-			require.NoError(t, h.Save(&buf))
-			loaded, err := harness.LoadHistory(&buf)
-			require.NoError(t, err)
-			assert.Equal(t, v, tt.check.Judge(loaded), "the verdict changed after Save/LoadHistory")
-		})
+		t.Run(tt.name, func(t *testing.T) { judgeCase(t, tt) })
 	}
+}
+
+// judgeCase judges tt, wants its status and reason, then judges it again
+// from the history saved and loaded and wants the same verdict, which it
+// returns for the caller to look further.
+func judgeCase(t *testing.T, tt checkCase) harness.Verdict {
+	t.Helper()
+	h := tt.build()
+	v := tt.check.Judge(h)
+	assert.Equal(t, tt.check.ID(), v.Check)
+	assert.Equal(t, tt.status, v.Status, "%s", v)
+	for _, s := range tt.reasonHas {
+		assert.Contains(t, v.Reason, s)
+	}
+	assert.NotEmpty(t, v.Reason)
+	assert.NotContains(t, v.Reason, "\n")
+
+	var buf bytes.Buffer
+	require.NoError(t, h.Save(&buf))
+	loaded, err := harness.LoadHistory(&buf)
+	require.NoError(t, err)
+	assert.Equal(t, v, tt.check.Judge(loaded), "the verdict changed after Save/LoadHistory")
+	return v
 }
 
 func TestFaultWindows(t *testing.T) {
@@ -292,4 +298,17 @@ func bigHistory(n int) *harness.History {
 	}
 	b.seq = uint32(n)
 	return b.done()
+}
+
+// fullContract declares every promise, so that the synthetic histories
+// exercise every check (a profile that declares nothing leaves the
+// promise-specific ones not applicable).
+var fullContract = harness.Contract{
+	MaxConns:         16,
+	PoolWait:         250 * time.Millisecond,
+	RequestTimeout:   2 * time.Second,
+	MaxAttempts:      3,
+	BreakerOpenDelay: time.Second,
+	RecoveryTime:     3 * time.Second,
+	HalfOpenProbes:   3,
 }

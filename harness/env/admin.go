@@ -57,6 +57,21 @@ func openConnsAdmin(ctx context.Context, admins map[string]*fakeservers.AdminCli
 	return n.Open, nil
 }
 
+func closeIdleAdmin(ctx context.Context, admins map[string]*fakeservers.AdminClient, service string, timeout time.Duration) (fakeservers.IdleClose, error) {
+	c, err := adminFor(admins, "close idle connections", service)
+	if err != nil {
+		return fakeservers.IdleClose{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	defer c.Close() // see observeAdmin
+	res, err := c.CloseIdle(ctx)
+	if err != nil {
+		return fakeservers.IdleClose{}, fmt.Errorf("close idle connections %q: %w", service, err)
+	}
+	return res, nil
+}
+
 // resetAdmins makes every fake service forget its history and reseeds its
 // draws (service i of fakeservers.Services with seed+i; a service that is
 // not one of them after those, in name order); it goes on after a failure

@@ -73,6 +73,7 @@ type Docker struct {
 var (
 	_ harness.Environment       = (*Docker)(nil)
 	_ harness.ConnectionCounter = (*Docker)(nil)
+	_ harness.IdleConnCloser    = (*Docker)(nil)
 )
 
 // NewDocker builds the static poolproof binary (go build, bounded by ctx)
@@ -361,6 +362,12 @@ func (d *Docker) Observe(ctx context.Context, service string) (fakeservers.Stats
 // makes Docker a ConnectionCounter.
 func (d *Docker) OpenConnections(ctx context.Context, service string) (int, error) {
 	return openConnsAdmin(ctx, d.admins, service, d.cfg.callTimeout)
+}
+
+// CloseIdleConns has one service close every connection with no request in
+// flight, through its admin API; it makes Docker a harness.IdleConnCloser.
+func (d *Docker) CloseIdleConns(ctx context.Context, service string) (fakeservers.IdleClose, error) {
+	return closeIdleAdmin(ctx, d.admins, service, d.cfg.callTimeout)
 }
 
 // Reset removes every toxic and HTTP fault, re-enables every proxy, restores

@@ -140,6 +140,18 @@ func (d *FaultDriver) Apply(ctx context.Context, a harness.Action) error {
 		return d.adminCall(ctx, a.Service, a.Kind, func(ctx context.Context, c *fakeservers.AdminClient) error {
 			return c.SetKeepAlive(ctx, ka)
 		})
+	case harness.ActionSetProtocol:
+		var h2 bool
+		switch a.Protocol {
+		case harness.ProtocolHTTP1:
+		case harness.ProtocolHTTP2:
+			h2 = true
+		default:
+			return fmt.Errorf("%w: %s on %q: Action.Protocol %q: want %q or %q", harness.ErrInvalidAction, a.Kind, a.Service, a.Protocol, harness.ProtocolHTTP1, harness.ProtocolHTTP2)
+		}
+		return d.adminCall(ctx, a.Service, a.Kind, func(ctx context.Context, c *fakeservers.AdminClient) error {
+			return c.SetHTTP2(ctx, h2)
+		})
 	case "":
 		return fmt.Errorf("%w: Action.Kind is empty: want one of %s", harness.ErrInvalidAction, strings.Join(actionKinds, ", "))
 	default:
@@ -149,13 +161,14 @@ func (d *FaultDriver) Apply(ctx context.Context, a harness.Action) error {
 
 var actionKinds = []string{
 	harness.ActionAddToxic, harness.ActionRemoveToxic, harness.ActionDisableProxy, harness.ActionEnableProxy,
-	harness.ActionSetHTTPFaults, harness.ActionClearHTTPFaults, harness.ActionSetKeepAlive,
+	harness.ActionSetHTTPFaults, harness.ActionClearHTTPFaults, harness.ActionSetKeepAlive, harness.ActionSetProtocol,
 }
 
 // Reset returns every proxy and fake service to a fault-free state: Toxiproxy
 // removes every toxic and re-enables every proxy, and each fake service drops
-// its HTTP faults and gets its baseline keep-alive back. It goes on after a
-// failure, so that as much as possible is reset, and returns every error.
+// its HTTP faults, gets its baseline keep-alive back and offers HTTP/1.1
+// only (a run on HTTP/2 asks for it). It goes on after a failure, so that as
+// much as possible is reset, and returns every error.
 func (d *FaultDriver) Reset(ctx context.Context) error {
 	var errs []error
 	if err := d.toxiproxyCall(ctx, "reset", func(c *toxiclient.Client) error { return c.ResetState() }); err != nil {
@@ -164,7 +177,7 @@ func (d *FaultDriver) Reset(ctx context.Context) error {
 	for _, svc := range d.adminServices() {
 		ka := d.baseline[svc]
 		err := d.adminCall(ctx, svc, "reset", func(ctx context.Context, c *fakeservers.AdminClient) error {
-			return errors.Join(c.ClearFaults(ctx), c.SetKeepAlive(ctx, ka))
+			return errors.Join(c.ClearFaults(ctx), c.SetKeepAlive(ctx, ka), c.SetHTTP2(ctx, false))
 		})
 		if err != nil {
 			errs = append(errs, err)

@@ -29,7 +29,11 @@ type Embedded struct {
 	closeErr  error
 }
 
-var _ harness.Environment = (*Embedded)(nil)
+var (
+	_ harness.Environment       = (*Embedded)(nil)
+	_ harness.ConnectionCounter = (*Embedded)(nil)
+	_ harness.IdleConnCloser    = (*Embedded)(nil)
+)
 
 // NewEmbedded starts one CA, the three fake services (all signed by that
 // CA), Toxiproxy with its HTTP API on an ephemeral loopback port, and one
@@ -163,6 +167,16 @@ func (e *Embedded) OpenConnections(ctx context.Context, service string) (int, er
 	return openConnsAdmin(ctx, e.admins, service, e.cfg.callTimeout)
 }
 
+// CloseIdleConns has one service close every connection with no request in
+// flight, through its admin API; it makes Embedded a harness.IdleConnCloser,
+// so teardown can tell the client's idle pool from what it holds.
+func (e *Embedded) CloseIdleConns(ctx context.Context, service string) (fakeservers.IdleClose, error) {
+	if err := e.known("close idle connections", service); err != nil {
+		return fakeservers.IdleClose{}, err
+	}
+	return closeIdleAdmin(ctx, e.admins, service, e.cfg.callTimeout)
+}
+
 // known refuses a service that is not one of the fake services, which the
 // shared admin helpers would report as one without server truth.
 func (e *Embedded) known(op, service string) error {
@@ -207,7 +221,7 @@ var environmentFunctions = []string{
 	"net/http.(*http2serverConn).writeFrameAsync",
 	// Fake services: the goroutine that waits for both serve loops, and the
 	// idle-timeout timer callbacks.
-	"github.com/poolproof/poolproof/fakeservers.Start.func4",
+	"github.com/poolproof/poolproof/fakeservers.(*Server).markServed",
 	"github.com/poolproof/poolproof/fakeservers.(*trackedConn).onIdleTimer",
 }
 

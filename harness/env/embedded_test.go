@@ -275,6 +275,26 @@ func TestEmbeddedDisableProxyDropsServerConnections(t *testing.T) {
 	assert.Equal(t, 1, observe(t, env, svc.Name).OpenConnections)
 }
 
+// The servers close a connection between requests through Toxiproxy, and
+// the client, whose next read fails, sees it go.
+func TestEmbeddedCloseIdleConnsClosesThroughTheProxy(t *testing.T) {
+	env := newEmbedded(t, WithTLS(false))
+	svc := service(t, env, fakeservers.Payment)
+	br := heldConn(t, strings.TrimPrefix(svc.BaseURL, "http://"), "payment", "/v1/catalog?size=64")
+	require.Equal(t, 1, observe(t, env, svc.Name).OpenConnections)
+
+	res, err := env.CloseIdleConns(context.Background(), svc.Name)
+	require.NoError(t, err)
+	require.Len(t, res.Closed, 1)
+	assert.Empty(t, res.Busy)
+	assert.Equal(t, "GET "+fakeservers.RouteCatalog, res.Closed[0].LastRoute)
+	assert.Equal(t, 0, observe(t, env, svc.Name).OpenConnections)
+	_, err = br.ReadByte()
+	assert.Error(t, err, "the close reaches the client through the proxy")
+	_, err = env.CloseIdleConns(context.Background(), "billing")
+	assert.ErrorIs(t, err, harness.ErrUnknownService)
+}
+
 func TestEmbeddedResetRestoresStartState(t *testing.T) {
 	baseline := fakeservers.KeepAlive{IdleTimeout: fakeservers.Duration(30 * time.Second)}
 	env := newEmbedded(t, WithKeepAlive(baseline))

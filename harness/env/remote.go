@@ -141,6 +141,7 @@ type Remote struct {
 var (
 	_ harness.Environment       = (*Remote)(nil)
 	_ harness.ConnectionCounter = (*Remote)(nil)
+	_ harness.IdleConnCloser    = (*Remote)(nil)
 )
 
 // NewRemote checks that Toxiproxy answers (ErrToxiproxyUnreachable within
@@ -299,6 +300,16 @@ func (r *Remote) OpenConnections(ctx context.Context, service string) (int, erro
 		return 0, fmt.Errorf("open connections %q: %w: want one of %v", service, harness.ErrUnknownService, remoteServiceOrder(r.cfg.Upstreams))
 	}
 	return openConnsAdmin(ctx, r.admins, service, r.cfg.CallTimeout)
+}
+
+// CloseIdleConns has one service close every connection with no request in
+// flight, or returns ErrNoServerTruth when it has no admin API (the leak
+// checks then count every connection still open as held).
+func (r *Remote) CloseIdleConns(ctx context.Context, service string) (fakeservers.IdleClose, error) {
+	if _, ok := r.cfg.Upstreams[service]; !ok {
+		return fakeservers.IdleClose{}, fmt.Errorf("close idle connections %q: %w: want one of %v", service, harness.ErrUnknownService, remoteServiceOrder(r.cfg.Upstreams))
+	}
+	return closeIdleAdmin(ctx, r.admins, service, r.cfg.CallTimeout)
 }
 
 // Reset removes every toxic and re-enables every proxy of the Toxiproxy

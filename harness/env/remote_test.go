@@ -122,6 +122,10 @@ func TestRemoteWithoutAdminURLsRefusesServerSideActions(t *testing.T) {
 	assert.ErrorIs(t, err, harness.ErrNoServerTruth)
 	_, err = env.OpenConnections(ctx, fakeservers.Payment)
 	assert.ErrorIs(t, err, harness.ErrNoServerTruth)
+	_, err = env.CloseIdleConns(ctx, fakeservers.Payment)
+	assert.ErrorIs(t, err, harness.ErrNoServerTruth, "without an admin API the leak checks count every open connection as held")
+	_, err = env.CloseIdleConns(ctx, "billing")
+	assert.ErrorIs(t, err, harness.ErrUnknownService)
 	_, err = env.Observe(ctx, "billing")
 	assert.ErrorIs(t, err, harness.ErrUnknownService)
 
