@@ -367,16 +367,18 @@ func TestCertifyAlwaysFinishesWhenTheEnvironmentCannotBeReset(t *testing.T) {
 	scenarios := []harness.Scenario{tinyScenario("one", 300*time.Millisecond), tinyScenario("two", 300*time.Millisecond), tinyScenario("three", 300*time.Millisecond)}
 
 	t.Run("a reset that fails for a while is retried", func(t *testing.T) {
-		env := &flakyReset{Environment: newEmbeddedEnv(t), fail: func(n int) bool { return n == 2 || n == 3 }}
+		// Reset 1 primes the client, 2 is scenario one's, 3 and 4 fail
+		// scenario two's first attempts.
+		env := &flakyReset{Environment: newEmbeddedEnv(t), fail: func(n int) bool { return n == 3 || n == 4 }}
 		cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(), scenarios)
 		require.NoError(t, err)
 		require.Len(t, cert.Results, 3)
 		assert.True(t, cert.Passed(), "failures: %v", cert.Failures())
-		assert.Equal(t, 5, env.calls)
+		assert.Equal(t, 6, env.calls)
 	})
 
 	t.Run("a reset that keeps failing fails the scenarios left", func(t *testing.T) {
-		env := &flakyReset{Environment: newEmbeddedEnv(t), fail: func(n int) bool { return n >= 2 }}
+		env := &flakyReset{Environment: newEmbeddedEnv(t), fail: func(n int) bool { return n >= 3 }} // after priming and scenario one
 		var progress progressLog
 		start := time.Now()
 		cert, err := harness.Certify(harnesstest.Ctx(t), env, harnesstest.StdClientFactory, harness.DefaultProfile(), scenarios,

@@ -298,7 +298,7 @@ const (
 	// or closed.
 	HeldNotReturned HeldReason = "not_returned"
 	// HeldBeyondPool: idle, but beyond the pool the client declared
-	// (Contract.MaxConns) for a client that cannot close its idle
+	// (Contract.MaxConns, else UndeclaredPool) for a client that cannot close its idle
 	// connections itself: connections of pools the caller no longer
 	// reaches, e.g. a new client per call.
 	HeldBeyondPool HeldReason = "beyond_pool"

@@ -42,7 +42,7 @@ type leakInputs struct {
 	services        []string
 	truthOK         map[string]bool
 	closedIdle      map[string]bool // the service's client closed its own idle connections (see closedOwnIdle)
-	pool            map[string]int  // the declared pool per service, Contract.MaxConns
+	pool            map[string]int  // the pool per service: Contract.MaxConns, else UndeclaredPool
 	baseline        goleak.Option   // goleak.IgnoreCurrent() taken before the client was built
 	baseG           int
 	fdBase          int

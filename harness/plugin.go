@@ -118,6 +118,22 @@ const (
 	UndeclaredWatchdog = 10 * time.Second
 )
 
+// UndeclaredPool is the pool bound of a client that declares no MaxConns,
+// under workload w: twice its callers (the most calls w runs at once),
+// plus 2. A pool needs no more connections than callers, but a transport
+// that dials for a waiting call while another call frees a connection
+// (Go's does) keeps both; a pool that grows without bound (a new client
+// per call) passes any such bound. pool.bound holds the connections open
+// at once to it, and teardown counts the idle connections up to it as the
+// idle pool of a client that cannot close them itself.
+func UndeclaredPool(w Workload) int {
+	callers := w.Workers
+	if w.Mode == OpenLoop {
+		callers = w.MaxInFlight
+	}
+	return 2*callers + 2
+}
+
 // DefaultProfile returns a profile with DefaultContract for every service.
 func DefaultProfile() Profile { return Profile{Default: DefaultContract} }
 

@@ -367,7 +367,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 
 	pool := make(map[string]int, len(names))
 	for _, n := range names {
-		pool[n] = spec.Profile.For(n).MaxConns
+		pool[n] = cmp.Or(spec.Profile.For(n).MaxConns, UndeclaredPool(w))
 	}
 	reporters, reported := leakReporters(clients)
 	in := leakInputs{

@@ -296,7 +296,7 @@ func describeHeld(h *harness.History) string {
 				gs = append(gs, fmt.Sprintf("%d more groups", len(groups)-i))
 				break
 			}
-			gs = append(gs, describeHeldGroup(g, h.Profile.For(name).MaxConns))
+			gs = append(gs, describeHeldGroup(g, h.Profile.For(name).MaxConns, callersBound(h)))
 			if !slices.Contains(reasons, g.Reason) {
 				reasons = append(reasons, g.Reason)
 			}
@@ -318,7 +318,10 @@ func describeHeld(h *harness.History) string {
 	return strings.Join(parts, "; ") + ". " + hint
 }
 
-func describeHeldGroup(g harness.HeldConns, pool int) string {
+// describeHeldGroup describes one group of held connections; declared is
+// the service's MaxConns, undeclared the pool bound that stands for it when
+// it is 0.
+func describeHeldGroup(g harness.HeldConns, declared, undeclared int) string {
 	var what string
 	switch g.Reason {
 	case harness.HeldInFlight:
@@ -326,7 +329,11 @@ func describeHeldGroup(g harness.HeldConns, pool int) string {
 	case harness.HeldNotReturned:
 		what = fmt.Sprintf("%d answered, yet open after the client closed its idle connections", g.Count)
 	case harness.HeldBeyondPool:
-		what = fmt.Sprintf("%d idle beyond the declared pool of %d", g.Count, pool)
+		if declared > 0 {
+			what = fmt.Sprintf("%d idle beyond the declared pool of %d", g.Count, declared)
+		} else {
+			what = fmt.Sprintf("%d idle beyond the pool of %d (no max_conns declared: twice the callers, plus 2)", g.Count, undeclared)
+		}
 	default:
 		what = fmt.Sprintf("%d %s", g.Count, g.Reason)
 	}

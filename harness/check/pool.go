@@ -167,12 +167,9 @@ func callers(h *harness.History) int {
 }
 
 // callersBound is the pool bound of a client that declares no MaxConns:
-// twice its callers. A pool needs no more connections than callers, but a
-// transport that dials for a waiting call while another call frees a
-// connection (Go's does) keeps both; a pool that grows without bound (a
-// new client per call) passes any such bound.
+// twice its callers (see harness.UndeclaredPool).
 func callersBound(h *harness.History) int {
-	return 2*callers(h) + 2
+	return harness.UndeclaredPool(h.Workload)
 }
 
 // overlapPeak is the most connections of st open at once, each surely held
