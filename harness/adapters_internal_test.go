@@ -52,7 +52,7 @@ func TestAdaptersHaveTheTeardownOfWhatTheyAdapt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			calls := teardownClients(context.Background(), map[string]Client{"inventory": tt.client}, time.Second)
+			calls := teardownClients(context.Background(), map[string]Client{"inventory": tt.client}, time.Second, nil)
 			assert.Equal(t, tt.want, teardownMethods(calls))
 			for _, c := range calls {
 				assert.Empty(t, c.Err)

@@ -22,6 +22,14 @@ const CheckNemesis = "harness.nemesis"
 // built is not certified.
 const CheckRun = "harness.run"
 
+// CheckDriver is the check id of the verdict Certify records for a client
+// that runs in a child process (a driver, see LeakReporter): failed when
+// the driver broke the protocol (crashed, hung, printed what is not a
+// message, answered a call it was never sent...) or when its idle close or
+// Close failed (no close_ok, no exit when told); passed otherwise, naming
+// the driver.
+const CheckDriver = "harness.driver"
+
 // Phases of CertifyProgress.
 const (
 	PhaseStart = "start" // the environment was reset, the run is about to begin
@@ -297,7 +305,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 				Reason: "the scenario could not run: " + runErr.Error(),
 			}}
 		default:
-			res.Verdicts = judgeWithFaults(h, s.Checks)
+			res.Verdicts = judgeDriver(h, judgeWithFaults(h, s.Checks))
 		}
 		res.Elapsed = time.Since(scStart)
 		cert.Results = append(cert.Results, res)
@@ -423,4 +431,52 @@ func judgeWithFaults(h *History, checks []Check) []Verdict {
 		return append(verdicts, nv.NotApplicable("this environment cannot inject the scenario's faults: "+why))
 	}
 	return append(verdicts, nv.Fail(float64(len(failed)), 0, "the environment failed to inject the scenario's faults: "+why+"; fix the environment and certify again"))
+}
+
+// judgeDriver holds the verdicts to the driver process the client ran in,
+// when it ran in one. A driver that broke the protocol served none of the
+// calls after that, so no check may pass on that run: passed verdicts
+// become not applicable, and one failed verdict says what the driver did.
+// A driver that failed only its idle close or Close (it did not answer
+// close, did not exit when told) served the run itself: the verdicts stand
+// beside the failed one.
+func judgeDriver(h *History, verdicts []Verdict) []Verdict {
+	ps := h.Leaks.Processes
+	if len(ps) == 0 {
+		return verdicts
+	}
+	v := NewVerdict(CheckDriver, h, "protocol errors")
+	var (
+		broken   []string
+		problems []string
+		names    []string
+	)
+	for _, p := range ps {
+		name := p.Command
+		if p.Client != "" {
+			name = p.Client + " (" + p.Command + ")"
+		}
+		names = append(names, name)
+		if p.Broken != "" {
+			broken = append(broken, p.Broken)
+			problems = append(problems, p.Broken)
+		}
+	}
+	for _, tc := range h.Teardown {
+		if tc.Err != "" && !slices.Contains(problems, tc.Err) {
+			problems = append(problems, tc.Method+": "+tc.Err)
+		}
+	}
+	if len(problems) == 0 {
+		return append(verdicts, v.Pass(0, 0, "the driver "+strings.Join(names, ", ")+" kept to the protocol and exited when told"))
+	}
+	if len(broken) > 0 {
+		why := "the driver broke the protocol (" + strings.Join(broken, "; ") + ")"
+		for i, vd := range verdicts {
+			if vd.Status == StatusPass {
+				verdicts[i] = vd.NotApplicable("not judged: " + why + ", so the calls after that reached no client")
+			}
+		}
+	}
+	return append(verdicts, v.Fail(float64(len(problems)), 0, strings.Join(problems, "; ")))
 }

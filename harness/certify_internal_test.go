@@ -101,6 +101,41 @@ func TestJudgeTurnsAPanicIntoAFailedVerdictAndJudgesTheRest(t *testing.T) {
 	assert.Equal(t, StatusPass, vs[3].Status, "the checks after a panic still run")
 }
 
+func TestJudgeDriverNeverPassesARunTheDriverBroke(t *testing.T) {
+	checks := []Check{fixedCheck{"a", StatusPass}, fixedCheck{"b", StatusFail}}
+	driver := ProcessLeaks{Command: "python3 client.py", PID: 7, Client: "requests 2.31", Measured: true}
+	for _, tc := range []struct {
+		name       string
+		broken     string
+		teardown   []TeardownCall
+		wantA      Status
+		wantDriver Status
+		wantReason string
+	}{
+		{"kept to the protocol", "", nil, StatusPass, StatusPass, "the driver requests 2.31 (python3 client.py) kept to the protocol and exited when told"},
+		{"crashed mid-run", "driver exited with status 1 with 3 calls unanswered", []TeardownCall{{Method: "Close", Err: "driver exited with status 1 with 3 calls unanswered"}},
+			StatusNotApplicable, StatusFail, "driver exited with status 1 with 3 calls unanswered"},
+		{"slow exit", "", []TeardownCall{{Method: "Close", Err: "did not exit within 2s of shutdown"}}, StatusPass, StatusFail, "Close: did not exit within 2s of shutdown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := driver
+			p.Broken = tc.broken
+			h := &History{Scenario: "s", Teardown: tc.teardown, Leaks: LeakRecord{Processes: []ProcessLeaks{p}}}
+			vs := judgeDriver(h, Judge(h, checks...))
+			require.Len(t, vs, 3)
+			assert.Equal(t, tc.wantA, vs[0].Status)
+			assert.Equal(t, StatusFail, vs[1].Status, "a failure stands")
+			assert.Equal(t, CheckDriver, vs[2].Check)
+			assert.Equal(t, tc.wantDriver, vs[2].Status)
+			assert.Equal(t, tc.wantReason, vs[2].Reason, "the crash is named once")
+		})
+	}
+	t.Run("a client in this process gets no driver verdict", func(t *testing.T) {
+		h := &History{Scenario: "s"}
+		assert.Len(t, judgeDriver(h, Judge(h, checks...)), 2)
+	})
+}
+
 func TestFitToStretchesWindowsToTheDeclaredContract(t *testing.T) {
 	s := Scenario{
 		Name: "hole", Workload: Workload{Duration: 4 * time.Second, Mix: Mix{Inventory: 1}},

@@ -13,8 +13,9 @@ import (
 
 // HistoryVersion is the version of the saved history format; LoadHistory
 // refuses any other so that a verdict is never recomputed from data it
-// misreads.
-const HistoryVersion = 2
+// misreads. 3: LeakRecord.Processes, without which a driver's goroutine
+// verdict would be misread as passed.
+const HistoryVersion = 3
 
 // ErrHistoryVersion is returned by LoadHistory for a history saved in another format.
 var ErrHistoryVersion = errors.New("unsupported history version")
@@ -297,7 +298,7 @@ const (
 	// or closed.
 	HeldNotReturned HeldReason = "not_returned"
 	// HeldBeyondPool: idle, but beyond the pool the client declared
-	// (Contract.MaxConns) for a client that cannot close its idle
+	// (Contract.MaxConns, else UndeclaredPoolBound) for a client that cannot close its idle
 	// connections itself: connections of pools the caller no longer
 	// reaches, e.g. a new client per call.
 	HeldBeyondPool HeldReason = "beyond_pool"
@@ -333,11 +334,46 @@ type LeakRecord struct {
 	ServerConns     map[string]ServerConnsAfter `json:"server_conns,omitempty"`
 	ServerConnsWait time.Duration               `json:"server_conns_wait"` // how long the harness waited for them to reach zero
 
+	// Processes are the child processes the client ran in (drivers, see
+	// LeakReporter), as the client measured them; empty for a client in
+	// this process. FDTolerance and ThreadTolerance bound their growth.
+	Processes       []ProcessLeaks `json:"processes,omitempty"`
+	ThreadTolerance int            `json:"thread_tolerance,omitempty"`
+
 	// BeforeIdleClose is what the process held just before the servers
 	// closed idle connections beyond the declared pool (nil when none
 	// could be beyond it): the descriptors and goroutines those
 	// connections kept, which the client itself would never have released.
 	BeforeIdleClose *HeldBeforeIdleClose `json:"before_idle_close,omitempty"`
+}
+
+// ProcessCounts is what a process holds at one moment (from /proc/<pid>).
+type ProcessCounts struct {
+	FDs     int `json:"fds"`     // open file descriptors, sockets included
+	Sockets int `json:"sockets"` // of which sockets
+	Threads int `json:"threads"`
+}
+
+// ProcessLeaks is the leak measurement of a client that runs in a child
+// process (a driver), taken by the client itself (see LeakReporter): the
+// process's counts before the first call and after idle close.
+type ProcessLeaks struct {
+	Command string `json:"command"`
+	PID     int    `json:"pid"`
+	// Client is what the driver said it is: name, library and version.
+	Client string `json:"client,omitempty"`
+	// Measured is false when the process could not be read after idle
+	// close (it had ended, or there is no /proc here); Err says why.
+	Measured bool          `json:"measured"`
+	Err      string        `json:"err,omitempty"`
+	Before   ProcessCounts `json:"before"`
+	After    ProcessCounts `json:"after"`
+	// Broken is the protocol error that ended the driver (it crashed,
+	// hung, printed what is not a message...), "" while it kept to the
+	// protocol.
+	Broken string `json:"broken,omitempty"`
+	// Stderr is the end of what the driver wrote on its stderr.
+	Stderr string `json:"stderr,omitempty"`
 }
 
 // HeldBeforeIdleClose is the process's descriptors and the client's

@@ -3,6 +3,7 @@ package harness
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/internal/bounded"
 	"github.com/poolproof/poolproof/internal/procfd"
 )
 
@@ -35,25 +37,53 @@ type IdleConnCloser interface {
 }
 
 type leakInputs struct {
-	env         Environment
-	label       string // the value of runLabel on the run's goroutines
-	services    []string
-	truthOK     map[string]bool
-	closedIdle  map[string]bool // the service's client closed its own idle connections (see closedOwnIdle)
-	pool        map[string]int  // the declared pool per service, Contract.MaxConns
-	baseline    goleak.Option   // goleak.IgnoreCurrent() taken before the client was built
-	baseG       int
-	fdBase      int
-	fdOK        bool
-	fdTolerance int
-	settle      time.Duration
-	observe     time.Duration
+	env             Environment
+	label           string // the value of runLabel on the run's goroutines
+	services        []string
+	truthOK         map[string]bool
+	closedIdle      map[string]bool // the service's client closed its own idle connections (see closedOwnIdle)
+	pool            map[string]int  // the pool per service: Contract.MaxConns, else UndeclaredPoolBound
+	baseline        goleak.Option   // goleak.IgnoreCurrent() taken before the client was built
+	baseG           int
+	fdBase          int
+	fdOK            bool
+	fdTolerance     int
+	threadTolerance int
+	reporters       []LeakReporter // the distinct clients that run in a child process
+	settle          time.Duration
+	observe         time.Duration
 }
 
-// measureLeaks runs after teardown. It waits (bounded by settle) for the
-// servers to see the client's connections close, has the servers close
-// their idle connections and sorts them into the client's idle pool and
-// what it held (closeServerIdle), then waits for file descriptors to return
+// measureOutside measures what the client left outside this process on
+// in.services: it waits (bounded by settle) for the servers to see the
+// client's connections close, reads the child processes of in.reporters
+// until they are back at their baseline (bounded by settle too), then has
+// the servers close their idle connections and sorts them into the
+// client's idle pool and what it held (closeServerIdle).
+//
+// For a client in a child process it runs after the client's idle close
+// and before its Close (see Run): the process's exit would close every
+// socket it holds, leaked or not, so its own counts and the servers'
+// connections are read while it runs; the servers close idle connections
+// last, after the process was measured, so that what the client itself
+// leaves open is what is counted.
+func measureOutside(ctx context.Context, in leakInputs) LeakRecord {
+	rec := LeakRecord{GoroutineBaseline: in.baseG, FDTolerance: in.fdTolerance, FDBaseline: in.fdBase}
+	start := time.Now()
+	rec.ServerConns = waitServerConns(ctx, in)
+	rec.ServerConnsWait = time.Since(start)
+	if len(in.reporters) > 0 {
+		rec.ThreadTolerance = in.threadTolerance
+		rec.Processes = waitProcesses(ctx, in)
+	}
+	rec.BeforeIdleClose = closeServerIdle(ctx, in, rec.ServerConns)
+	return rec
+}
+
+// measureLeaks runs after teardown. It measures outside this process
+// (measureOutside) the services in.services names, and adds outside, what
+// was measured before Close on the services of clients in a child
+// process; then waits (bounded by settle) for file descriptors to return
 // to baseline, then looks for the client's goroutines still running: first
 // those carrying the run's label (cheap, see labelledGoroutines); when none
 // is left, goleak decides, reporting every goroutine that is neither the
@@ -66,13 +96,15 @@ type leakInputs struct {
 // what a server's idle timeout would do. A connection the client really
 // holds (a body it never reads) keeps its socket and goroutines whatever
 // the server does.
-func measureLeaks(ctx context.Context, in leakInputs) LeakRecord {
-	rec := LeakRecord{GoroutineBaseline: in.baseG, FDTolerance: in.fdTolerance, FDBaseline: in.fdBase}
-
-	start := time.Now()
-	rec.ServerConns = waitServerConns(ctx, in)
-	rec.ServerConnsWait = time.Since(start)
-	rec.BeforeIdleClose = closeServerIdle(ctx, in, rec.ServerConns)
+func measureLeaks(ctx context.Context, in leakInputs, outside *LeakRecord) LeakRecord {
+	rec := measureOutside(ctx, in)
+	if outside != nil {
+		for name, sc := range outside.ServerConns {
+			rec.ServerConns[name] = sc
+		}
+		rec.ServerConnsWait += outside.ServerConnsWait
+		rec.Processes, rec.ThreadTolerance = outside.Processes, outside.ThreadTolerance
+	}
 
 	if in.fdOK {
 		deadline := time.Now().Add(in.settle)
@@ -171,12 +203,46 @@ func waitServerConns(ctx context.Context, in leakInputs) map[string]ServerConnsA
 	}
 }
 
+// waitProcesses reads every LeakReporter until its process is back within
+// the tolerances of its baseline, cannot be read, or settle passes. Each
+// read is bounded by the observe timeout: it is the client's code.
+func waitProcesses(ctx context.Context, in leakInputs) []ProcessLeaks {
+	out := make([]ProcessLeaks, len(in.reporters))
+	deadline := time.Now().Add(in.settle)
+	for {
+		settled := true
+		for i, r := range in.reporters {
+			var p ProcessLeaks
+			err, abandoned := bounded.Call(ctx, in.observe, 0, func(context.Context) error {
+				p = r.ProcessLeaks()
+				return nil
+			})
+			switch {
+			case abandoned:
+				p = ProcessLeaks{Err: fmt.Sprintf("the client's ProcessLeaks did not return within %v: %v", in.observe, err)}
+			case err != nil:
+				p = ProcessLeaks{Err: "the client's ProcessLeaks failed: " + err.Error()}
+			}
+			out[i] = p
+			if p.Measured && (p.After.FDs > p.Before.FDs+in.fdTolerance || p.After.Threads > p.Before.Threads+in.threadTolerance) {
+				settled = false
+			}
+		}
+		if settled || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return out
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
 // closeServerIdle has the servers of every service with connections still
 // open close the idle ones, and rewrites conns with what that showed: the
 // idle pool the servers closed (not a leak) and what the client held. When
 // a service's idle connections may outnumber its declared pool, it first
 // notes the process's descriptors and the client's goroutines, which those
-// extra connections held until the servers closed them.
+// extra connections held until the servers closed them; not for the
+// clients in a child process (in.reporters), which this process's counts
+// say nothing of.
 func closeServerIdle(ctx context.Context, in leakInputs, conns map[string]ServerConnsAfter) *HeldBeforeIdleClose {
 	closer, ok := in.env.(IdleConnCloser)
 	if !ok {
@@ -184,7 +250,7 @@ func closeServerIdle(ctx context.Context, in leakInputs, conns map[string]Server
 	}
 	var before *HeldBeforeIdleClose
 	for _, name := range in.services {
-		if sc := conns[name]; sc.Available && !sc.ClientClosedIdle && sc.Open > in.pool[name] {
+		if sc := conns[name]; len(in.reporters) == 0 && sc.Available && !sc.ClientClosedIdle && sc.Open > in.pool[name] {
 			before = &HeldBeforeIdleClose{Goroutines: -1}
 			before.FDs, before.FDsMeasured = procfd.Count()
 			if n, _, err := labelledGoroutines(in.label, in.env.GoroutineIgnores()); err == nil {

@@ -3,6 +3,7 @@ package harness
 import (
 	"cmp"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"time"
 )
@@ -17,11 +18,22 @@ type Client interface {
 // ClientFactory builds the client under test for one service.
 type ClientFactory func(svc Service) (Client, error)
 
+// ErrClientGone is wrapped by the error of a call that the client could
+// not serve because it can serve none any more: the driver process it
+// runs in died or broke the protocol. Every later call would fail the same
+// way at once, so the runner ends the workload at the first such error
+// instead of recording a flood of identical failures.
+var ErrClientGone = errors.New("the client is gone")
+
 // Service is what a client factory needs to reach one fake service.
 type Service struct {
 	Name    string         // "payment", "inventory" or "notification"
 	BaseURL string         // scheme://host:port of the service, through Toxiproxy
 	CAs     *x509.CertPool // the CA to trust for BaseURL; nil when the service is plain HTTP
+	// CAPEM is the same CA as CAs, PEM encoded: a client that is not Go
+	// (a driver) is handed it as a file. Nil when the service is plain
+	// HTTP.
+	CAPEM []byte
 }
 
 // Contract is what a team declares about its client for one service. The

@@ -60,6 +60,7 @@ type runConfig struct {
 	teardownTimeout time.Duration
 	settle          time.Duration
 	fdTolerance     int
+	threadTolerance int
 	stepTimeout     time.Duration
 	observeTimeout  time.Duration
 	// Ceilings above the baseline: 0 is the default, negative is none.
@@ -75,6 +76,7 @@ func defaultRunConfig() runConfig {
 		teardownTimeout: 5 * time.Second,
 		settle:          2 * time.Second,
 		fdTolerance:     4,
+		threadTolerance: defaultThreadTolerance,
 		stepTimeout:     10 * time.Second,
 		observeTimeout:  5 * time.Second,
 	}
@@ -135,6 +137,23 @@ func WithFDTolerance(n int) RunOption {
 	return func(c *runConfig) {
 		if n >= 0 {
 			c.fdTolerance = n
+		}
+	}
+}
+
+// defaultThreadTolerance is how many threads a driver's process may hold
+// after idle close beyond those it had before its first call: language
+// runtimes start a few on first use and keep them (Go's scheduler never
+// ends an idle thread, Node starts its libuv pool on first use); a client
+// that starts threads per call or per connection exceeds it.
+const defaultThreadTolerance = 8
+
+// WithThreadTolerance sets how many threads above its baseline a driver's
+// process may hold after idle close and still pass (default 8).
+func WithThreadTolerance(n int) RunOption {
+	return func(c *runConfig) {
+		if n >= 0 {
+			c.threadTolerance = n
 		}
 	}
 }
@@ -301,7 +320,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		}
 	})
 	if buildErr != nil {
-		teardownClients(bg, clients, cfg.teardownTimeout)
+		teardownClients(bg, clients, cfg.teardownTimeout, nil)
 		return nil, buildErr
 	}
 
@@ -347,27 +366,53 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	}
 	observeReplicas(bg, env, names, h.ServerAfterRun, cfg.observeTimeout)
 
-	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout)
-	h.AbandonedAtEnd = int(r.running.Load())
 	pool := make(map[string]int, len(names))
 	for _, n := range names {
 		pool[n] = cmp.Or(spec.Profile.For(n).MaxConns, UndeclaredPoolBound(w))
 	}
-	h.Leaks = measureLeaks(bg, leakInputs{
-		env:         env,
-		label:       label,
-		services:    names,
-		truthOK:     truthOK,
-		closedIdle:  closedOwnIdle(clients, h.Teardown),
-		pool:        pool,
-		baseline:    baseline,
-		baseG:       h.Leaks.GoroutineBaseline,
-		fdBase:      fdBase,
-		fdOK:        fdOK,
-		fdTolerance: cfg.fdTolerance,
-		settle:      cfg.settle,
-		observe:     cfg.observeTimeout,
+	reporters, reported := leakReporters(clients)
+	in := leakInputs{
+		env:             env,
+		label:           label,
+		truthOK:         truthOK,
+		pool:            pool,
+		baseline:        baseline,
+		baseG:           h.Leaks.GoroutineBaseline,
+		fdBase:          fdBase,
+		fdOK:            fdOK,
+		fdTolerance:     cfg.fdTolerance,
+		threadTolerance: cfg.threadTolerance,
+		settle:          cfg.settle,
+		observe:         cfg.observeTimeout,
+	}
+	for _, n := range names {
+		if !reported[n] {
+			in.services = append(in.services, n)
+		}
+	}
+	var outside *LeakRecord
+	h.Teardown = teardownClients(bg, clients, cfg.teardownTimeout, func(idle []TeardownCall) {
+		if len(reporters) == 0 {
+			return
+		}
+		// A child process's exit closes every socket it holds, leaked or
+		// not: the servers' connections and the child's own counts are
+		// read after its idle close, while it still runs, and only then
+		// do the servers close their idle connections.
+		o := in
+		o.services, o.reporters = nil, reporters
+		for _, n := range names {
+			if reported[n] {
+				o.services = append(o.services, n)
+			}
+		}
+		o.closedIdle = closedOwnIdle(clients, idle)
+		rec := measureOutside(bg, o)
+		outside = &rec
 	})
+	h.AbandonedAtEnd = int(r.running.Load())
+	in.closedIdle = closedOwnIdle(clients, h.Teardown)
+	h.Leaks = measureLeaks(bg, in, outside)
 	if err := ctx.Err(); err != nil {
 		return h, fmt.Errorf("scenario %q seed %d: run interrupted after %d calls: %w", spec.Scenario, spec.Seed, len(h.Calls), err)
 	}
@@ -634,6 +679,9 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 			text = res.err.Error()
 		}
 		r.rec.Record(rec, text)
+		if res.err != nil && errors.Is(res.err, ErrClientGone) {
+			r.halt()
+		}
 	case <-slot.timer.C:
 		r.inFlight.Add(-1)
 		slot.done = make(chan callResult, 1)

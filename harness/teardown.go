@@ -19,38 +19,87 @@ type IdleCloser interface{ CloseIdleConnections() }
 // connections; the harness calls Close after CloseIdleConnections.
 type Closer interface{ Close() error }
 
-// teardownClients calls CloseIdleConnections then Close on every distinct
-// client that has them, each call bounded by timeout: a call that does not
-// return is recorded as hung and abandoned, so teardown itself never hangs.
-// A client shared by several services is torn down once.
-func teardownClients(ctx context.Context, clients map[string]Client, timeout time.Duration) []TeardownCall {
-	names := make([]string, 0, len(clients))
-	for n := range clients {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var (
-		out  []TeardownCall
-		seen []Client
-	)
-	for _, n := range names {
-		c := clients[n]
-		if sameClientSeen(seen, c) {
-			continue
-		}
-		seen = append(seen, c)
-		ic, cl := teardownOf(c)
-		if ic != nil {
-			out = append(out, boundedTeardown(ctx, n, "CloseIdleConnections", timeout, func() error {
+// LeakReporter is implemented by a client that runs in a child process (a
+// driver). The harness's own measurements (goroutines and file descriptors
+// of this process) say nothing about such a client, so it measures its
+// process itself: ProcessLeaks returns the counts it took before its
+// first call and the counts now. Run calls it after CloseIdleConnections
+// and before Close, repeatedly while it waits (bounded by WithSettle) for
+// the counts to return to that baseline; before Close because the
+// process's exit closes every socket it leaked.
+type LeakReporter interface {
+	ProcessLeaks() ProcessLeaks
+}
+
+// teardownClients calls CloseIdleConnections on every distinct client that
+// has it (see teardownOf), then beforeClose (when not nil) with the calls
+// made so far, then Close on every distinct client that has it, each call
+// bounded by timeout: a call that does not return is recorded as hung and
+// abandoned, so teardown itself never hangs. A client shared by several
+// services is torn down once.
+func teardownClients(ctx context.Context, clients map[string]Client, timeout time.Duration, beforeClose func(idle []TeardownCall)) []TeardownCall {
+	names, distinct := distinctClients(clients)
+	var out []TeardownCall
+	for i, c := range distinct {
+		if ic, _ := teardownOf(c); ic != nil {
+			out = append(out, boundedTeardown(ctx, names[i], "CloseIdleConnections", timeout, func() error {
 				ic.CloseIdleConnections()
 				return nil
 			}))
 		}
-		if cl != nil {
-			out = append(out, boundedTeardown(ctx, n, "Close", timeout, cl.Close))
+	}
+	if beforeClose != nil {
+		beforeClose(slices.Clone(out))
+	}
+	for i, c := range distinct {
+		if _, cl := teardownOf(c); cl != nil {
+			out = append(out, boundedTeardown(ctx, names[i], "Close", timeout, cl.Close))
 		}
 	}
 	return out
+}
+
+// distinctClients lists every client once, in the order of the service
+// names, with the first service it serves: a client shared by several
+// services is torn down and measured once.
+func distinctClients(clients map[string]Client) ([]string, []Client) {
+	all := make([]string, 0, len(clients))
+	for n := range clients {
+		all = append(all, n)
+	}
+	sort.Strings(all)
+	var (
+		names    []string
+		distinct []Client
+	)
+	for _, n := range all {
+		c := clients[n]
+		if sameClientSeen(distinct, c) {
+			continue
+		}
+		names = append(names, n)
+		distinct = append(distinct, c)
+	}
+	return names, distinct
+}
+
+// leakReporters lists the distinct clients that measure their own process,
+// and the services they serve.
+func leakReporters(clients map[string]Client) ([]LeakReporter, map[string]bool) {
+	_, distinct := distinctClients(clients)
+	var out []LeakReporter
+	for _, c := range distinct {
+		if lr, ok := c.(LeakReporter); ok {
+			out = append(out, lr)
+		}
+	}
+	services := make(map[string]bool)
+	for n, c := range clients {
+		if _, ok := c.(LeakReporter); ok {
+			services[n] = true
+		}
+	}
+	return out, services
 }
 
 // teardownOf returns the teardown methods x has, nil for those it lacks.

@@ -39,23 +39,32 @@ func (valueClient) CloseIdleConnections()                    {}
 
 func TestTeardownCallsWhatTheClientHas(t *testing.T) {
 	shared := &countingClient{closeErr: errors.New("flush failed")}
+	var (
+		between [2]int32
+		idle    []TeardownCall
+	)
 	calls := teardownClients(context.Background(), map[string]Client{
 		"inventory": shared, "payment": shared, "notification": doOnly{}, "other": valueClient{},
-	}, time.Second)
+	}, time.Second, func(done []TeardownCall) {
+		between, idle = [2]int32{shared.idle.Load(), shared.closed.Load()}, done
+	})
 	assert.Equal(t, int32(1), shared.idle.Load(), "a shared client is torn down once")
 	assert.Equal(t, int32(1), shared.closed.Load())
+	assert.Equal(t, [2]int32{1, 0}, between, "beforeClose runs after every idle close and before any Close")
 	require.Len(t, calls, 3)
+	assert.Equal(t, calls[:2], idle, "beforeClose is handed the idle closes")
 	assert.Equal(t, TeardownCall{Service: "inventory", Method: "CloseIdleConnections", Took: calls[0].Took}, calls[0])
-	assert.Equal(t, "Close", calls[1].Method)
-	assert.Equal(t, "flush failed", calls[1].Err)
-	assert.Equal(t, "other", calls[2].Service)
+	assert.Equal(t, TeardownCall{Service: "other", Method: "CloseIdleConnections", Took: calls[1].Took}, calls[1])
+	assert.Equal(t, "Close", calls[2].Method)
+	assert.Equal(t, "inventory", calls[2].Service)
+	assert.Equal(t, "flush failed", calls[2].Err)
 }
 
 func TestTeardownIsBoundedWhenCloseHangs(t *testing.T) {
 	c := &countingClient{block: make(chan struct{})}
 	t.Cleanup(func() { close(c.block) })
 	start := time.Now()
-	calls := teardownClients(context.Background(), map[string]Client{"payment": c}, 100*time.Millisecond)
+	calls := teardownClients(context.Background(), map[string]Client{"payment": c}, 100*time.Millisecond, nil)
 	assert.Less(t, time.Since(start), 5*time.Second)
 	require.Len(t, calls, 2)
 	assert.True(t, calls[1].Hung)
@@ -67,7 +76,7 @@ func TestClosedOwnIdleNamesTheClientsThatClosedThemselves(t *testing.T) {
 	t.Cleanup(func() { close(hangs.block) })
 	shared := &countingClient{}
 	clients := map[string]Client{"inventory": shared, "payment": shared, "notification": doOnly{}, "other": valueClient{}, "stuck": hangs}
-	calls := teardownClients(context.Background(), clients, 100*time.Millisecond)
+	calls := teardownClients(context.Background(), clients, 100*time.Millisecond, nil)
 	assert.Equal(t, map[string]bool{"inventory": true, "payment": true, "other": true, "stuck": false}, closedOwnIdle(clients, calls),
 		"a client with Do alone closed nothing; one whose Close hung may not have")
 }

@@ -26,6 +26,10 @@
 // myFactory is a harness.ClientFactory (build the client for one
 // harness.Service, trusting Service.CAs) and myProfile the harness.Profile the
 // client claims; example_test.go certifies a plain *http.Client this way.
+// A client in another language is certified through its driver (a program
+// speaking docs/driver-protocol.md), its contract read from its file:
+//
+//	var _ = suites.CertifyDriver([]string{"python3", "my_driver.py"}, myProfile)
 //
 // A failed spec lists every failed check with its scenario, seed, measured
 // value and bound; replay it with suites.WithSeed(seed). Specs are labelled

@@ -2,6 +2,7 @@ package suites
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/poolproof/poolproof/driver"
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
@@ -96,6 +98,40 @@ func envStartTimeout(name string) time.Duration {
 // and judging is harness.Certify, shared with the CLI; this only maps it onto
 // Ginkgo.
 func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Option) bool {
+	return declare(func(harness.Environment) (harness.ClientFactory, error) {
+		// A nil factory is the caller's bug; say so in the first spec
+		// instead of as one failed verdict per scenario.
+		if factory == nil {
+			return nil, errors.New("suites.Certify: factory is nil; pass the function that builds your client")
+		}
+		return factory, nil
+	}, profile, opts...)
+}
+
+// CertifyDriver declares the certification of a client in any language
+// (see Certify): cmd is the program that runs its driver and its
+// arguments, a program speaking the driver protocol
+// (docs/driver-protocol.md), e.g. []string{"python3", "my_driver.py"}.
+// One driver process serves every service of a scenario, a new one each
+// scenario; the driver's goroutines are not applicable, its process's
+// descriptors, sockets and threads are judged instead.
+//
+//	var _ = suites.CertifyDriver([]string{"node", "driver.js"}, myProfile, suites.WithQuick())
+func CertifyDriver(cmd []string, profile harness.Profile, opts ...Option) bool {
+	return declare(func(e harness.Environment) (harness.ClientFactory, error) {
+		if len(cmd) == 0 {
+			return nil, errors.New("suites.CertifyDriver: no command; pass the program that runs your driver and its arguments")
+		}
+		// Not the spec's context: the factory starts a driver per scenario,
+		// each start bounded by the protocol's init timeout.
+		f := driver.NewFactory(context.Background(), cmd, e.Services(), profile)
+		DeferCleanup(f.Close)
+		return f.Client, nil
+	}, profile, opts...)
+}
+
+// declare is Certify with the factory built once the environment runs.
+func declare(build func(harness.Environment) (harness.ClientFactory, error), profile harness.Profile, opts ...Option) bool {
 	cfg := config{}
 	for _, o := range opts {
 		o(&cfg)
@@ -113,14 +149,14 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 
 	return Describe("poolproof certification", Ordered, ContinueOnFailure, Label("poolproof"), func() {
 		var (
-			e    harness.Environment
-			cert = &harness.Certificate{Profile: profile, Seed: cfg.seed, Started: time.Now()}
+			e       harness.Environment
+			factory harness.ClientFactory
+			cert    = &harness.Certificate{Profile: profile, Seed: cfg.seed, Started: time.Now()}
 		)
 
 		BeforeAll(func(ctx SpecContext) {
-			// A nil factory or an invalid catalog is the caller's bug; say so
-			// in the first spec instead of as one failed verdict per scenario.
-			Expect(factory).NotTo(BeNil(), "suites.Certify: factory is nil; pass the function that builds your client")
+			// An invalid catalog is the caller's bug; say so in the first
+			// spec instead of as one failed verdict per scenario.
 			for _, s := range catalog {
 				Expect(s.Validate()).To(Succeed(), "suites.Certify: scenario %q is invalid; fix it or leave it out of WithScenarios", s.Name)
 			}
@@ -131,6 +167,8 @@ func Certify(factory harness.ClientFactory, profile harness.Profile, opts ...Opt
 			e = opened
 			cert.Environment = e.Name()
 			DeferCleanup(e.Close)
+			factory, err = build(e)
+			Expect(err).NotTo(HaveOccurred())
 		}, NodeTimeout(2*envStartTimeout(cfg.env)))
 
 		if cfg.reportDir != "" {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/poolproof/poolproof/brokenclients"
+	"github.com/poolproof/poolproof/driver"
 	"github.com/poolproof/poolproof/examples/retryingclient"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
@@ -46,6 +48,8 @@ type certifyFlags struct {
 	profile   string
 	scenarios string
 	client    string
+	driver    []string // the driver's command line, split; nil for a built-in client
+	contract  string
 	seed      int64
 	reportDir string
 	http2     bool
@@ -71,10 +75,21 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
 		return 2
 	}
-	factory, profile, err := selectClient(f.client)
-	if err != nil {
-		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
-		return 2
+	var (
+		factory harness.ClientFactory
+		profile = harness.DefaultProfile() // what a driver declaring nothing is held to, as the plain client
+	)
+	if f.driver == nil {
+		if factory, profile, err = selectClient(f.client); err != nil {
+			fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
+			return 2
+		}
+	}
+	if f.contract != "" {
+		if profile, err = harness.LoadProfile(f.contract); err != nil {
+			fmt.Fprintf(stderr, "poolproof certify: -contract: %v\n", err)
+			return 2
+		}
 	}
 	profile.HTTP2 = profile.HTTP2 || f.http2
 	if f.reportDir != "" { // fail now, not after a run of minutes
@@ -102,16 +117,32 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer e.Close()
+	label := func() string { return certified(f) }
+	if f.driver != nil {
+		// One driver process per scenario, for every service of the
+		// environment; the deferred Close ends one an interrupt left.
+		drv := driver.NewFactory(ctx, f.driver, e.Services(), profile)
+		defer drv.Close()
+		factory = drv.Client
+		label = func() string {
+			if drv.Info() != (driver.Info{}) {
+				return "driver " + drv.Info().String()
+			}
+			return fmt.Sprintf("driver %q", strings.Join(f.driver, " "))
+		}
+	}
 
 	runs := harness.Runs(catalog, profile)
 	fmt.Fprintf(stderr, "poolproof: certifying the %s client, %s profile, %d scenarios (%d runs) on the %s environment, about %s\n",
-		f.client, f.profile, len(catalog), len(runs), e.Name(), harness.WallTime(runs).Round(time.Second))
-	return certifyOn(ctx, e, f, catalog, factory, profile, stdout, stderr)
+		label(), f.profile, len(catalog), len(runs), e.Name(), harness.WallTime(runs).Round(time.Second))
+	return certifyOn(ctx, e, f, catalog, factory, profile, label, stdout, stderr)
 }
 
 // certifyOn certifies on e, prints the scorecard and writes the report;
 // it returns the exit code.
-func certifyOn(ctx context.Context, e harness.Environment, f certifyFlags, catalog []harness.Scenario, factory harness.ClientFactory, profile harness.Profile, stdout, stderr io.Writer) int {
+// label names what was certified, asked once the run is over (a driver
+// says its name and library when it starts).
+func certifyOn(ctx context.Context, e harness.Environment, f certifyFlags, catalog []harness.Scenario, factory harness.ClientFactory, profile harness.Profile, label func() string, stdout, stderr io.Writer) int {
 	progress := newProgressPrinter(stderr)
 	opts := []harness.CertifyOption{harness.WithCertifyProgress(progress.update)}
 	if f.seed != 0 {
@@ -122,9 +153,10 @@ func certifyOn(ctx context.Context, e harness.Environment, f certifyFlags, catal
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
 		return 1
 	}
-	_ = report.WriteScorecard(stdout, cert, report.Meta{Client: certified(f)})
+	client := label()
+	_ = report.WriteScorecard(stdout, cert, report.Meta{Client: client})
 	if f.reportDir != "" {
-		files, err := report.Write(f.reportDir, cert, report.Meta{Client: certified(f), Generated: time.Now()})
+		files, err := report.Write(f.reportDir, cert, report.Meta{Client: client, Generated: time.Now()})
 		if err != nil {
 			fmt.Fprintf(stderr, "poolproof certify: writing the report: %v\n", err)
 			return 1
@@ -148,6 +180,8 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults), retrying (examples/retryingclient: a correct retrying client on net/http) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
+	driverCmd := fs.String("driver", "", "certify a client in any language: the command that runs its driver, a program speaking the driver protocol (docs/driver-protocol.md), e.g. \"python3 drivers/python/requests_typical.py\"; quotes group words, nothing else is expanded")
+	fs.StringVar(&f.contract, "contract", "", "contract file (JSON or YAML, the shape of harness.Profile: {\"default\": {...}, \"services\": {\"payment\": {...}}}, durations like \"2s\") the client is held to, instead of the built-in client's own or, for a driver, the default contract")
 	fs.BoolVar(&f.http2, "http2", false, "the client speaks HTTP/2: certify every scenario on HTTP/1.1 and again on HTTP/2 (runs named <scenario>@h2); without it the services offer HTTP/1.1 only")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
 	addProxyFlags(fs, &f.proxy)
@@ -161,7 +195,75 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	if !slices.Contains(env.Names, f.env) {
 		return f, usageError{fmt.Sprintf("-env %q: use one of %s", f.env, strings.Join(env.Names, ", "))}
 	}
+	if *driverCmd != "" {
+		clientSet := false
+		fs.Visit(func(fl *flag.Flag) { clientSet = clientSet || fl.Name == "client" })
+		if clientSet {
+			return f, usageError{"-driver and -client both given: certify one client, a driver or a built-in one"}
+		}
+		var err error
+		if f.driver, err = splitCommand(*driverCmd); err != nil {
+			return f, usageError{fmt.Sprintf("-driver %q: %v", *driverCmd, err)}
+		}
+		if _, err := exec.LookPath(f.driver[0]); err != nil {
+			return f, usageError{fmt.Sprintf("-driver %q: %s: %v: give the command that runs your driver", *driverCmd, f.driver[0], errors.Unwrap(err))}
+		}
+	}
+	if f.driver != nil && f.proxy.kind != "" {
+		return f, usageError{"-driver and -proxy both given: a proxy is certified through the reference client"}
+	}
 	return f, checkProxyFlags(f)
+}
+
+// splitCommand splits a command line into words as a shell does for
+// blanks, quotes ('...', "...") and backslashes, expanding nothing else:
+// the driver is started directly, not through a shell, so that its own
+// process is the one measured.
+func splitCommand(line string) ([]string, error) {
+	var (
+		words   []string
+		word    strings.Builder
+		inWord  bool
+		quote   rune
+		escaped bool
+	)
+	for _, r := range line {
+		switch {
+		case escaped:
+			word.WriteRune(r)
+			escaped = false
+		case r == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			word.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	switch {
+	case escaped:
+		return nil, errors.New("ends with a backslash")
+	case quote != 0:
+		return nil, fmt.Errorf("unbalanced %c quote", quote)
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	if len(words) == 0 {
+		return nil, errors.New("no command")
+	}
+	return words, nil
 }
 
 // selectScenarios picks the profile's catalog, narrowed to the names or

@@ -107,7 +107,7 @@ func certifyProxy(ctx context.Context, f certifyFlags, catalog []harness.Scenari
 	runs := harness.Runs(runnable, profile)
 	fmt.Fprintf(stderr, "poolproof: certifying %s from %s in front of %d replicas of %s, with the %s client, %s profile, %d scenarios, about %s\n",
 		f.proxy.kind, f.proxy.config, e.Template().Replicas, strings.Join(fronted, " and "), f.client, f.profile, len(runs), harness.WallTime(runs).Round(time.Second))
-	return certifyOn(ctx, e, f, runnable, factory, profile, stdout, stderr)
+	return certifyOn(ctx, e, f, runnable, factory, profile, func() string { return certified(f) }, stdout, stderr)
 }
 
 // certified names what the reports say was certified: the client, or the

@@ -48,6 +48,14 @@ func TestChecksOnSyntheticHistories(t *testing.T) {
 		{"fds leaked", FDLeak{}, func(h *harness.History) { h.Leaks.FDAfter = 60 }, harness.StatusFail, 40, "40 more open file descriptors"},
 		{"fds stricter bound", FDLeak{Tolerance: 100}, func(h *harness.History) { h.Leaks.FDAfter = 60 }, harness.StatusPass, 40, ""},
 		{"fds unavailable", FDLeak{}, func(h *harness.History) { h.Leaks.FDsMeasured = false }, harness.StatusNotApplicable, 0, "cannot be counted"},
+		{"driver: goroutines not applicable", GoroutineLeak{}, withDriver(nil), harness.StatusNotApplicable, 0, "the client runs in a child process (go-net-http, ./driver, pid 42): it has no goroutines in this process"},
+		{"driver: clean process", FDLeak{}, withDriver(nil), harness.StatusPass, 1, "holds 11 open file descriptors (2 sockets) and 9 threads after idle close, 10 (1) and 7 before its first call"},
+		{"driver: fds leaked", FDLeak{}, withDriver(func(p *harness.ProcessLeaks) { p.After.FDs, p.After.Sockets = 30, 21 }), harness.StatusFail, 20,
+			"holds 20 more open file descriptors after idle close than before its first call (30 vs 10, of which sockets 21 vs 1)"},
+		{"driver: threads leaked", FDLeak{}, withDriver(func(p *harness.ProcessLeaks) { p.After.Threads = 40 }), harness.StatusFail, 33, "holds 33 more threads after idle close"},
+		{"driver: not measured", FDLeak{}, withDriver(func(p *harness.ProcessLeaks) { p.Measured, p.Err = false, "the driver had exited" }), harness.StatusNotApplicable, 0,
+			"could not be measured after idle close (go-net-http, ./driver, pid 42: the driver had exited)"},
+		{"driver: this process unmeasured is irrelevant", FDLeak{}, withDriver(func(*harness.ProcessLeaks) {}), harness.StatusPass, 1, ""},
 		{"server conns closed", ServerConnLeak{}, nil, harness.StatusPass, 0, "all connections closed"},
 		{"server conns open", ServerConnLeak{}, func(h *harness.History) {
 			h.Leaks.ServerConns["payment"] = harness.ServerConnsAfter{Available: true, Open: 7}
@@ -126,4 +134,19 @@ func TestVerdictStringIsOneLineWithScenarioSeedMeasuredAndBound(t *testing.T) {
 	v = harness.Verdict{Check: "x", Scenario: "s", Seed: -1, Measured: 0.25, Bound: 0.5, Status: harness.StatusPass, Reason: "ok"}
 	assert.Equal(t, "PASS x scenario=s seed=-1 measured=0.25 bound=0.5: ok", v.String())
 	assert.True(t, v.Passed())
+}
+
+// withDriver makes the history a driver's: its client ran in one child
+// process, whose counts mut changes.
+func withDriver(mut func(*harness.ProcessLeaks)) func(*harness.History) {
+	return func(h *harness.History) {
+		p := harness.ProcessLeaks{Command: "./driver", PID: 42, Client: "go-net-http", Measured: true,
+			Before: harness.ProcessCounts{FDs: 10, Sockets: 1, Threads: 7}, After: harness.ProcessCounts{FDs: 11, Sockets: 2, Threads: 9}}
+		if mut != nil {
+			mut(&p)
+		}
+		h.Leaks.Processes = []harness.ProcessLeaks{p}
+		h.Leaks.ThreadTolerance = 8
+		h.Leaks.FDsMeasured = false // this process's count is not the client's
+	}
 }

@@ -30,6 +30,10 @@ func (c GoroutineLeak) Judge(h *harness.History) harness.Verdict {
 
 func (c GoroutineLeak) judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "goroutines")
+	if ps := h.Leaks.Processes; len(ps) > 0 {
+		return v.NotApplicable(fmt.Sprintf("the client runs in a child process (%s): it has no goroutines in this process; its threads, file descriptors and sockets are judged by %s",
+			describeProcesses(ps), IDLeakFDs))
+	}
 	if !h.Leaks.GoroutinesMeasured {
 		return v.NotApplicable("goroutines were not measured after teardown")
 	}
@@ -94,7 +98,10 @@ func describeLeaked(gs []harness.LeakedGoroutine) string {
 // until the servers closed idle connections the client held beyond its
 // declared pool, or when the run was stopped at the descriptor ceiling
 // (harness.EarlyStop). Tolerance 0 uses the tolerance recorded in the
-// history (WithFDTolerance).
+// history (WithFDTolerance). For a client in a child process (a driver)
+// it judges that process instead: its file descriptors (sockets included)
+// and its threads after idle close against those it had before its first
+// call.
 type FDLeak struct {
 	Tolerance int `json:"tolerance,omitempty"`
 }
@@ -107,12 +114,15 @@ func (c FDLeak) Judge(h *harness.History) harness.Verdict {
 
 func (c FDLeak) judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "fds")
-	if !h.Leaks.FDsMeasured {
-		return v.NotApplicable("open file descriptors cannot be counted here (no /proc/self/fd)")
-	}
 	tol := h.Leaks.FDTolerance
 	if c.Tolerance > 0 {
 		tol = c.Tolerance
+	}
+	if len(h.Leaks.Processes) > 0 {
+		return judgeProcesses(v, h.Leaks.Processes, tol, h.Leaks.ThreadTolerance)
+	}
+	if !h.Leaks.FDsMeasured {
+		return v.NotApplicable("open file descriptors cannot be counted here (no /proc/self/fd)")
 	}
 	extra := h.Leaks.FDAfter - h.Leaks.FDBaseline
 	if es := h.StoppedEarly; es != nil && es.Resource == harness.ResourceFDs {
@@ -129,6 +139,65 @@ func (c FDLeak) judge(h *harness.History) harness.Verdict {
 			before, b.FDs, h.Leaks.FDBaseline, beyond, beyondPoolHint))
 	}
 	return v.Pass(float64(extra), float64(tol), fmt.Sprintf("%d open file descriptors after teardown, %d at the baseline%s", h.Leaks.FDAfter, h.Leaks.FDBaseline, idlePoolNote(h)))
+}
+
+// judgeProcesses judges the child processes a driver's client ran in: the
+// worst growth of file descriptors, then of threads, over their baseline.
+func judgeProcesses(v harness.Verdict, ps []harness.ProcessLeaks, fdTol, threadTol int) harness.Verdict {
+	var (
+		fdWorst, threadWorst *harness.ProcessLeaks
+		unmeasured           []string
+	)
+	for i := range ps {
+		p := &ps[i]
+		if !p.Measured {
+			unmeasured = append(unmeasured, fmt.Sprintf("%s: %s", describeProcess(*p), p.Err))
+			continue
+		}
+		if fdWorst == nil || p.After.FDs-p.Before.FDs > fdWorst.After.FDs-fdWorst.Before.FDs {
+			fdWorst = p
+		}
+		if threadWorst == nil || p.After.Threads-p.Before.Threads > threadWorst.After.Threads-threadWorst.Before.Threads {
+			threadWorst = p
+		}
+	}
+	if fdWorst == nil {
+		return v.NotApplicable("the driver's process could not be measured after idle close (" + strings.Join(unmeasured, "; ") + ")")
+	}
+	fdExtra := fdWorst.After.FDs - fdWorst.Before.FDs
+	if fdExtra > fdTol {
+		return v.Fail(float64(fdExtra), float64(fdTol), fmt.Sprintf("the driver's process (%s) holds %d more open file descriptors after idle close than before its first call (%d vs %d, of which sockets %d vs %d): connections or files the client never closed",
+			describeProcess(*fdWorst), fdExtra, fdWorst.After.FDs, fdWorst.Before.FDs, fdWorst.After.Sockets, fdWorst.Before.Sockets))
+	}
+	threadExtra := threadWorst.After.Threads - threadWorst.Before.Threads
+	if threadExtra > threadTol {
+		v.Unit = "threads"
+		return v.Fail(float64(threadExtra), float64(threadTol), fmt.Sprintf("the driver's process (%s) holds %d more threads after idle close than before its first call (%d vs %d): threads the client starts per call or per connection and never ends",
+			describeProcess(*threadWorst), threadExtra, threadWorst.After.Threads, threadWorst.Before.Threads))
+	}
+	reason := fmt.Sprintf("the driver's process (%s) holds %d open file descriptors (%d sockets) and %d threads after idle close, %d (%d) and %d before its first call",
+		describeProcess(*fdWorst), fdWorst.After.FDs, fdWorst.After.Sockets, fdWorst.After.Threads, fdWorst.Before.FDs, fdWorst.Before.Sockets, fdWorst.Before.Threads)
+	if len(unmeasured) > 0 {
+		reason += " (not measured: " + strings.Join(unmeasured, "; ") + ")"
+	}
+	return v.Pass(float64(fdExtra), float64(fdTol), reason)
+}
+
+// describeProcess names a driver's process as a person recognises it.
+func describeProcess(p harness.ProcessLeaks) string {
+	name := p.Command
+	if p.Client != "" {
+		name = p.Client + ", " + name
+	}
+	return fmt.Sprintf("%s, pid %d", name, p.PID)
+}
+
+func describeProcesses(ps []harness.ProcessLeaks) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = describeProcess(p)
+	}
+	return strings.Join(names, "; ")
 }
 
 // ServerConnLeak fails when a service still sees connections the client
@@ -249,6 +318,9 @@ func describeHeld(h *harness.History) string {
 	return strings.Join(parts, "; ") + ". " + hint
 }
 
+// describeHeldGroup describes one group of held connections; declared is
+// the service's MaxConns, undeclared the pool bound that stands for it when
+// it is 0.
 func describeHeldGroup(g harness.HeldConns, declared, undeclared int) string {
 	var what string
 	switch g.Reason {
@@ -257,9 +329,10 @@ func describeHeldGroup(g harness.HeldConns, declared, undeclared int) string {
 	case harness.HeldNotReturned:
 		what = fmt.Sprintf("%d answered, yet open after the client closed its idle connections", g.Count)
 	case harness.HeldBeyondPool:
-		what = fmt.Sprintf("%d idle beyond the declared pool of %d", g.Count, declared)
-		if declared == 0 {
-			what = fmt.Sprintf("%d idle beyond a pool of %d (no MaxConns declared: twice the callers)", g.Count, undeclared)
+		if declared > 0 {
+			what = fmt.Sprintf("%d idle beyond the declared pool of %d", g.Count, declared)
+		} else {
+			what = fmt.Sprintf("%d idle beyond the pool of %d (no max_conns declared: twice the callers, plus 2)", g.Count, undeclared)
 		}
 	default:
 		what = fmt.Sprintf("%d %s", g.Count, g.Reason)

@@ -45,8 +45,8 @@ type Doc struct {
 }
 
 var checkDocs = []Doc{
-	{IDLeakGoroutines, "goroutines measured after teardown", "no client goroutine is left running after teardown"},
-	{IDLeakFDs, "/proc/self/fd", "file descriptors return to the baseline after teardown"},
+	{IDLeakGoroutines, "goroutines measured after teardown; not applicable to a driver", "no client goroutine is left running after teardown"},
+	{IDLeakFDs, "/proc/self/fd, or a driver's /proc/<pid>", "file descriptors return to the baseline after teardown; a driver's process keeps no more fds, sockets or threads after idle close than before its first call"},
 	{IDLeakServerConns, "server truth", "the servers see every connection closed after teardown"},
 	{IDNoHang, "calls", "no call outlives the watchdog"},
 	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns, and calls in flight <= Contract.MaxInFlight where declared (HTTP/2 shares connections)"},

@@ -248,7 +248,7 @@ func NewDocker(ctx context.Context, opts ...Option) (_ *Docker, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("docker environment: proxy %s: %w", name, err)
 		}
-		d.services = append(d.services, harness.Service{Name: name, BaseURL: "https://" + addr, CAs: d.ca.Pool()})
+		d.services = append(d.services, harness.Service{Name: name, BaseURL: "https://" + addr, CAs: d.ca.Pool(), CAPEM: d.ca.PEM()})
 	}
 	return d, nil
 }

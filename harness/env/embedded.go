@@ -110,7 +110,7 @@ func NewEmbedded(ctx context.Context, opts ...Option) (_ *Embedded, err error) {
 		e.proxies = append(e.proxies, name)
 		svc := harness.Service{Name: name, BaseURL: scheme + "://" + addr}
 		if e.ca != nil {
-			svc.CAs = e.ca.Pool()
+			svc.CAs, svc.CAPEM = e.ca.Pool(), e.ca.PEM()
 		}
 		if in.replica {
 			e.replicas[in.service] = append(e.replicas[in.service], svc)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -88,6 +89,12 @@ func TestEmbeddedServesEveryServiceThroughItsProxy(t *testing.T) {
 				assert.Equal(t, fakeservers.Services[i], svc.Name)
 				assert.True(t, strings.HasPrefix(svc.BaseURL, tc.scheme+"://127.0.0.1:"), svc.BaseURL)
 				assert.Equal(t, tc.scheme == "https", svc.CAs != nil, "CAs must be set exactly when TLS is on")
+				assert.Equal(t, svc.CAs != nil, svc.CAPEM != nil, "CAPEM is the same CA as CAs, for drivers")
+				if svc.CAPEM != nil {
+					pool := x509.NewCertPool()
+					require.True(t, pool.AppendCertsFromPEM(svc.CAPEM))
+					assert.True(t, pool.Equal(svc.CAs), "CAPEM holds the CA of CAs")
+				}
 
 				// The base URL is the proxy's listener, not the service's.
 				st, err := env.Driver().Proxy(context.Background(), svc.Name)

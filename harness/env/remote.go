@@ -167,7 +167,10 @@ func NewRemote(ctx context.Context, cfg RemoteConfig, opts ...Option) (_ *Remote
 	if cfg.ListenHost == "" {
 		cfg.ListenHost = u.Hostname()
 	}
-	var pool *x509.CertPool
+	var (
+		pool  *x509.CertPool
+		caPEM []byte
+	)
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
@@ -177,6 +180,7 @@ func NewRemote(ctx context.Context, cfg RemoteConfig, opts ...Option) (_ *Remote
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("%w: RemoteConfig.CAFile %s holds no PEM certificate", ErrInvalidRemoteConfig, cfg.CAFile)
 		}
+		caPEM = pem
 	}
 
 	r := &Remote{cfg: cfg, admins: map[string]*fakeservers.AdminClient{}}
@@ -215,7 +219,7 @@ func NewRemote(ctx context.Context, cfg RemoteConfig, opts ...Option) (_ *Remote
 		if err != nil {
 			return nil, fmt.Errorf("remote environment: proxy %q listens on %q: %w", svc, listen, err)
 		}
-		r.services = append(r.services, harness.Service{Name: svc, BaseURL: scheme + "://" + net.JoinHostPort(cfg.ListenHost, port), CAs: pool})
+		r.services = append(r.services, harness.Service{Name: svc, BaseURL: scheme + "://" + net.JoinHostPort(cfg.ListenHost, port), CAs: pool, CAPEM: caPEM})
 	}
 	return r, nil
 }
