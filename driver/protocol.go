@@ -85,16 +85,21 @@ type wireError struct {
 type headerValues []string
 
 func (h *headerValues) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
+	// The decoder hands over a valid JSON value: its first byte says
+	// which, so it is decoded once.
+	var err error
+	if len(b) > 0 && b[0] == '"' {
+		var one string
+		err = json.Unmarshal(b, &one)
 		*h = headerValues{one}
-		return nil
+	} else {
+		var list []string
+		err = json.Unmarshal(b, &list)
+		*h = list
 	}
-	var list []string
-	if err := json.Unmarshal(b, &list); err != nil {
+	if err != nil {
 		return errors.New("a header's value must be a string or a list of strings")
 	}
-	*h = list
 	return nil
 }
 
