@@ -320,19 +320,17 @@ func (p *Process) Do(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return nil, fmt.Errorf("driver: %s is not the base URL of a service the driver was started with", req.URL.Scheme+"://"+req.URL.Host)
 	}
-	m := callMessage{Type: typeCall, ID: p.nextID.Add(1), Service: service, Method: req.Method, URL: req.URL.String(), Headers: req.Header}
+	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
-		body, err := io.ReadAll(req.Body)
+		var err error
+		body, err = io.ReadAll(req.Body)
 		req.Body.Close()
 		if err != nil {
 			return nil, fmt.Errorf("driver: reading the request body: %w", err)
 		}
-		m.Body = body
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("driver: encoding call %d: %w", m.ID, err)
-	}
+	id := p.nextID.Add(1)
+	b := appendCall(make([]byte, 0, 512), id, service, req, body)
 	done := make(chan result, 1)
 	p.mu.Lock()
 	select {
@@ -341,9 +339,9 @@ func (p *Process) Do(req *http.Request) (*http.Response, error) {
 		return nil, p.endErr
 	default:
 	}
-	p.pending[m.ID] = done
+	p.pending[id] = done
 	p.mu.Unlock()
-	if err := p.send(append(b, '\n')); err != nil {
+	if err := p.send(b); err != nil {
 		return nil, err
 	}
 	var r result
@@ -356,7 +354,7 @@ func (p *Process) Do(req *http.Request) (*http.Response, error) {
 			return nil, p.endErr
 		}
 	case <-req.Context().Done():
-		return nil, fmt.Errorf("driver: call %d: %w", m.ID, req.Context().Err())
+		return nil, fmt.Errorf("driver: call %d: %w", id, req.Context().Err())
 	}
 	if r.resp != nil {
 		r.resp.Request = req
@@ -491,6 +489,15 @@ func (p *Process) handle(line []byte) (error, string) {
 	if err := json.Unmarshal(line, &m); err != nil {
 		return ErrBadMessage, fmt.Sprintf("it printed a line that is not a protocol message (%v)", err)
 	}
+	// A result is checked before the lock, which every call takes to
+	// register itself.
+	var (
+		r    result
+		rErr error
+	)
+	if m.Type == typeResult && m.ID != nil {
+		r, rErr = checkResult(&m, nil)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.gotInit && m.Type != typeInitOK {
@@ -516,9 +523,8 @@ func (p *Process) handle(line []byte) (error, string) {
 		case !ok:
 			return ErrUnknownCall, fmt.Sprintf("it answered call %d, which it was never sent", id)
 		}
-		r, err := checkResult(&m, nil)
-		if err != nil {
-			return ErrBadMessage, fmt.Sprintf("its result for call %d is invalid: %v", id, err)
+		if rErr != nil {
+			return ErrBadMessage, fmt.Sprintf("its result for call %d is invalid: %v", id, rErr)
 		}
 		delete(p.pending, id)
 		done <- r

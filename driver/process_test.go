@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ var fakeServices = []harness.Service{
 // startFake starts the fake driver in mode. The bounds a misbehaving mode
 // runs into are shortened by the test itself (short), the others left
 // long: a race-instrumented driver takes its time to exit.
-func startFake(t *testing.T, mode string, opts ...driver.Option) (*driver.Process, error) {
+func startFake(t testing.TB, mode string, opts ...driver.Option) (*driver.Process, error) {
 	t.Helper()
 	cmd, env := fakeCmd(mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -44,7 +45,7 @@ func startFake(t *testing.T, mode string, opts ...driver.Option) (*driver.Proces
 // short are the bounds a misbehaving driver runs into.
 var short = []driver.Option{driver.WithCloseTimeout(300 * time.Millisecond), driver.WithExitTimeout(300 * time.Millisecond)}
 
-func get(t *testing.T, p *driver.Process, n int) (*http.Response, error) {
+func get(t testing.TB, p *driver.Process, n int) (*http.Response, error) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:1/v1/items/%d", n), nil)
 	require.NoError(t, err)
@@ -257,4 +258,29 @@ func requireProtocolError(t *testing.T, err error, kind error, want ...string) {
 	}
 	assert.NotContains(t, err.Error(), "\n", "one line")
 	assert.True(t, strings.HasPrefix(err.Error(), `driver "`), err.Error())
+}
+
+// BenchmarkProtocolRoundTrip is the protocol's own cost: calls through a
+// driver that answers at once without any HTTP, 16 at a time.
+func BenchmarkProtocolRoundTrip(b *testing.B) {
+	p, err := startFake(b, "ok")
+	require.NoError(b, err)
+	defer p.Close()
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	b.ResetTimer()
+	for range 16 {
+		wg.Go(func() {
+			for n := next.Add(1); n <= int64(b.N); n = next.Add(1) {
+				if _, err := get(b, p, int(n)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }

@@ -1,13 +1,15 @@
 package driver
 
 import (
+	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/poolproof/poolproof/harness"
 )
@@ -44,15 +46,60 @@ type initService struct {
 	CAFile  string `json:"ca_file"` // "" for plain http
 }
 
-// callMessage asks the driver for one call. Body is base64 in JSON.
-type callMessage struct {
-	Type    string      `json:"type"`
-	ID      int64       `json:"id"`
-	Service string      `json:"service"`
-	Method  string      `json:"method"`
-	URL     string      `json:"url"`
-	Headers http.Header `json:"headers"`
-	Body    []byte      `json:"body,omitempty"`
+// appendCall encodes a call message by hand: it is written for every
+// call, and encoding/json's reflection over the header map cost more than
+// the rest of the harness side's work per call.
+func appendCall(b []byte, id int64, service string, req *http.Request, body []byte) []byte {
+	b = append(b, `{"type":"call","id":`...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, `,"service":`...)
+	b = appendString(b, service)
+	b = append(b, `,"method":`...)
+	b = appendString(b, req.Method)
+	b = append(b, `,"url":`...)
+	b = appendString(b, req.URL.String())
+	b = append(b, `,"headers":{`...)
+	first := true
+	for name, values := range req.Header {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, name)
+		b = append(b, ":["...)
+		for i, v := range values {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, v)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, '}')
+	if body != nil {
+		b = append(b, `,"body":"`...)
+		b = base64.StdEncoding.AppendEncode(b, body)
+		b = append(b, '"')
+	}
+	return append(b, "}\n"...)
+}
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json writes it.
+func appendString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }
 
 // inMessage is any message a driver prints; which fields count depends on
@@ -67,12 +114,12 @@ type inMessage struct {
 	MetricsURL string `json:"metrics_url"`
 
 	// result
-	ID         *int64                  `json:"id"`
-	Status     int                     `json:"status"`
-	Headers    map[string]headerValues `json:"headers"`
-	BodyLen    *int64                  `json:"body_len"`
-	BodySHA256 string                  `json:"body_sha256"`
-	Error      *wireError              `json:"error"`
+	ID         *int64         `json:"id"`
+	Status     int            `json:"status"`
+	Headers    map[string]any `json:"headers"` // a string or a list of strings per name, see headerValues
+	BodyLen    *int64         `json:"body_len"`
+	BodySHA256 string         `json:"body_sha256"`
+	Error      *wireError     `json:"error"`
 }
 
 type wireError struct {
@@ -80,22 +127,26 @@ type wireError struct {
 	Message string `json:"message"`
 }
 
-// headerValues is a header's values: a list, or one string (what Node's
-// and Python's header objects hold), taken as a list of one.
-type headerValues []string
-
-func (h *headerValues) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*h = headerValues{one}
-		return nil
+// headerValues reads a header's values: a list of strings, or one string
+// (what Node's and Python's header objects hold), taken as a list of one.
+// The headers are decoded as any rather than through an UnmarshalJSON
+// per value, which restarted the decoder for every header.
+func headerValues(v any) ([]string, bool) {
+	switch v := v.(type) {
+	case string:
+		return []string{v}, true
+	case []any:
+		out := make([]string, len(v))
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out[i] = s
+		}
+		return out, true
 	}
-	var list []string
-	if err := json.Unmarshal(b, &list); err != nil {
-		return errors.New("a header's value must be a string or a list of strings")
-	}
-	*h = list
-	return nil
+	return nil, false
 }
 
 // wireClasses maps the protocol's error classes to the harness's.
@@ -180,7 +231,11 @@ func checkResult(m *inMessage, req *http.Request) (result, error) {
 		return result{}, errors.New("body_sha256 is not 64 hex digits: send the SHA-256 of the body as read")
 	}
 	header := make(http.Header, len(m.Headers))
-	for k, vs := range m.Headers {
+	for k, v := range m.Headers {
+		vs, ok := headerValues(v)
+		if !ok {
+			return result{}, fmt.Errorf("header %q: a header's value must be a string or a list of strings", k)
+		}
 		key := http.CanonicalHeaderKey(k)
 		header[key] = append(header[key], vs...)
 	}

@@ -1,7 +1,9 @@
 // Package harness owns the run and its record: the plug-in API a team
-// implements (Client, ClientFactory, Service), the adapters for clients
-// without Do (RoundTripperClient, CallFunc) and the contract it declares
-// (Profile, Contract); a Scenario as data (a Workload, a nemesis schedule
+// implements (Client, ClientFactory, Service, and for a client in a child
+// process ReportedBody, LeakReporter and ErrClientGone), the adapters for
+// clients without Do (RoundTripperClient, CallFunc) and the contract it
+// declares (Profile, Contract, read from a contract file by LoadProfile);
+// a Scenario as data (a Workload, a nemesis schedule
 // of Steps and Actions built with the toxic constructors, and the Checks
 // that judge it); the runner that drives the client while the nemesis
 // applies the schedule through an Environment's Faults; the samplers, the

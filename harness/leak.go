@@ -212,16 +212,19 @@ func waitProcesses(ctx context.Context, in leakInputs) []ProcessLeaks {
 	for {
 		settled := true
 		for i, r := range in.reporters {
-			var p ProcessLeaks
+			var got ProcessLeaks // written by the call; read only when it returned
 			err, abandoned := bounded.Call(ctx, in.observe, 0, func(context.Context) error {
-				p = r.ProcessLeaks()
+				got = r.ProcessLeaks()
 				return nil
 			})
+			var p ProcessLeaks
 			switch {
 			case abandoned:
 				p = ProcessLeaks{Err: fmt.Sprintf("the client's ProcessLeaks did not return within %v: %v", in.observe, err)}
 			case err != nil:
 				p = ProcessLeaks{Err: "the client's ProcessLeaks failed: " + err.Error()}
+			default:
+				p = got
 			}
 			out[i] = p
 			if p.Measured && (p.After.FDs > p.Before.FDs+in.fdTolerance || p.After.Threads > p.Before.Threads+in.threadTolerance) {

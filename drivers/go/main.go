@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -124,12 +125,10 @@ func serve(in io.Reader, out io.Writer) int {
 			}
 			w.send(map[string]string{"type": "close_ok"})
 		case "shutdown":
-			w.flush()
 			return 0 // calls in flight are abandoned, as shutdown asks
 		}
 	}
-	w.flush()
-	return 0
+	return 0 // EOF: as shutdown
 }
 
 // client is one service's *http.Client with a bounded wait for its pool.
@@ -251,47 +250,15 @@ func classify(err error) string {
 	return "other"
 }
 
-// writer prints messages, whole lines only, from one goroutine: as many as
-// are waiting in one write.
+// writer prints messages, whole lines only, from any goroutine: the
+// goroutine that finished a call writes its result itself, one write a
+// line, under a lock.
 type writer struct {
-	queue chan []byte
-	done  chan chan struct{}
+	mu  sync.Mutex
+	out io.Writer
 }
 
-func newWriter(out io.Writer) *writer {
-	w := &writer{queue: make(chan []byte, 1024), done: make(chan chan struct{})}
-	go func() {
-		var buf []byte
-		for {
-			select {
-			case line := <-w.queue:
-				buf = append(buf[:0], line...)
-				for more := true; more && len(buf) < 64<<10; {
-					select {
-					case line := <-w.queue:
-						buf = append(buf, line...)
-					default:
-						more = false
-					}
-				}
-				if _, err := out.Write(buf); err != nil {
-					os.Exit(0) // poolproof is gone: nobody to answer
-				}
-			case flushed := <-w.done:
-				for more := true; more; {
-					select {
-					case line := <-w.queue:
-						_, _ = out.Write(line)
-					default:
-						more = false
-					}
-				}
-				close(flushed)
-			}
-		}
-	}()
-	return w
-}
+func newWriter(out io.Writer) *writer { return &writer{out: out} }
 
 func (w *writer) send(v any) {
 	b, err := json.Marshal(v)
@@ -299,12 +266,9 @@ func (w *writer) send(v any) {
 		fmt.Fprintf(os.Stderr, "go-driver: %v\n", err)
 		return
 	}
-	w.queue <- append(b, '\n')
-}
-
-// flush returns once every message sent so far is written.
-func (w *writer) flush() {
-	flushed := make(chan struct{})
-	w.done <- flushed
-	<-flushed
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, err := w.out.Write(append(b, '\n')); err != nil {
+		os.Exit(0) // poolproof is gone: nobody to answer
+	}
 }
