@@ -16,6 +16,7 @@ test:
 	$(GO) test -count=1 -timeout 30m -run 'TestReferenceCertifies|TestCorrectClientsCertifyOnBothProtocols' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestBrokenClientsAreCaught|TestNewClientPerRequestGetsAWholeCertificate' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestProxies' -v ./proxy/
+	$(GO) test -count=1 -timeout 30m -run 'TestSweepKneeMatchesLittlesLaw|TestGoDriverCertifiesTheQuickCatalog' -v ./sweep/ ./driver/
 
 # lint: go vet plus a gofmt check that fails when any file needs formatting.
 lint:

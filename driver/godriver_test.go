@@ -14,13 +14,12 @@ import (
 	"github.com/poolproof/poolproof/harness/check"
 	"github.com/poolproof/poolproof/harness/env"
 	"github.com/poolproof/poolproof/internal/drivertest"
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/scenarios"
 )
 
 func TestGoDriverCertifiesTheQuickCatalog(t *testing.T) {
-	if raceDetector {
-		t.Skip("the catalog's verdicts are timing measurements, which the race detector distorts")
-	}
+	testenv.SkipUnderRace(t)
 	bin := drivertest.GoDriver(t)
 	profile, err := harness.LoadProfile("../drivers/go/contract.json")
 	require.NoError(t, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/check"
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/proxy"
 	"github.com/poolproof/poolproof/scenarios"
 )
@@ -23,9 +24,7 @@ func long(t *testing.T) {
 	if testing.Short() {
 		t.Skip("certifies the proxy catalog: minutes")
 	}
-	if raceDetector {
-		t.Skip("timing verdicts under the race detector measure the detector; make test runs this without it")
-	}
+	testenv.SkipUnderRace(t)
 }
 
 // promised is what the shipped configurations promise: fail_timeout=2s

@@ -120,16 +120,20 @@ func TestProxiesStopEveryProcessOnResetAndClose(t *testing.T) {
 				}
 			})
 
-			first := proctest.WorkingUnder(dir)
-			require.Len(t, first, tc.procs, "%v", first)
+			// nginx's master forks its workers after it answers: wait for
+			// them (bounded) before taking the inventory.
+			var first []proctest.Process
+			require.Eventually(t, func() bool { first = proctest.WorkingUnder(dir); return len(first) == tc.procs },
+				10*time.Second, 20*time.Millisecond, "the proxy's processes: %v", first)
 			before := ports(t, e)
 			for _, p := range before {
 				assert.True(t, proctest.Listening(p))
 			}
 
 			require.NoError(t, e.Reset(ctx, 7))
-			second := proctest.WorkingUnder(dir)
-			require.Len(t, second, tc.procs, "a fresh proxy: %v", second)
+			var second []proctest.Process
+			require.Eventually(t, func() bool { second = proctest.WorkingUnder(dir); return len(second) == tc.procs },
+				10*time.Second, 20*time.Millisecond, "a fresh proxy: %v", second)
 			for _, p := range first {
 				_, err := os.Stat(filepath.Join("/proc", strconv.Itoa(p.PID)))
 				assert.True(t, errors.Is(err, os.ErrNotExist), "%d of the proxy before the reset is gone, not a zombie", p.PID)

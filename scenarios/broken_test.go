@@ -15,6 +15,7 @@ import (
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/check"
 	"github.com/poolproof/poolproof/internal/procfd"
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/report"
 	"github.com/poolproof/poolproof/scenarios"
 )
@@ -63,7 +64,7 @@ func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
 // The gallery clients honour brokenclients.Contract but for their bug, so
 // they are held to DefaultProfile.
 func TestBrokenClientsAreCaught(t *testing.T) {
-	skipUnderRace(t)
+	testenv.SkipUnderRace(t)
 	if testing.Short() {
 		t.Skip("runs the gallery through its scenarios (about two minutes)")
 	}
@@ -153,7 +154,7 @@ func TestEveryCheckHasAGalleryClient(t *testing.T) {
 // now run and judged, leak checks included, the certificate and its report
 // are whole, and the process's descriptors come back near where they were.
 func TestNewClientPerRequestGetsAWholeCertificate(t *testing.T) {
-	skipUnderRace(t)
+	testenv.SkipUnderRace(t)
 	if testing.Short() {
 		t.Skip("runs the standard catalog against a client that leaks connections (about a minute)")
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/examples/retryingclient"
 	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/reference"
 	"github.com/poolproof/poolproof/scenarios"
 )
@@ -37,7 +38,7 @@ var controlScenarios = []string{
 // client, a well-configured plain *http.Client that exposes only Do, and a
 // correct retrying client built on net/http.
 func TestCorrectClientsCertifyOnBothProtocols(t *testing.T) {
-	skipUnderRace(t)
+	testenv.SkipUnderRace(t)
 	if testing.Short() {
 		t.Skip("certifies three clients on two protocols (about two minutes)")
 	}

@@ -39,7 +39,7 @@ func newDockerEnv(t testing.TB) harness.Environment {
 // TestReferenceCertifiesStandard logs for embedded in the same `make test`
 // pass, so the two can be compared.
 func TestReferenceCertifiesOnDocker(t *testing.T) {
-	skipUnderRace(t)
+	testenv.SkipUnderRace(t)
 	requirePassed(t, certifyOn(t, newDockerEnv(t), scenarios.Standard(), 10*time.Minute))
 }
 
@@ -49,7 +49,7 @@ func TestReferenceCertifiesOnDocker(t *testing.T) {
 // client, took about two and a half minutes here (the slow leakers,
 // new-client-per-request and goroutine-per-call, ~30s and ~15s of it).
 func TestBrokenClientsAreCaughtOnDocker(t *testing.T) {
-	skipUnderRace(t)
+	testenv.SkipUnderRace(t)
 	if testing.Short() {
 		t.Skip("runs the gallery through its scenarios on docker (about two and a half minutes)")
 	}

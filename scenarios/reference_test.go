@@ -11,6 +11,7 @@ import (
 
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/reference"
 	"github.com/poolproof/poolproof/scenarios"
 )
@@ -66,12 +67,12 @@ func requirePassed(t *testing.T, cert *harness.Certificate) {
 }
 
 func TestReferenceCertifiesQuick(t *testing.T) {
-	skipUnderRace(t)
+	testenv.SkipUnderRace(t)
 	requirePassed(t, certify(t, scenarios.Quick()))
 }
 
 func TestReferenceCertifiesStandard(t *testing.T) {
-	skipUnderRace(t)
+	testenv.SkipUnderRace(t)
 	if testing.Short() {
 		t.Skip("the Standard certification takes about a minute")
 	}

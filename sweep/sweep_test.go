@@ -15,6 +15,7 @@ import (
 
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/env"
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/sweep"
 )
 
@@ -32,6 +33,7 @@ func newEnv(t *testing.T) *env.Embedded {
 // needs about R x L connections: 200/s x 50ms = 10. The knee must lie at the
 // grid points around it, and a pool far below it must fall clearly short.
 func TestSweepKneeMatchesLittlesLaw(t *testing.T) {
+	testenv.SkipUnderRace(t) // a load test: its latencies measure the race detector under -race
 	if testing.Short() {
 		t.Skip("drives the embedded environment for ~15s")
 	}

@@ -41,3 +41,17 @@ func ProxyBinary(t testing.TB, kind string) string {
 	}
 	return p
 }
+
+// SkipUnderRace skips a test whose verdicts are timing and throughput
+// measurements. The race detector slows every goroutine five to twenty
+// times and unevenly, which changes what such a test measures (how many
+// calls a client makes, how long a retry gap or a queue wait is), not
+// whether the code is correct. `make test` runs these tests in a second
+// pass without -race; the code they exercise is covered by the race
+// detector in its own packages.
+func SkipUnderRace(t testing.TB) {
+	t.Helper()
+	if Race {
+		t.Skip("timing is judged without the race detector: make test runs this test in its race-free pass")
+	}
+}
