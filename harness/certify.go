@@ -252,7 +252,7 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 	cert := &Certificate{Profile: profile, Environment: env.Name(), Seed: cfg.seed, Started: start}
 	est := newEstimator(scenarios)
 	defer func() { cert.Elapsed = time.Since(start) }()
-	primeClient(ctx, env, factory, profile, cfg)
+	primeClient(ctx, env, factory, profile)
 
 	for i, s := range scenarios {
 		if err := ctx.Err(); err != nil {
@@ -329,15 +329,17 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 // starts once per process, a global pool) then exists before the first
 // scenario's leak baseline, so it is not charged to that scenario; what a
 // client leaks per scenario still grows each scenario's count.
-func primeClient(ctx context.Context, env Environment, factory ClientFactory, profile Profile, cfg certifyConfig) {
-	var services []string
+func primeClient(ctx context.Context, env Environment, factory ClientFactory, profile Profile) {
+	var mix Mix // one call weight per service the environment serves
 	for _, s := range env.Services() {
-		services = append(services, s.Name)
-	}
-	mix := Mix{
-		Inventory:    boolWeight(slices.Contains(services, fakeservers.Inventory)),
-		Payment:      boolWeight(slices.Contains(services, fakeservers.Payment)),
-		Notification: boolWeight(slices.Contains(services, fakeservers.Notification)),
+		switch s.Name {
+		case fakeservers.Inventory:
+			mix.Inventory = 1
+		case fakeservers.Payment:
+			mix.Payment = 1
+		case fakeservers.Notification:
+			mix.Notification = 1
+		}
 	}
 	if mix.total() == 0 {
 		return
@@ -347,13 +349,6 @@ func primeClient(ctx context.Context, env Environment, factory ClientFactory, pr
 	// No reset of its own: the first scenario's reset follows, and reports
 	// an environment that cannot be reset.
 	_, _ = Run(ctx, env, factory, spec, WithSettle(200*time.Millisecond))
-}
-
-func boolWeight(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // estimator predicts the remaining wall time of a certification from the
