@@ -267,9 +267,7 @@ func closeServerIdle(ctx context.Context, in leakInputs, conns map[string]Server
 		if !sc.Available || sc.Open == 0 {
 			continue
 		}
-		octx, cancel := context.WithTimeout(ctx, in.observe)
-		res, err := closer.CloseIdleConns(octx, name)
-		cancel()
+		res, err := closeIdleSettled(ctx, closer, name, in.observe, in.settle)
 		if err != nil {
 			sc.IdleCloseErr = err.Error()
 			conns[name] = sc
@@ -279,6 +277,37 @@ func closeServerIdle(ctx context.Context, in leakInputs, conns map[string]Server
 		conns[name] = sc
 	}
 	return before
+}
+
+// closeIdleSettled has one service's servers close their idle connections,
+// then, while some are still serving a request, asks again every 50ms
+// until none is or settle passes, and returns every connection closed
+// along the way with those still busy at the end. A request the client
+// abandoned (its call timed out) may still be in the server's handler at
+// teardown, on a connection the client already closed: once the handler
+// ends, the server sees the close and the connection is gone, not held.
+// One the client really holds (a body it is still sending, a response it
+// never reads) stays busy, or turns idle and is closed and sorted then.
+func closeIdleSettled(ctx context.Context, closer IdleConnCloser, service string, observe, settle time.Duration) (fakeservers.IdleClose, error) {
+	var all fakeservers.IdleClose
+	deadline := time.Now().Add(settle)
+	for {
+		octx, cancel := context.WithTimeout(ctx, observe)
+		res, err := closer.CloseIdleConns(octx, service)
+		cancel()
+		if err != nil {
+			if len(all.Closed) > 0 || all.Busy != nil {
+				return all, nil // what was seen before stands
+			}
+			return res, err
+		}
+		all.Now, all.Busy = res.Now, res.Busy
+		all.Closed = append(all.Closed, res.Closed...)
+		if len(res.Busy) == 0 || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return all, nil
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
 }
 
 // sortIdleClose sorts what one service's servers closed and kept into the

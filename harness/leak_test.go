@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -92,5 +93,51 @@ func TestSortIdleCloseTellsThePoolFromWhatIsHeld(t *testing.T) {
 		assert.Equal(t, HeldNotReturned, held[1].Reason)
 		assert.Equal(t, "POST /v1/charges", held[1].LastRoute)
 		assert.Equal(t, HeldInFlight, held[2].Reason)
+	})
+}
+
+// scriptedCloser answers CloseIdleConns from a script, one answer a call,
+// repeating the last one.
+type scriptedCloser struct {
+	answers []fakeservers.IdleClose
+	calls   int
+}
+
+func (s *scriptedCloser) CloseIdleConns(context.Context, string) (fakeservers.IdleClose, error) {
+	a := s.answers[min(s.calls, len(s.answers)-1)]
+	s.calls++
+	return a, nil
+}
+
+func TestCloseIdleSettledWaitsOutHandlersOfAbandonedCalls(t *testing.T) {
+	now := time.Now()
+	pooled := fakeservers.ConnRecord{ID: 1, Requests: 5, Accepted: now}
+	abandoned := fakeservers.ConnRecord{ID: 2, Requests: 1, InFlight: 1, Accepted: now}
+
+	t.Run("a handler that ends takes its connection with it", func(t *testing.T) {
+		c := &scriptedCloser{answers: []fakeservers.IdleClose{
+			{Now: now, Closed: []fakeservers.ConnRecord{pooled}, Busy: []fakeservers.ConnRecord{abandoned}},
+			{Now: now, Busy: []fakeservers.ConnRecord{abandoned}},
+			{Now: now}, // the handler ended; the client had closed its side
+		}}
+		res, err := closeIdleSettled(context.Background(), c, "inventory", time.Second, 5*time.Second)
+		require.NoError(t, err)
+		assert.Equal(t, 3, c.calls)
+		assert.Equal(t, []fakeservers.ConnRecord{pooled}, res.Closed, "what the first close closed is kept")
+		assert.Empty(t, res.Busy)
+		idle, held, open := sortIdleClose(res, false, 2)
+		assert.Equal(t, 1, idle)
+		assert.Empty(t, held)
+		assert.Zero(t, open)
+	})
+	t.Run("a connection that stays busy is held in flight", func(t *testing.T) {
+		c := &scriptedCloser{answers: []fakeservers.IdleClose{{Now: now, Busy: []fakeservers.ConnRecord{abandoned}}}}
+		res, err := closeIdleSettled(context.Background(), c, "inventory", time.Second, 200*time.Millisecond)
+		require.NoError(t, err)
+		assert.Greater(t, c.calls, 1, "it asked again before giving up")
+		_, held, open := sortIdleClose(res, false, 2)
+		assert.Equal(t, 1, open)
+		require.Len(t, held, 1)
+		assert.Equal(t, HeldInFlight, held[0].Reason)
 	})
 }
