@@ -23,7 +23,7 @@ func newDockerEnv(t testing.TB) harness.Environment {
 		t.Skip("docker environment: skipped in -short mode (builds images and starts containers)")
 	}
 	// The first start builds the binary and the images; later ones reuse them.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.DockerStartTimeout)
 	defer cancel()
 	e, err := env.NewDocker(ctx)
 	if errors.Is(err, env.ErrDockerUnavailable) {

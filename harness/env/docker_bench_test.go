@@ -3,10 +3,12 @@ package env
 import (
 	"context"
 	"errors"
-	"github.com/poolproof/poolproof/harness"
-	"github.com/poolproof/poolproof/internal/harnesstest"
 	"testing"
 	"time"
+
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/internal/harnesstest"
+	"github.com/poolproof/poolproof/internal/testenv"
 )
 
 // The docker environment's cost next to the embedded one's, as ratios
@@ -25,7 +27,7 @@ var envMakers = []envMaker{
 
 func startOrSkip(b *testing.B, m envMaker) harness.Environment {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.DockerStartTimeout)
 	defer cancel()
 	env, err := m.start(ctx)
 	if errors.Is(err, ErrDockerUnavailable) {

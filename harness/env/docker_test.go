@@ -33,7 +33,7 @@ func requireDockerEnv(t *testing.T, opts ...Option) *Docker {
 	if testing.Short() {
 		t.Skip("docker environment: skipped in -short mode (builds images and starts containers)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.DockerStartTimeout)
 	defer cancel()
 	env, err := NewDocker(ctx, opts...)
 	skipOrFailWithoutDocker(t, err)
@@ -139,7 +139,7 @@ func TestNewDockerCanceledHalfwayLeavesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("docker environment: skipped in -short mode")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.DockerStartTimeout)
 	defer cancel()
 	var (
 		mu    sync.Mutex

@@ -7,6 +7,7 @@ package testenv
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/poolproof/poolproof/internal/sbin"
 )
@@ -55,3 +56,10 @@ func SkipUnderRace(t testing.TB) {
 		t.Skip("timing is judged without the race detector: make test runs this test in its race-free pass")
 	}
 }
+
+// DockerStartTimeout bounds a test's start of the docker environment. The
+// first start in a process builds the static poolproof binary (a cold
+// build cache compiles the docker client stack too) and the images; on a
+// loaded 2-core machine, with other test binaries building and running
+// beside it, that took over 3 minutes.
+const DockerStartTimeout = 10 * time.Minute
