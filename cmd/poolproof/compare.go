@@ -198,6 +198,9 @@ func writeCompared(path, table string, stdout io.Writer) error {
 		return err
 	}
 	doc, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return os.WriteFile(path, []byte(table), 0o644)
+	}
 	if err != nil {
 		return err
 	}

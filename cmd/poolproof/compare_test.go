@@ -72,4 +72,11 @@ func TestCompareWritesBetweenTheMarkers(t *testing.T) {
 	assert.NotContains(t, string(got), "old")
 	assert.True(t, strings.HasSuffix(string(got), comparison.EndMarker+"\noutro\n"), string(got))
 	assert.Contains(t, stderr.String(), "[client 1/1] ref")
+
+	fresh := filepath.Join(dir, "new.md")
+	code = dispatch(context.Background(), []string{"compare", "-manifest", m, "-profile", "quick", "-scenario", "baseline", "-o", fresh}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	got, err = os.ReadFile(fresh)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(got), "The quick catalog (1 scenarios)"), "a new file holds the table alone: %s", got)
 }
