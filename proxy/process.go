@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -44,13 +45,27 @@ func startProcess(kind, binary, dir, logPath string, args []string) (*process, e
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid: true,
-		// Should poolproof die without stopping it, the kernel kills the
-		// main process; nginx's workers outlive their master, so only stop
-		// ends every process of the group.
+		// Should poolproof die without stopping it (SIGKILL, a crash), the
+		// kernel kills the main process.
 		Pdeathsig: syscall.SIGKILL,
+		// nginx's workers outlive their master; in a PID namespace of its
+		// own the master is the namespace's init, and when init dies the
+		// kernel kills every process in it. Where a new namespace is not
+		// allowed (no CAP_SYS_ADMIN), the proxy starts without one, and
+		// only stop ends its workers.
+		Cloneflags: syscall.CLONE_NEWPID,
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: starting %s: %w", kind, binary, err)
+		if !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOSPC) {
+			return nil, fmt.Errorf("%s: starting %s: %w", kind, binary, err)
+		}
+		retry := exec.Command(binary, args...)
+		retry.Dir, retry.Stdout, retry.Stderr = dir, out, out
+		retry.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := retry.Start(); err != nil {
+			return nil, fmt.Errorf("%s: starting %s: %w", kind, binary, err)
+		}
+		cmd = retry
 	}
 	p := &process{kind: kind, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go p.reap()
