@@ -305,7 +305,8 @@ func Certify(ctx context.Context, env Environment, factory ClientFactory, profil
 				Reason: "the scenario could not run: " + runErr.Error(),
 			}}
 		default:
-			res.Verdicts = judgeDriver(h, judgeWithFaults(h, s.Checks))
+			h.Family, h.Proves, h.Checks = s.Family, s.Proves, s.Checks
+			res.Verdicts = judgeHistory(h)
 		}
 		res.Elapsed = time.Since(scStart)
 		cert.Results = append(cert.Results, res)
@@ -390,6 +391,26 @@ func (e *estimator) remaining(i int, elapsed time.Duration, finished bool) time.
 		left += d + over
 	}
 	return left
+}
+
+// ErrNoChecks is returned by Rejudge for a history that holds no checks.
+var ErrNoChecks = errors.New("the history holds no checks")
+
+// Rejudge judges a saved history again, alone: with the checks it holds
+// (History.Checks, saved by Certify) and the same adjustments Certify
+// makes (to the faults that reached the environment, to a driver that
+// broke the protocol), so it gives the verdicts the run gave. Edit a bound
+// in the history's profile or checks and the verdict follows.
+func Rejudge(h *History) ([]Verdict, error) {
+	if h == nil || len(h.Checks) == 0 {
+		return nil, fmt.Errorf("%w: it was saved by Run, not Certify, or by an older poolproof; judge it with harness.Judge and the checks you want", ErrNoChecks)
+	}
+	return judgeHistory(h), nil
+}
+
+// judgeHistory judges h with its checks, held to its faults and driver.
+func judgeHistory(h *History) []Verdict {
+	return judgeDriver(h, judgeWithFaults(h, h.Checks))
 }
 
 // judgeWithFaults judges h, then holds the verdicts to the faults that

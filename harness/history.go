@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -433,6 +435,14 @@ type History struct {
 	Elapsed  time.Duration `json:"elapsed"`
 	Workload Workload      `json:"workload"`
 	Profile  Profile       `json:"profile"`
+	// Family and Proves are the scenario's, as Certify ran it (for the
+	// reports of a history judged again).
+	Family string `json:"family,omitempty"`
+	Proves string `json:"proves,omitempty"`
+	// Checks are the checks Certify judged the run with, so that a saved
+	// history is judged again from itself alone (Rejudge); empty for a
+	// history of Run, whose caller picks the checks.
+	Checks Checks `json:"checks,omitempty"`
 	// Services are the services the workload drove, in a stable order.
 	Services        []string      `json:"services"`
 	RequestIDPrefix string        `json:"request_id_prefix"`
@@ -506,8 +516,37 @@ func (h *History) Save(w io.Writer) error {
 	return nil
 }
 
-// LoadHistory reads a history written by Save.
+// SaveCompressed writes the history as gzip-compressed JSON, as report
+// folders keep it: a run's calls and the servers' request log repeat the
+// same field names and routes, which compress about tenfold.
+func (h *History) SaveCompressed(w io.Writer) error {
+	zw, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	if err := h.Save(zw); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("saving history of %q: %w", h.Scenario, err)
+	}
+	return nil
+}
+
+// LoadHistory reads a history written by Save or SaveCompressed (it
+// tells them apart by gzip's magic bytes).
 func LoadHistory(r io.Reader) (*History, error) {
+	br := bufio.NewReader(r)
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("loading history: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	} else {
+		r = br
+	}
 	var h History
 	if err := json.NewDecoder(r).Decode(&h); err != nil {
 		return nil, fmt.Errorf("loading history: %w", err)

@@ -283,7 +283,7 @@ const pageHTML = `<!DOCTYPE html>
 </table>
 </details>{{end}}{{end}}
 </section>{{end}}
-<footer>Written by poolproof{{if .Generated}} on {{.Generated}}{{end}}. Every verdict names its seed: rerun the scenario with that seed to replay it, or load histories/&lt;scenario&gt;.json and judge it again.</footer>
+<footer>Written by poolproof{{if .Generated}} on {{.Generated}}{{end}}. Every verdict names its seed: rerun the scenario with that seed to replay it, or judge the saved histories again: poolproof judge &lt;this folder&gt;.</footer>
 </main>
 </body>
 </html>

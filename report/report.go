@@ -29,7 +29,7 @@ const (
 	JUnitFile     = "junit.xml"
 	SummaryFile   = "summary.md"
 	HistoriesDir  = "histories"
-	historySuffix = ".json"
+	historySuffix = ".json.gz"
 )
 
 // Files are the paths Write wrote.
@@ -72,7 +72,7 @@ func Write(dir string, cert *harness.Certificate, meta Meta) (Files, error) {
 			continue
 		}
 		path := filepath.Join(dir, HistoriesDir, HistoryFileName(r.Scenario))
-		if err := writeFile(path, func(f *os.File) error { return r.History.Save(f) }); err != nil {
+		if err := writeFile(path, func(f *os.File) error { return r.History.SaveCompressed(f) }); err != nil {
 			return files, fmt.Errorf("history of %s: %w", r.Scenario, err)
 		}
 		files.Histories = append(files.Histories, path)

@@ -111,10 +111,10 @@ func TestBucketWidth(t *testing.T) {
 
 func TestHistoryFileNameStaysInTheFolder(t *testing.T) {
 	for in, want := range map[string]string{
-		"blackhole":   "blackhole.json",
-		"../../etc/x": "_.._etc_x.json",
-		"a b/c":       "a_b_c.json",
-		"..":          "scenario.json",
+		"blackhole":   "blackhole.json.gz",
+		"../../etc/x": "_.._etc_x.json.gz",
+		"a b/c":       "a_b_c.json.gz",
+		"..":          "scenario.json.gz",
 	} {
 		assert.Equal(t, want, HistoryFileName(in), in)
 	}

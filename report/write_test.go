@@ -24,10 +24,14 @@ func TestWriteWritesEveryFile(t *testing.T) {
 	}
 	require.Len(t, files.Histories, len(cert.Results))
 	for i, r := range cert.Results {
-		assert.Equal(t, filepath.Join(dir, "histories", r.Scenario+".json"), files.Histories[i])
+		assert.Equal(t, filepath.Join(dir, "histories", r.Scenario+".json.gz"), files.Histories[i])
 		f, err := os.Open(files.Histories[i])
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = f.Close() })
+		var magic [2]byte
+		_, err = f.ReadAt(magic[:], 0)
+		require.NoError(t, err)
+		assert.Equal(t, [2]byte{0x1f, 0x8b}, magic, "compressed with gzip")
 		h, err := harness.LoadHistory(f)
 		require.NoError(t, err)
 		assert.Len(t, h.Calls, len(r.History.Calls))

@@ -60,7 +60,7 @@ func WithEnvironment(name string) Option {
 
 // WithReport writes, once every spec ran, the same report folder as
 // `poolproof certify -report DIR`: report.html, junit.xml, summary.md and
-// histories/ (each scenario's history, to recompute its verdicts). client
+// histories/ (each scenario's history, which poolproof judge recomputes the verdicts from). client
 // names the client in the report.
 func WithReport(dir, client string) Option {
 	return func(c *config) { c.reportDir, c.client = dir, client }

@@ -62,7 +62,7 @@ func TestCertifyReferencePassesAndWritesTheReport(t *testing.T) {
 	assert.Contains(t, stdout, "leak.goroutines")
 	assert.NotContains(t, stdout, "FAIL")
 
-	f, err := os.Open(filepath.Join(dir, "histories", "baseline.json"))
+	f, err := os.Open(filepath.Join(dir, "histories", "baseline.json.gz"))
 	require.NoError(t, err)
 	defer f.Close()
 	h, err := harness.LoadHistory(f)
@@ -202,7 +202,7 @@ func TestCertifyDriver(t *testing.T) {
 	assert.Regexp(t, `baseline\s+harness.driver\s+pass .* kept to the protocol and exited when told`, stdout)
 	assert.Contains(t, stdout, "CERTIFIED: ")
 
-	f, err := os.Open(filepath.Join(dir, "histories", "baseline.json"))
+	f, err := os.Open(filepath.Join(dir, "histories", "baseline.json.gz"))
 	require.NoError(t, err)
 	defer f.Close()
 	h, err := harness.LoadHistory(f)
@@ -226,7 +226,7 @@ func TestCertifyBuiltInClientWithAContractFile(t *testing.T) {
 	assert.Regexp(t, `baseline\s+pool.bound\s+pass .* \(bound (48|64)\)`, stdout)
 	assert.Contains(t, stderr, "certifying the plain client")
 
-	f, err := os.Open(filepath.Join(dir, "histories", "baseline.json"))
+	f, err := os.Open(filepath.Join(dir, "histories", "baseline.json.gz"))
 	require.NoError(t, err)
 	defer f.Close()
 	h, err := harness.LoadHistory(f)
