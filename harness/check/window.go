@@ -35,6 +35,7 @@ const (
 	IDRecoveryThroughput  = "recovery.throughput"
 	IDRecoveryLatency     = "recovery.latency"
 	IDIntegrityDigest     = "integrity.digest"
+	IDGoodput             = "goodput"
 )
 
 // Doc describes one check for reports and the CLI's help.
@@ -64,6 +65,7 @@ var checkDocs = []Doc{
 	{IDRecoveryThroughput, "a closed fault window, a baseline before it", "throughput after the fault returns to >= 70% of the baseline"},
 	{IDRecoveryLatency, "a closed fault window, a baseline before it", "p50 latency after the fault returns to <= 2 x baseline + 20ms"},
 	{IDIntegrityDigest, "bodies with a digest", "no 2xx body handed back corrupted or truncated"},
+	{IDGoodput, "calls (and, under a fault that fails attempts, the share it fails, from the scenario)", "with no fault, or a fault the contract's timeouts allow, >= 96% of calls succeed; under a fault failing a share p of attempts, >= 1 - p^MaxAttempts - 4%"},
 }
 
 // Docs lists every check the harness has, in report order.
