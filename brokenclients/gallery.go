@@ -175,6 +175,13 @@ func All() []Entry {
 			CaughtBy: []string{check.IDGoodput},
 			Factory:  newBreakerTripsOnNoise,
 		},
+		{
+			Name: "retry-sleep-ignores-context",
+			Bug: "sleeps between retries (and out a server's Retry-After) with time.Sleep instead of watching the call's context: " +
+				"a caller whose deadline passes or who cancels still waits out the whole sleep, and its own caller's timeout with it",
+			CaughtBy: []string{check.IDCallerDeadline},
+			Factory:  newRetrySleepIgnoresContext,
+		},
 	}
 	for i := range entries {
 		if entries[i].Profile.Default == (harness.Contract{}) && entries[i].Profile.Services == nil {

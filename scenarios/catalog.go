@@ -361,22 +361,33 @@ func flaky5xx(quick bool) harness.Scenario {
 	}
 }
 
+// impatientCallers give up on half the calls well before a 1s
+// Retry-After: 30% with a 150ms deadline, 20% cancelled after 100ms. A
+// call that waits out a Retry-After holds its worker for a second, so the
+// run sees only a couple of dozen of them; half of those must be calls
+// whose caller gives up for a client that sleeps through it to be seen.
+var impatientCallers = harness.CallerLimits{DeadlineShare: 0.3, Deadline: ms(150), CancelShare: 0.2, CancelAfter: ms(100)}
+
 func retryAfter429(quick bool) harness.Scenario {
 	return harness.Scenario{
 		Name: RetryAfter429,
 		Proves: "when the services answer 429 with Retry-After: 1, the client never retries sooner than asked " +
-			"(it waits, or gives the 429 back when its deadline is nearer), and keyed charges stay single",
+			"(it waits, or gives the 429 back when its deadline is nearer), returns to a caller whose deadline passes or who cancels then, " +
+			"and keyed charges stay single",
 		Family: harness.FamilyRetry,
 		Seed:   seed,
+		// A share of the callers give up before the Retry-After (a deadline,
+		// a cancellation in flight): the client must return to them then,
+		// not when its sleep ends.
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(2500)), Workers: 8,
-			Mix: harness.Mix{Inventory: 3, Payment: 1}, KeyedCharges: true},
+			Mix: harness.Mix{Inventory: 3, Payment: 1}, KeyedCharges: true, Caller: impatientCallers},
 		Steps: []harness.Step{
 			{At: ms(200), Label: "inventory throttles 30% of reads (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Inventory,
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 			{At: ms(200), Label: "payment throttles 30% of charges (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Payment,
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: chargesRoute, Method: "POST", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 		},
-		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}),
+		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}, check.CallerDeadline{}),
 	}
 }
 
