@@ -160,6 +160,28 @@ func All() []Entry {
 			Factory:  newCancelBeforeBody,
 			Profile:  PlainProfile(),
 		},
+		{
+			Name: "attempt-deadline-cuts-body",
+			Bug: "puts a 10ms deadline (sized from a quiet benchmark) on each call that stays armed while the caller reads the body, though it declares 2s: " +
+				"a body that arrives in fragments, or on a loaded host, is cut mid-read and calls fail without any fault",
+			CaughtBy: []string{check.IDGoodput},
+			Factory:  newAttemptDeadlineCutsBody,
+			Profile:  PlainProfile(),
+		},
+		{
+			Name: "breaker-trips-on-noise",
+			Bug: "trips its circuit breaker at a 10% failure rate, below what a healthy service's ordinary errors reach: " +
+				"a service failing one attempt in five, which its retries would absorb, is cut off and nearly every call rejected",
+			CaughtBy: []string{check.IDGoodput},
+			Factory:  newBreakerTripsOnNoise,
+		},
+		{
+			Name: "retry-sleep-ignores-context",
+			Bug: "sleeps between retries (and out a server's Retry-After) with time.Sleep instead of watching the call's context: " +
+				"a caller whose deadline passes or who cancels still waits out the whole sleep, and its own caller's timeout with it",
+			CaughtBy: []string{check.IDCallerDeadline},
+			Factory:  newRetrySleepIgnoresContext,
+		},
 	}
 	for i := range entries {
 		if entries[i].Profile.Default == (harness.Contract{}) && entries[i].Profile.Services == nil {
@@ -190,6 +212,7 @@ const (
 	refPoolWait       = 250 * time.Millisecond
 	refRequestTimeout = 2 * time.Second
 	refMaxAttempts    = 3
+	refRetryBudget    = 0.2
 	refBaseBackoff    = 50 * time.Millisecond
 	refMaxBackoff     = 500 * time.Millisecond
 	refMaxRetryAfter  = 2 * time.Second
@@ -200,13 +223,14 @@ const (
 
 // Contract is what every gallery client declares: the promises of the
 // reference settings it starts from (16 connections, a 250ms pool wait, a
-// 2s request timeout, 3 attempts, a breaker with a 1s open delay, recovery
+// 2s request timeout, 3 attempts within a retry budget of 0.2 retries per call, a breaker with a 1s open delay, recovery
 // within 3s).
 var Contract = harness.Contract{
 	MaxConns:         refMaxConns,
 	PoolWait:         refPoolWait,
 	RequestTimeout:   refRequestTimeout,
 	MaxAttempts:      refMaxAttempts,
+	RetryBudget:      refRetryBudget,
 	BackoffBase:      refBaseBackoff,
 	BreakerOpenDelay: refOpenDelay,
 	RecoveryTime:     3 * time.Second,
@@ -239,7 +263,7 @@ func ReferenceConfig(svc harness.Service) (pooledclient.Config, error) {
 		PoolWait:              refPoolWait,
 		Retry: pooledclient.RetryConfig{
 			MaxAttempts: refMaxAttempts, BaseBackoff: refBaseBackoff, MaxBackoff: refMaxBackoff,
-			Jitter: 0.5, MaxRetryAfter: refMaxRetryAfter, BudgetRatio: 0.2, BudgetMinPerSecond: 10,
+			Jitter: 0.5, MaxRetryAfter: refMaxRetryAfter, BudgetRatio: refRetryBudget, BudgetMinPerSecond: 10,
 		},
 		Breaker: pooledclient.BreakerConfig{
 			ConsecutiveFailures: refTripAfter, FailureRate: 0.5, Window: 10 * time.Second, MinCalls: 20,

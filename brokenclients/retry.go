@@ -24,6 +24,9 @@ type retryBugs struct {
 	ignoreRetryAfter bool
 	// leakDiscarded never closes the body of a response it retries past.
 	leakDiscarded bool
+	// sleepIgnoresContext waits between attempts with time.Sleep, deaf to
+	// the caller's deadline or cancellation.
+	sleepIgnoresContext bool
 }
 
 // retryingClient is the gallery's one retry loop, around a pooledclient
@@ -115,7 +118,9 @@ func (c *retryingClient) Do(req *http.Request) (*http.Response, error) {
 			c.abandoned = append(c.abandoned, cancel)
 			c.mu.Unlock()
 		}
-		if err := sleep(req.Context(), delay); err != nil {
+		if c.bugs.sleepIgnoresContext {
+			time.Sleep(delay)
+		} else if err := sleep(req.Context(), delay); err != nil {
 			return nil, fmt.Errorf("brokenclients: %s: waiting %s before retry %d: %w", c.name, delay, attempt, err)
 		}
 		if req.Body != nil && req.Body != http.NoBody {

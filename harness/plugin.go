@@ -80,6 +80,13 @@ type Contract struct {
 	// while half-open (default 3); the breaker checks hold the attempts that
 	// reach the server during an outage to it.
 	HalfOpenProbes int `json:"half_open_probes,omitempty"`
+	// RetryBudget is the most retries the client sends, as a share of its
+	// calls (0.2: one retry per five calls, sustained), for a client that
+	// rations its retries (Finagle's retry budget, gRPC's retry
+	// throttling); goodput then expects under a fault only the calls that
+	// budget can retry to be saved. 0: not declared, retries are bounded
+	// by MaxAttempts alone.
+	RetryBudget float64 `json:"retry_budget,omitempty"`
 }
 
 // Profile is the contract a team claims for its client, per service.

@@ -650,7 +650,7 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 	rec := CallRecord{Seq: seq, Op: op, Service: op.Service()}
 	client := r.clients[rec.Service]
 	rec.Start = r.since()
-	req, err := r.plan.request(ctx, seq, op, param)
+	req, err := r.plan.request(r.w.Caller.callerLimit(r.spec.Seed, seq).context(ctx), seq, op, param)
 	if err != nil {
 		r.inFlight.Add(-1)
 		rec.End = r.since()

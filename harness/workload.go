@@ -66,6 +66,9 @@ type Workload struct {
 	KeyedCharges bool `json:"keyed_charges,omitempty"`
 	// SKUs is how many distinct items the inventory reads spread over (default 100).
 	SKUs int `json:"skus,omitempty"`
+	// Caller makes the callers give up on a seeded share of calls (a
+	// deadline, a cancellation); zero: they wait for every call.
+	Caller CallerLimits `json:"caller,omitzero"`
 }
 
 // DefaultWorkload is a closed loop of 8 workers for 2s over an even mix.
@@ -111,7 +114,7 @@ func (w Workload) validate() error {
 	case w.Mode == OpenLoop && w.MaxInFlight < 1:
 		return fmt.Errorf("%w: MaxInFlight %d: an open loop needs a cap >= 1", ErrInvalidWorkload, w.MaxInFlight)
 	}
-	return nil
+	return w.Caller.validate()
 }
 
 // Callers is the most calls the workload has running at once: its workers,

@@ -86,6 +86,7 @@ func ContractOf(c pooledclient.Config) harness.Contract {
 		PoolWait:       c.PoolWait,
 		RequestTimeout: c.RequestTimeout,
 		MaxAttempts:    max(1, c.Retry.MaxAttempts),
+		RetryBudget:    c.Retry.BudgetRatio,
 		BackoffBase:    c.Retry.BaseBackoff,
 		RecoveryTime:   c.RequestTimeout + recoveryMargin,
 	}

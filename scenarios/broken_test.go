@@ -47,6 +47,8 @@ var exercisedBy = map[string][]string{
 	check.IDRecoveryThroughput: {scenarios.ConnectionResets},
 	check.IDRecoveryLatency:    {scenarios.ConnectionResets},
 	check.IDIntegrityDigest:    {scenarios.Baseline},
+	check.IDGoodput:            {scenarios.FragmentedResponses, scenarios.Flaky5xx},
+	check.IDCallerDeadline:     {scenarios.RetryAfter429},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {

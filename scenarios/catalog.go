@@ -162,11 +162,11 @@ var (
 func baseline(quick bool) harness.Scenario {
 	return harness.Scenario{
 		Name:     Baseline,
-		Proves:   "with no fault at all, the client keeps its pool bounded and reused, reads every body whole, charges once and leaks nothing",
+		Proves:   "with no fault at all, the client keeps its pool bounded and reused, reads every body whole, serves nearly every call, charges once and leaks nothing",
 		Family:   harness.FamilyLeak,
 		Seed:     seed,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1000), ms(1500)), Workers: 8, Mix: evenMix},
-		Checks:   checks(check.PoolBound{}, check.PoolChurn{}, check.IntegrityDigest{}, check.RetryAttempts{}, check.Ledger{}),
+		Checks:   checks(check.PoolBound{}, check.PoolChurn{}, check.IntegrityDigest{}, check.RetryAttempts{}, check.Ledger{}, check.Goodput{}),
 	}
 }
 
@@ -338,11 +338,14 @@ func serverErrorStorm(quick bool) harness.Scenario {
 	}
 }
 
+// flakyShare is the share of inventory reads flaky-5xx answers with 503.
+const flakyShare = 0.2
+
 func flaky5xx(quick bool) harness.Scenario {
 	return harness.Scenario{
 		Name: Flaky5xx,
 		Proves: "when inventory answers 503 to one read in five, the client retries them with spaced, jittered backoff " +
-			"and within its declared attempts, without multiplying the load on the server",
+			"and within its declared attempts, without multiplying the load on the server, and saves the calls its declared retries can save",
 		Family: harness.FamilyRetry,
 		Seed:   seed,
 		// Few enough failures that no breaker trips: every failed read is a
@@ -351,28 +354,40 @@ func flaky5xx(quick bool) harness.Scenario {
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2500), Workers: 12, Mix: inventory},
 		Steps: []harness.Step{
 			{At: ms(300), Label: "inventory answers 503 to 20% of reads", Action: harness.SetHTTPFaults(fakeservers.Inventory,
-				fakeservers.Fault{Name: "flaky", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.2, Status: 503})},
+				fakeservers.Fault{Name: "flaky", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: flakyShare, Status: 503})},
 		},
-		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}),
+		// Every failed read is one the declared retries can save.
+		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}, check.Goodput{Service: fakeservers.Inventory, FaultFailure: flakyShare}),
 	}
 }
+
+// impatientCallers give up on half the calls well before a 1s
+// Retry-After: 30% with a 150ms deadline, 20% cancelled after 100ms. A
+// call that waits out a Retry-After holds its worker for a second, so the
+// run sees only a couple of dozen of them; half of those must be calls
+// whose caller gives up for a client that sleeps through it to be seen.
+var impatientCallers = harness.CallerLimits{DeadlineShare: 0.3, Deadline: ms(150), CancelShare: 0.2, CancelAfter: ms(100)}
 
 func retryAfter429(quick bool) harness.Scenario {
 	return harness.Scenario{
 		Name: RetryAfter429,
 		Proves: "when the services answer 429 with Retry-After: 1, the client never retries sooner than asked " +
-			"(it waits, or gives the 429 back when its deadline is nearer), and keyed charges stay single",
+			"(it waits, or gives the 429 back when its deadline is nearer), returns to a caller whose deadline passes or who cancels then, " +
+			"and keyed charges stay single",
 		Family: harness.FamilyRetry,
 		Seed:   seed,
+		// A share of the callers give up before the Retry-After (a deadline,
+		// a cancellation in flight): the client must return to them then,
+		// not when its sleep ends.
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(2500)), Workers: 8,
-			Mix: harness.Mix{Inventory: 3, Payment: 1}, KeyedCharges: true},
+			Mix: harness.Mix{Inventory: 3, Payment: 1}, KeyedCharges: true, Caller: impatientCallers},
 		Steps: []harness.Step{
 			{At: ms(200), Label: "inventory throttles 30% of reads (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Inventory,
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 			{At: ms(200), Label: "payment throttles 30% of charges (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Payment,
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: chargesRoute, Method: "POST", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 		},
-		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}),
+		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}, check.CallerDeadline{}),
 	}
 }
 
@@ -469,7 +484,7 @@ func fragmentedResponses(quick bool) harness.Scenario {
 	return harness.Scenario{
 		Name: FragmentedResponses,
 		Proves: "when every response arrives in small fragments, the client reads each body whole (its digest matches) " +
-			"and keeps its pool bounded",
+			"within its declared timeouts, so calls succeed as they do unfragmented, and keeps its pool bounded",
 		Family:   harness.FamilyPool,
 		Seed:     seed,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2000), Workers: 8, Mix: evenMix},
@@ -479,8 +494,9 @@ func fragmentedResponses(quick bool) harness.Scenario {
 			{At: 0, Label: "notification responses in ~64-byte fragments", Action: harness.AddToxic(fakeservers.Notification, harness.Slicer("frag", harness.Downstream, 64, 32, ms(1)))},
 		},
 		// No pool.churn: the fault lasts the whole run and churn is
-		// only judged outside faults; baseline judges it.
-		Checks: checks(check.IntegrityDigest{}, check.PoolBound{}),
+		// only judged outside faults; baseline judges it. Fragments ~1ms
+		// apart fit every declared timeout: every call must succeed.
+		Checks: checks(check.IntegrityDigest{}, check.PoolBound{}, check.Goodput{}),
 	}
 }
 

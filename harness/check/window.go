@@ -35,6 +35,8 @@ const (
 	IDRecoveryThroughput  = "recovery.throughput"
 	IDRecoveryLatency     = "recovery.latency"
 	IDIntegrityDigest     = "integrity.digest"
+	IDGoodput             = "goodput"
+	IDCallerDeadline      = "timeout.caller_deadline"
 )
 
 // Doc describes one check for reports and the CLI's help.
@@ -64,6 +66,8 @@ var checkDocs = []Doc{
 	{IDRecoveryThroughput, "a closed fault window, a baseline before it", "throughput after the fault returns to >= 70% of the baseline"},
 	{IDRecoveryLatency, "a closed fault window, a baseline before it", "p50 latency after the fault returns to <= 2 x baseline + 20ms"},
 	{IDIntegrityDigest, "bodies with a digest", "no 2xx body handed back corrupted or truncated"},
+	{IDGoodput, "calls (and, under a fault that fails attempts, the share it fails, from the scenario)", "with no fault, or a fault the contract's timeouts allow, >= 96% of calls succeed; under a fault failing a share p of attempts, >= 1 - p^MaxAttempts - 4% (less where a declared RetryBudget bounds it)"},
+	{IDCallerDeadline, "calls the caller gave up on (Workload.Caller)", "a call whose context had a deadline or was cancelled returns within 1.5 x its limit + 400ms"},
 }
 
 // Docs lists every check the harness has, in report order.
@@ -111,13 +115,14 @@ func perAttempt(ct harness.Contract, call, attempt time.Duration) string {
 const defaultMinCalls = 20
 
 // serviceCalls returns the calls to service started in [from, to), sorted
-// by start.
+// by start, but those the caller gave up on: their failures are not the
+// client's.
 func serviceCalls(h *harness.History, service string, from, to time.Duration) []harness.CallRecord {
 	id := harness.ServiceIDOf(service)
 	var out []harness.CallRecord
 	for i := range h.Calls {
 		c := h.Calls[i]
-		if c.Service == id && time.Duration(c.Start) >= from && time.Duration(c.Start) < to && c.Class != harness.ClassCanceled {
+		if c.Service == id && time.Duration(c.Start) >= from && time.Duration(c.Start) < to && !h.CallerGaveUp(c) {
 			out = append(out, c)
 		}
 	}
