@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/poolproof/poolproof/fakeservers"
+	"github.com/poolproof/poolproof/internal/cpuload"
 )
 
 // HistoryVersion is the version of the saved history format; LoadHistory
@@ -217,6 +218,12 @@ type Sample struct {
 	// ServerConns is the open server-side connections per service, in the
 	// order of History.Services; -1 when not read at this sample.
 	ServerConns []int32 `json:"server_conns,omitempty"`
+	// CPUBusyMs is the machine's busy CPU time and CPUSelfMs this
+	// process's, cumulative, in ms; both 0 where /proc cannot be read. What
+	// other processes took between two samples (CPUShares) lets a
+	// throughput check tell a slow client from a busy machine.
+	CPUBusyMs int64 `json:"cpu_busy_ms,omitempty"`
+	CPUSelfMs int64 `json:"cpu_self_ms,omitempty"`
 }
 
 // ServerTruth is one service's server-side truth at one moment.
@@ -447,6 +454,8 @@ type History struct {
 	Services        []string      `json:"services"`
 	RequestIDPrefix string        `json:"request_id_prefix"`
 	Watchdog        time.Duration `json:"watchdog"`
+	// CPUs is the number of CPUs the samples' CPU times are spread over.
+	CPUs int `json:"cpus,omitempty"`
 	// Protocol is what the services offered the client: ProtocolHTTP1 or
 	// ProtocolHTTP2 (the steps at offset 0 say whether they could).
 	Protocol string `json:"protocol"`
@@ -555,4 +564,29 @@ func LoadHistory(r io.Reader) (*History, error) {
 		return nil, fmt.Errorf("loading history: version %d, this poolproof reads %d: %w", h.Version, HistoryVersion, ErrHistoryVersion)
 	}
 	return &h, nil
+}
+
+// CPUShares are the shares of the machine's CPU that this process (self)
+// and the other processes (others) used between offsets from and to of
+// the run, from the samples nearest inside them (see cpuload.Shares); ok
+// is false when the samples carry no CPU time or the span holds fewer
+// than two.
+func (h *History) CPUShares(from, to time.Duration) (self, others float64, ok bool) {
+	first, last := -1, -1
+	for i, s := range h.Samples {
+		at := time.Duration(s.At)
+		if at < from || at > to || s.CPUBusyMs == 0 {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		last = i
+	}
+	if first < 0 || last <= first {
+		return 0, 0, false
+	}
+	a, b := h.Samples[first], h.Samples[last]
+	return cpuload.Shares(cpuload.Reading{BusyMs: a.CPUBusyMs, SelfMs: a.CPUSelfMs}, cpuload.Reading{BusyMs: b.CPUBusyMs, SelfMs: b.CPUSelfMs},
+		time.Duration(b.At-a.At).Milliseconds(), h.CPUs)
 }

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/poolproof/poolproof/internal/cpuload"
 	"github.com/poolproof/poolproof/internal/procfd"
 )
 
@@ -273,6 +274,7 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 		RequestIDPrefix: prefix,
 		Watchdog:        watchdog,
 		Protocol:        cmp.Or(spec.Protocol, ProtocolHTTP1),
+		CPUs:            cpuload.CPUs(),
 	}
 
 	// Bounded background context for the harness's own calls (observe,
@@ -467,8 +469,9 @@ type runner struct {
 	watchdog time.Duration
 	truthOK  map[string]bool
 	names    []string
-	baseG    int // runtime.NumGoroutine() at the baseline
-	fdBase   int // open descriptors at the baseline
+	cpu      *cpuload.Reader // nil where /proc cannot be read
+	baseG    int             // runtime.NumGoroutine() at the baseline
+	fdBase   int             // open descriptors at the baseline
 	ceilings ceilings
 
 	start    time.Time

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/poolproof/poolproof/internal/cpuload"
 	"github.com/poolproof/poolproof/internal/procfd"
 )
 
@@ -42,6 +43,9 @@ func (r *runner) runSampler(ctx context.Context, stop <-chan struct{}) []Sample 
 	interval := r.cfg.sampleInterval
 	samples := make([]Sample, 0, int(r.w.Duration/interval)+2)
 	counter, _ := r.env.(ConnectionCounter)
+	if cpu, ok := cpuload.NewReader(); ok {
+		r.cpu = cpu
+	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var nextObserve time.Time
@@ -80,6 +84,11 @@ func (r *runner) sample(ctx context.Context, counter ConnectionCounter, readServ
 	}
 	if n, ok := procfd.Count(); ok {
 		s.FDs = int32(n)
+	}
+	if r.cpu != nil {
+		if c, ok := r.cpu.Read(); ok {
+			s.CPUBusyMs, s.CPUSelfMs = c.BusyMs, c.SelfMs
+		}
 	}
 	s.ServerConns = make([]int32, len(r.names))
 	for i, name := range r.names {

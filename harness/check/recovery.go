@@ -96,10 +96,35 @@ func (c Isolation) Judge(h *harness.History) harness.Verdict {
 
 func round4(f float64) float64 { return float64(int64(f*10000+0.5)) / 10000 }
 
+// phases are a service's baseline before its first fault and its tail
+// after recovery: the calls of each and the offsets they span.
+type phases struct {
+	before, after []harness.CallRecord
+	bFrom, bTo    time.Duration
+	aFrom, aTo    time.Duration
+}
+
+func (p phases) bSpan() time.Duration { return p.bTo - p.bFrom }
+func (p phases) aSpan() time.Duration { return p.aTo - p.aFrom }
+
 // recoveryPhases returns, for service, the baseline before its first fault
 // (skipping the first fifth, the client's warm-up) and the tail after its
 // last fault cleared plus the recovery time; why says what is missing.
-func recoveryPhases(h *harness.History, service string, minSpan time.Duration, minCalls int) (before, after []harness.CallRecord, bSpan, aSpan time.Duration, why string) {
+func recoveryPhases(h *harness.History, service string, minSpan time.Duration, minCalls int) (p phases, why string) {
+	before, after, bSpan, aSpan, why := recoveryCalls(h, service, minSpan, minCalls)
+	if why != "" {
+		return phases{}, why
+	}
+	p = phases{before: before, after: after}
+	ws := harness.FaultWindows(h, service)
+	p.bTo = ws[0].Start
+	p.bFrom = p.bTo - bSpan
+	p.aFrom = ws[len(ws)-1].End + contractFor(h, service).RecoveryTime
+	p.aTo = p.aFrom + aSpan
+	return p, ""
+}
+
+func recoveryCalls(h *harness.History, service string, minSpan time.Duration, minCalls int) (before, after []harness.CallRecord, bSpan, aSpan time.Duration, why string) {
 	ws := harness.FaultWindows(h, service)
 	if len(ws) == 0 {
 		return nil, nil, 0, 0, "no fault window"
@@ -155,30 +180,77 @@ func (c RecoveryThroughput) Judge(h *harness.History) harness.Verdict {
 		worst     = -1.0
 		wSvc      string
 		wPre, wPo float64
+		wLoad     load
 	)
 	for _, svc := range servicesOrAll(h, c.Service) {
-		before, after, bSpan, aSpan, why := recoveryPhases(h, svc, span, minCalls)
+		p, why := recoveryPhases(h, svc, span, minCalls)
 		if why != "" {
 			whys = append(whys, svc+": "+why)
 			continue
 		}
-		pre, post := okRate(before, bSpan), okRate(after, aSpan)
+		pre, post := okRate(p.before, p.bSpan()), okRate(p.after, p.aSpan())
 		if pre == 0 {
 			whys = append(whys, svc+": no successful call in the baseline")
 			continue
 		}
-		if r := post / pre; worst < 0 || r < worst {
-			worst, wSvc, wPre, wPo = r, svc, pre, post
+		r := post / pre
+		load := machineLoad(h, p)
+		if load.factor < 1 {
+			r /= load.factor
+		}
+		if worst < 0 || r < worst {
+			worst, wSvc, wPre, wPo, wLoad = r, svc, pre, post, load
 		}
 	}
 	if worst < 0 {
 		return v.NotApplicable(fmt.Sprintf("%v", whys))
 	}
 	if worst < ratio {
-		return v.Fail(round2(worst), ratio, fmt.Sprintf("%s: %.1f successful calls/s after the fault cleared against %.1f before: the client did not recover; replace dead pooled connections and close the breaker once the service answers",
-			wSvc, wPo, wPre))
+		return v.Fail(round2(worst), ratio, fmt.Sprintf("%s: %.1f successful calls/s after the fault cleared against %.1f before%s: the client did not recover; replace dead pooled connections and close the breaker once the service answers",
+			wSvc, wPo, wPre, wLoad.note()))
 	}
-	return v.Pass(round2(worst), ratio, fmt.Sprintf("%s: %.1f successful calls/s after the fault cleared, %.1f before", wSvc, wPo, wPre))
+	return v.Pass(round2(worst), ratio, fmt.Sprintf("%s: %.1f successful calls/s after the fault cleared, %.1f before%s", wSvc, wPo, wPre, wLoad.note()))
+}
+
+// load is what this process used of the machine's CPU in a baseline and
+// what other processes used in it and in a tail after recovery; factor is
+// the share of the CPU the baseline used that was left to the run in the
+// tail (at most 1; 1 when unmeasured).
+type load struct {
+	selfBefore    float64
+	before, after float64
+	factor        float64
+}
+
+// machineLoad measures p's two phases (History.CPUShares). A run whose
+// calls are CPU-bound (the fake services answer at once) makes fewer calls
+// per second when another process takes the CPU it needs; the throughput
+// check divides its ratio by what was left (factor: the CPU other
+// processes left free in the tail, over what the run used in the
+// baseline) so that a busy machine is not taken for a client that did not
+// recover. Only a machine too busy after the fault to give the run the CPU
+// it used before adjusts the ratio, and only up: a client that slowed down
+// by itself does not make other processes use more CPU.
+func machineLoad(h *harness.History, p phases) load {
+	l := load{factor: 1}
+	sb, ob, okB := h.CPUShares(p.bFrom, p.bTo)
+	_, oa, okA := h.CPUShares(p.aFrom, p.aTo)
+	if !okB || !okA || sb <= 0 {
+		return l
+	}
+	l.selfBefore, l.before, l.after = sb, ob, oa
+	const floor = 0.05 // a run always gets some CPU; keep the factor finite
+	l.factor = min(1, max(1-oa, floor)/sb)
+	return l
+}
+
+// note says the adjustment, or nothing when there was none.
+func (l load) note() string {
+	if l.factor >= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (other processes took %.0f%% of the machine's CPU after, %.0f%% before, when the run used %.0f%%: the ratio is divided by the %.2f of it left)",
+		100*l.after, 100*l.before, 100*l.selfBefore, l.factor)
 }
 
 // RecoveryLatency fails when, after a fault cleared and the declared
@@ -210,7 +282,8 @@ func (c RecoveryLatency) Judge(h *harness.History) harness.Verdict {
 	)
 	ok := func(cl harness.CallRecord) bool { return cl.OK() }
 	for _, svc := range servicesOrAll(h, c.Service) {
-		before, after, _, _, why := recoveryPhases(h, svc, span, minCalls)
+		p, why := recoveryPhases(h, svc, span, minCalls)
+		before, after := p.before, p.after
 		if why != "" {
 			whys = append(whys, svc+": "+why)
 			continue

@@ -1,9 +1,12 @@
 package check
 
 import (
-	"github.com/poolproof/poolproof/harness"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/poolproof/poolproof/harness"
 )
 
 func TestIsolationAndRecoveryChecks(t *testing.T) {
@@ -95,4 +98,57 @@ func TestIsolationAndRecoveryChecks(t *testing.T) {
 		}, harness.StatusNotApplicable, []string{"lasted to the end of the run"}},
 	}
 	runCheckCases(t, cases)
+}
+
+// A tail at half the baseline's throughput fails, unless other processes
+// took the CPU the run needed: the ratio is divided by what was left of it.
+func TestRecoveryThroughputTellsABusyMachineFromASlowClient(t *testing.T) {
+	const (
+		pay = "payment"
+		ms  = time.Millisecond
+		sec = time.Second
+	)
+	// The run uses selfCPUs of the machine's 2 CPUs; other processes use
+	// othersAfter of the machine after 5s (none before). Samples every
+	// 100ms.
+	run := func(selfCPUs, othersAfter float64) *harness.History {
+		b := newHB(pay)
+		b.h.Workload.Duration = 12 * sec
+		b.h.CPUs = 2
+		b.step(3*sec, harness.DisableProxy(pay))
+		b.step(5*sec, harness.EnableProxy(pay))
+		for t := time.Duration(0); t < 12*sec; t += 10 * ms {
+			switch {
+			case t >= 3*sec && t < 5*sec:
+				b.call(pay, t, 100*time.Microsecond, 0, harness.ClassCircuitOpen)
+			case t >= 5*sec && t%(20*ms) != 0:
+				// half the calls of the baseline succeed after the fault
+			default:
+				b.call(pay, t, 8*ms, 201, harness.ClassNone)
+			}
+		}
+		var busy, self int64 = 1_000_000, 500_000
+		for t := time.Duration(0); t <= 12*sec; t += 100 * ms {
+			b.h.Samples = append(b.h.Samples, harness.Sample{At: int64(t), CPUBusyMs: busy, CPUSelfMs: self})
+			self += int64(selfCPUs * 100)
+			busy += int64(selfCPUs * 100)
+			if t >= 5*sec {
+				busy += int64(othersAfter * 200)
+			}
+		}
+		return b.done()
+	}
+	slow := RecoveryThroughput{Service: pay}.Judge(run(2, 0))
+	assert.Equal(t, harness.StatusFail, slow.Status, slow.Reason)
+	assert.NotContains(t, slow.Reason, "other processes", "no adjustment on a quiet machine")
+
+	busy := RecoveryThroughput{Service: pay}.Judge(run(2, 0.5))
+	assert.Equal(t, harness.StatusPass, busy.Status, busy.Reason)
+	assert.Contains(t, busy.Reason, "other processes took 50% of the machine's CPU after, 0% before, when the run used 100%")
+
+	spare := RecoveryThroughput{Service: pay}.Judge(run(1, 0.5))
+	assert.Equal(t, harness.StatusFail, spare.Status, "the run used one CPU, the other processes the other: they took nothing it needed: %s", spare.Reason)
+
+	nearlyIdle := RecoveryThroughput{Service: pay}.Judge(run(2, 0.1))
+	assert.Equal(t, harness.StatusFail, nearlyIdle.Status, "a little load does not excuse half the throughput: %s", nearlyIdle.Reason)
 }

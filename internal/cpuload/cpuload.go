@@ -60,15 +60,17 @@ func (r *Reader) Read() (Reading, bool) {
 // CPUs is the number of CPUs the machine's busy time is spread over.
 func CPUs() int { return runtime.NumCPU() }
 
-// OthersShare is the share of the machine's CPU capacity that other
-// processes used between two readings wall apart: (busy - self) / (wall x
-// cpus), in [0, 1]. ok is false when the readings cannot say (no time
-// passed, a counter went back).
-func OthersShare(from, to Reading, wallMs int64, cpus int) (share float64, ok bool) {
+// Shares are the shares of the machine's CPU capacity (wall x cpus) that
+// this process (self) and the other processes (others) used between two
+// readings wall apart, each in [0, 1]. ok is false when the readings
+// cannot say (no time passed, a counter went back).
+func Shares(from, to Reading, wallMs int64, cpus int) (self, others float64, ok bool) {
 	if wallMs <= 0 || cpus <= 0 || to.BusyMs < from.BusyMs || to.SelfMs < from.SelfMs {
-		return 0, false
+		return 0, 0, false
 	}
-	others := float64((to.BusyMs - from.BusyMs) - (to.SelfMs - from.SelfMs))
-	share = others / float64(wallMs*int64(cpus))
-	return min(max(share, 0), 1), true
+	capacity := float64(wallMs * int64(cpus))
+	selfMs := float64(to.SelfMs - from.SelfMs)
+	othersMs := float64(to.BusyMs-from.BusyMs) - selfMs
+	clamp := func(f float64) float64 { return min(max(f, 0), 1) }
+	return clamp(selfMs / capacity), clamp(othersMs / capacity), true
 }

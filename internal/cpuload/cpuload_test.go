@@ -11,17 +11,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestOthersShare(t *testing.T) {
+func TestShares(t *testing.T) {
 	from := Reading{BusyMs: 10_000, SelfMs: 2_000}
-	share, ok := OthersShare(from, Reading{BusyMs: 11_500, SelfMs: 2_500}, 1000, 2)
+	self, others, ok := Shares(from, Reading{BusyMs: 11_500, SelfMs: 2_500}, 1000, 2)
 	require.True(t, ok)
-	assert.InDelta(t, 0.5, share, 1e-9, "1000ms of others' CPU over 1s of 2 CPUs")
-	share, ok = OthersShare(from, Reading{BusyMs: 10_100, SelfMs: 2_100}, 1000, 2)
+	assert.InDelta(t, 0.25, self, 1e-9, "500ms of ours over 1s of 2 CPUs")
+	assert.InDelta(t, 0.5, others, 1e-9, "1000ms of others' CPU over 1s of 2 CPUs")
+	_, others, ok = Shares(from, Reading{BusyMs: 10_100, SelfMs: 2_100}, 1000, 2)
 	require.True(t, ok)
-	assert.Zero(t, share)
-	_, ok = OthersShare(from, from, 0, 2)
+	assert.Zero(t, others)
+	_, _, ok = Shares(from, from, 0, 2)
 	assert.False(t, ok, "no time passed")
-	_, ok = OthersShare(from, Reading{BusyMs: 9_000, SelfMs: 2_000}, 1000, 2)
+	_, _, ok = Shares(from, Reading{BusyMs: 9_000, SelfMs: 2_000}, 1000, 2)
 	assert.False(t, ok, "a counter went back")
 }
 
@@ -49,7 +50,7 @@ func TestReadTellsSelfFromOthers(t *testing.T) {
 	after, ok := r.Read()
 	require.True(t, ok)
 	assert.Less(t, after.SelfMs-mid.SelfMs, int64(200), "the child's spin is not ours")
-	share, ok := OthersShare(mid, after, time.Since(start).Milliseconds(), CPUs())
+	_, share, ok := Shares(mid, after, time.Since(start).Milliseconds(), CPUs())
 	require.True(t, ok)
 	assert.Greater(t, share, 0.1/float64(CPUs()), "a spinning child shows as others' CPU")
 }
