@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -55,12 +56,17 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own)")
 	fs.StringVar(&f.out, "o", "-", "where to write the table: - for stdout, or a file; a file holding the lines "+comparison.BeginMarker+" and "+comparison.EndMarker+" (README.md) keeps the rest and has the table put between them")
-	if err := parseFlags(fs, args, stdout); err != nil {
+	flags, dirs := splitPaths(fs, args)
+	if err := parseFlags(fs, flags, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "\nWith report folders as arguments (poolproof compare DIR...), compare judges their histories again and runs nothing: a column per folder.")
 			return 0
 		}
 		fmt.Fprintf(stderr, "poolproof compare: %v\n", err)
 		return 2
+	}
+	if len(dirs) > 0 {
+		return compareReports(dirs, f.out, stdout, stderr)
 	}
 	clients, catalog, err := prepareCompare(f)
 	if err != nil {
@@ -208,4 +214,41 @@ func writeCompared(path, table string, stdout io.Writer) error {
 		return os.WriteFile(path, []byte(spliced), 0o644)
 	}
 	return os.WriteFile(path, []byte(table), 0o644)
+}
+
+// compareReports builds the table from report folders certify (or the
+// suites, or an earlier compare) wrote: each folder's histories judged
+// again (as poolproof judge does), a column named after the folder.
+func compareReports(dirs []string, out string, stdout, stderr io.Writer) int {
+	cols := make([]comparison.Column, 0, len(dirs))
+	for _, dir := range dirs {
+		if !isDir(dir) {
+			fmt.Fprintf(stderr, "poolproof compare: %s: not a folder: give report folders (certify -report DIR)\n", dir)
+			return 2
+		}
+		files, err := historyFiles([]string{dir})
+		if err != nil {
+			fmt.Fprintf(stderr, "poolproof compare: %v\n", err)
+			return 2
+		}
+		cert, err := rejudgeFiles(files)
+		if err != nil {
+			fmt.Fprintf(stderr, "poolproof compare: %v\n", err)
+			return 2
+		}
+		cols = append(cols, comparison.Column{Entry: comparison.Entry{Name: filepath.Base(filepath.Clean(dir))}, Cert: cert})
+	}
+	if out != "-" {
+		if err := checkWritable(out); err != nil {
+			fmt.Fprintf(stderr, "poolproof compare: -o %s: %v: choose a file you can write\n", out, err)
+			return 2
+		}
+	}
+	var table strings.Builder
+	_ = comparison.Write(&table, fmt.Sprintf("%d report folders, their histories judged again; a cell counts the scenarios that failed the check.", len(dirs)), cols)
+	if err := writeCompared(out, table.String(), stdout); err != nil {
+		fmt.Fprintf(stderr, "poolproof compare: -o %s: %v\n", out, err)
+		return 1
+	}
+	return 0
 }

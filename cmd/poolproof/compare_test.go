@@ -36,6 +36,7 @@ func TestCompareRejectsBadInputBeforeRunning(t *testing.T) {
 		{"bad contract", []string{"-manifest", manifest(`{"clients": [{"name": "x", "client": "reference", "contract": "` + filepath.Join(dir, "none.contract.json") + `"}]}`)}, "contract file"},
 		{"unknown -only", []string{"-manifest", good, "-only", "nope"}, `-only: no client "nope" in the manifest; it has ref`},
 		{"bad profile", []string{"-manifest", good, "-profile", "huge"}, "huge"},
+		{"not a report folder", []string{filepath.Join(dir, "nowhere")}, "not a folder: give report folders"},
 		{"unwritable output", []string{"-manifest", good, "-o", filepath.Join(dir, "missing", "out.md")}, "choose a file you can write"},
 	}
 	for _, tt := range tests {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/poolproof/poolproof/harness"
@@ -31,7 +30,7 @@ func runJudge(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {}
 	// The paths come after the flags: parse them as arguments, not as
 	// stray words (parseFlags refuses those).
-	flags, paths := splitPaths(args)
+	flags, paths := splitPaths(fs, args)
 	if err := parseFlags(fs, flags, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, "\nPATH is a report folder (its histories/) or a history file (.json or .json.gz), one or more")
@@ -69,31 +68,6 @@ func runJudge(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// splitPaths separates the leading flags from the paths after them.
-func splitPaths(args []string) (flags, paths []string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			return flags, append(paths, args[i+1:]...)
-		case strings.HasPrefix(a, "-") && a != "-":
-			flags = append(flags, a)
-			if !strings.Contains(a, "=") && i+1 < len(args) && takesValue(a) {
-				i++
-				flags = append(flags, args[i])
-			}
-		default:
-			paths = append(paths, a)
-		}
-	}
-	return flags, paths
-}
-
-func takesValue(flagArg string) bool {
-	name := strings.TrimLeft(flagArg, "-")
-	return name == "rewrite" || name == "client"
 }
 
 // historyFiles expands report folders into their histories, in name

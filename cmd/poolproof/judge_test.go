@@ -46,6 +46,11 @@ func TestJudgeGivesTheVerdictsTheRunGaveAndFollowsAnEditedBound(t *testing.T) {
 	require.Equal(t, 0, dispatch(ctx, []string{"judge", dir}, &judged, &judgeErr), judgeErr.String())
 	assert.Equal(t, ran, scorecardRows(judged.String()), "judge prints the verdicts the run printed")
 
+	var table, tableErr syncBuffer
+	require.Equal(t, 0, dispatch(ctx, []string{"compare", dir, "-o", "-"}, &table, &tableErr), tableErr.String())
+	assert.Contains(t, table.String(), "| check | "+filepath.Base(dir)+" |", "compare DIR: a column per report folder")
+	assert.Contains(t, table.String(), "| `pool.bound` | pass |")
+
 	// Hold the baseline's history to a pool of one connection: pool.bound
 	// judged again now fails, from the history alone.
 	path := filepath.Join(dir, report.HistoriesDir, report.HistoryFileName(scenarios.Baseline))
