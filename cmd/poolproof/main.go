@@ -50,8 +50,17 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	name := args[0]
 	switch name {
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 { // help <command>: the command's own -h
+			if cmd, ok := commands[args[1]]; ok {
+				return cmd.run(ctx, []string{"-h"}, stdout, stderr)
+			}
+			fmt.Fprintf(stderr, "poolproof help: unknown command %q; known commands: %s\n", args[1], strings.Join(commandNames(), ", "))
+			return 2
+		}
 		usage(stdout)
 		return 0
+	case "-version", "--version":
+		name = "version"
 	}
 	cmd, ok := commands[name]
 	if !ok {
@@ -76,5 +85,5 @@ func usage(w io.Writer) {
 	for _, n := range commandNames() {
 		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nrun \"poolproof <command> -h\" for a command's flags")
+	fmt.Fprintln(w, "\nrun \"poolproof help <command>\" (or \"poolproof <command> -h\") for a command's flags")
 }

@@ -157,6 +157,17 @@ func TestDispatch(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"; known commands: `},
 		{"help", []string{"help"}, 0, "fakeserver", ""},
 		{"command help", []string{"fakeserver", "-h"}, 0, "-service", ""},
+		{"help <command>", []string{"help", "judge"}, 0, "-rewrite", ""},
+		{"help <unknown>", []string{"help", "frobnicate"}, 2, "", `poolproof help: unknown command "frobnicate"`},
+		{"version", []string{"version"}, 0, "poolproof ", ""},
+		{"--version", []string{"--version"}, 0, "poolproof ", ""},
+		{"version with an argument", []string{"version", "x"}, 2, "", "version takes none"},
+		{"list scenarios", []string{"list", "scenarios"}, 0, "blackhole", ""},
+		{"list checks", []string{"list", "checks"}, 0, "ledger.no_duplicate_charge", ""},
+		{"list families", []string{"list", "families"}, 0, "breaker", ""},
+		{"list clients", []string{"list", "clients"}, 0, "retries-unsafe-post", ""},
+		{"list quick scenarios", []string{"list", "-profile", "quick", "scenarios"}, 0, "SCENARIO (quick)", ""},
+		{"list something else", []string{"list", "toxics"}, 2, "", `"toxics": list one of scenarios, families, checks, clients`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
