@@ -10,6 +10,7 @@ import (
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/internal/svgchart"
@@ -42,6 +43,10 @@ type series struct {
 	name   string
 	points []Point
 	dashed bool
+	dotted bool
+	// marks draws each point as a red cross, no line: single events (a
+	// hung call) that a line through buckets would hide.
+	marks bool
 }
 
 // chartSpec is one chart of a scenario's timeline.
@@ -92,6 +97,12 @@ func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (svgcha
 	}
 	for i, s := range spec.series {
 		col := svgchart.Color(i)
+		if s.marks {
+			if err := addMarks(p, s); err != nil {
+				return svgchart.Chart{}, fmt.Errorf("chart %s, series %s: %w", spec.id, s.name, err)
+			}
+			continue
+		}
 		first := true
 		for _, seg := range segments(s.points) {
 			l, err := plotter.NewLine(seg)
@@ -100,8 +111,11 @@ func renderChart(spec chartSpec, windows []harness.Window, xMax float64) (svgcha
 			}
 			l.Color = col
 			l.Width = vg.Points(1.2)
-			if s.dashed {
+			switch {
+			case s.dashed:
 				l.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+			case s.dotted:
+				l.Dashes = []vg.Length{vg.Points(1), vg.Points(2)}
 			}
 			p.Add(l)
 			if len(seg) == 1 { // a lone reading between gaps would be invisible as a line
@@ -207,4 +221,30 @@ func segments(points []Point) []plotter.XYs {
 		out = append(out, cur)
 	}
 	return out
+}
+
+// hungColor is the marks' red, apart from the series palette.
+var hungColor = color.NRGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+
+// addMarks draws s's points as red crosses, with a legend entry.
+func addMarks(p *plot.Plot, s series) error {
+	xys := make(plotter.XYs, 0, len(s.points))
+	for _, pt := range s.points {
+		if !math.IsNaN(pt.Value) {
+			xys = append(xys, plotter.XY{X: pt.At, Y: pt.Value})
+		}
+	}
+	if len(xys) == 0 {
+		return nil
+	}
+	sc, err := plotter.NewScatter(xys)
+	if err != nil {
+		return err
+	}
+	sc.Color = hungColor
+	sc.Radius = vg.Points(4)
+	sc.Shape = draw.CrossGlyph{}
+	p.Add(sc)
+	p.Legend.Add(s.name, sc)
+	return nil
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -38,10 +39,13 @@ type Timeline struct {
 	// Goroutines and InFlight are the client's, at every sample.
 	Goroutines []Point
 	InFlight   []Point
-	Windows    []harness.Window
-	Steps      []harness.StepRecord
-	Services   []string
-	End        float64
+	// Hung are the calls the watchdog ended (ClassHang): when each ended,
+	// and its latency in milliseconds; the latency chart marks each one.
+	Hung     []Point
+	Windows  []harness.Window
+	Steps    []harness.StepRecord
+	Services []string
+	End      float64
 }
 
 // TimelineBucket is the calls that ended in [Start, Start+Bucket).
@@ -54,6 +58,9 @@ type TimelineBucket struct {
 	// P50 and P99 are latencies in milliseconds, from an HDR histogram of the
 	// bucket's calls; 0 when Calls is 0.
 	P50, P99 float64
+	// Max is the slowest call's latency in milliseconds: a few hung calls
+	// among thousands never reach the p99.
+	Max float64
 }
 
 // Point is one reading: At in seconds.
@@ -101,6 +108,7 @@ func NewTimeline(h *harness.History) Timeline {
 		b.ErrorRate = 100 * float64(b.Failed) / float64(b.Calls)
 		b.P50 = float64(hist.ValueAtQuantile(50)) / 1000
 		b.P99 = float64(hist.ValueAtQuantile(99)) / 1000
+		b.Max = float64(hist.Max()) / 1000
 		hist.Reset()
 	}
 	cur := 0
@@ -116,6 +124,9 @@ func NewTimeline(h *harness.History) Timeline {
 		}
 		us := min(max(c.Latency().Microseconds(), latencyLowestMicros), latencyHighestMicros)
 		_ = hist.RecordValue(us) // in range by the clamp above
+		if c.Class == harness.ClassHang {
+			tl.Hung = append(tl.Hung, Point{time.Duration(c.End).Seconds(), float64(c.Latency().Microseconds()) / 1000})
+		}
 	}
 	flush(cur)
 
@@ -143,7 +154,7 @@ func NewTimeline(h *harness.History) Timeline {
 // charts lists the charts of a timeline, in the order the page shows them.
 func (tl Timeline) charts() []chartSpec {
 	mid := tl.Bucket.Seconds() / 2
-	var tput, errRate, p50, p99 []Point
+	var tput, errRate, p50, p99, slowest []Point
 	for _, b := range tl.Buckets {
 		at := b.Start + mid
 		tput = append(tput, Point{at, b.Throughput})
@@ -151,11 +162,19 @@ func (tl Timeline) charts() []chartSpec {
 			errRate = append(errRate, Point{at, math.NaN()})
 			p50 = append(p50, Point{at, math.NaN()})
 			p99 = append(p99, Point{at, math.NaN()})
+			slowest = append(slowest, Point{at, math.NaN()})
 			continue
 		}
 		errRate = append(errRate, Point{at, b.ErrorRate})
 		p50 = append(p50, Point{at, b.P50})
 		p99 = append(p99, Point{at, b.P99})
+		slowest = append(slowest, Point{at, b.Max})
+	}
+	latency := []series{{name: "p50", points: p50}, {name: "p99", points: p99, dashed: true}, {name: "slowest", points: slowest, dotted: true}}
+	title := "Latency p50, p99 and slowest call (" + tl.Bucket.String() + " buckets)"
+	if len(tl.Hung) > 0 {
+		latency = append(latency, series{name: fmt.Sprintf("hung: %d calls the watchdog ended", len(tl.Hung)), points: tl.Hung, marks: true})
+		title = fmt.Sprintf("Latency p50, p99 and slowest call (%s buckets); %d hung calls marked", tl.Bucket, len(tl.Hung))
 	}
 	bucket := tl.Bucket.String()
 	conns := make([]series, len(tl.Conns))
@@ -167,8 +186,7 @@ func (tl Timeline) charts() []chartSpec {
 			series: []series{{name: "calls/s", points: tput}}},
 		{id: "errors", title: "Error rate (failed calls, " + bucket + " buckets)", yLabel: "% failed",
 			series: []series{{name: "% failed", points: errRate}}},
-		{id: "latency", title: "Latency p50 and p99 (" + bucket + " buckets)", yLabel: "ms",
-			series: []series{{name: "p50", points: p50}, {name: "p99", points: p99, dashed: true}}},
+		{id: "latency", title: title, yLabel: "ms", series: latency},
 		{id: "server-conns", title: "Open connections seen by the servers", yLabel: "connections",
 			series: conns, legend: true},
 		{id: "goroutines", title: "Client goroutines and calls in flight", yLabel: "count",
