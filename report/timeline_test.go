@@ -119,3 +119,39 @@ func TestHistoryFileNameStaysInTheFolder(t *testing.T) {
 		assert.Equal(t, want, HistoryFileName(in), in)
 	}
 }
+
+// A hung call is marked on the latency chart on its own, and the slowest
+// call of its bucket is drawn, where the p99 of thousands would hide it.
+func TestLatencyChartShowsHungCalls(t *testing.T) {
+	h := handHistory()
+	h.Calls = append(h.Calls, harness.CallRecord{Start: 0, End: int64(950 * time.Millisecond), Service: harness.ServiceInventory, Class: harness.ClassHang})
+	tl := NewTimeline(h)
+	require.Len(t, tl.Hung, 1)
+	assert.InDelta(t, 0.95, tl.Hung[0].At, 1e-9)
+	assert.InDelta(t, 950, tl.Hung[0].Value, 1)
+	assert.InDelta(t, 950, tl.Buckets[9].Max, 1, "the slowest call of its bucket")
+
+	var latency chartSpec
+	for _, c := range tl.charts() {
+		if c.id == "latency" {
+			latency = c
+		}
+	}
+	assert.Contains(t, latency.title, "1 hung calls marked")
+	var marked []series
+	for _, s := range latency.series {
+		if s.marks {
+			marked = append(marked, s)
+		}
+	}
+	require.Len(t, marked, 1)
+	assert.Equal(t, "hung: 1 calls the watchdog ended", marked[0].name)
+
+	quiet := NewTimeline(handHistory())
+	assert.Empty(t, quiet.Hung)
+	for _, c := range quiet.charts() {
+		if c.id == "latency" {
+			assert.NotContains(t, c.title, "hung")
+		}
+	}
+}
