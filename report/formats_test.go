@@ -283,3 +283,23 @@ func TestLoadsFindsWhatFetches(t *testing.T) {
 		assert.Equal(t, tc.found, len(loads(doc)) > 0, tc.page)
 	}
 }
+
+// The page opens with a grid, scenarios by checks: failed scenarios first,
+// a coloured cell per verdict, blank where a scenario did not judge a check.
+func TestHTMLMatrixPutsFailuresFirst(t *testing.T) {
+	cert := &harness.Certificate{Environment: "embedded", Results: []harness.ScenarioResult{
+		{Scenario: "calm", Verdicts: []harness.Verdict{{Check: "pool.bound", Status: harness.StatusPass}}},
+		{Scenario: "storm", Verdicts: []harness.Verdict{{Check: "pool.bound", Status: harness.StatusPass}, {Check: "retry.backoff", Status: harness.StatusFail, Reason: "no gap"}}},
+	}}
+	var buf bytes.Buffer
+	require.NoError(t, report.WriteHTML(&buf, cert, report.Meta{Client: "test"}))
+	page := buf.String()
+	i := strings.Index(page, `<table class="matrix">`)
+	require.Positive(t, i)
+	matrix := page[i : i+strings.Index(page[i:], "</table>")]
+	assert.Less(t, strings.Index(matrix, ">storm<"), strings.Index(matrix, ">calm<"), "the failed scenario first")
+	assert.Contains(t, matrix, `<th class="check">pool.bound</th><th class="check">retry.backoff</th>`)
+	assert.Contains(t, matrix, `<td class="cell fail"><a href="#s-storm" title="storm, retry.backoff: FAIL. no gap"></a></td>`)
+	assert.Regexp(t, `>calm</a></td><td class="cell pass"><a [^>]*></a></td><td class="cell "></td></tr>`, matrix, "calm did not judge retry.backoff: a blank cell")
+	assert.Less(t, i, strings.Index(page, `id="scorecard"`), "before the full table")
+}

@@ -25,6 +25,56 @@ type htmlPage struct {
 	Failures    []string
 	Rows        []htmlVerdict
 	Scenarios   []htmlScenario
+	Matrix      htmlMatrix
+}
+
+// htmlMatrix is the at-a-glance grid: a row per scenario (failed ones
+// first), a column per check, a coloured cell per verdict.
+type htmlMatrix struct {
+	Checks []string
+	Rows   []htmlMatrixRow
+}
+
+type htmlMatrixRow struct {
+	Scenario, Anchor, Kind string
+	Cells                  []htmlMatrixCell
+}
+
+type htmlMatrixCell struct {
+	Kind, Title string // Kind "" when the scenario does not run the check
+	Anchor      string // the scenario's section
+}
+
+// newMatrix builds the grid from the certificate: checks in the order the
+// scenarios first show them.
+func newMatrix(cert *harness.Certificate) htmlMatrix {
+	var m htmlMatrix
+	col := map[string]int{}
+	for _, r := range cert.Results {
+		for _, v := range r.Verdicts {
+			if _, ok := col[v.Check]; !ok {
+				col[v.Check] = len(m.Checks)
+				m.Checks = append(m.Checks, v.Check)
+			}
+		}
+	}
+	var failed, rest []htmlMatrixRow
+	for _, r := range cert.Results {
+		row := htmlMatrixRow{Scenario: r.Scenario, Anchor: anchor(r.Scenario), Cells: make([]htmlMatrixCell, len(m.Checks))}
+		for _, v := range r.Verdicts {
+			row.Cells[col[v.Check]] = htmlMatrixCell{Kind: kindOf(v.Status), Anchor: row.Anchor,
+				Title: fmt.Sprintf("%s, %s: %s. %s", r.Scenario, v.Check, statusLabel(v.Status), v.Reason)}
+		}
+		if r.Passed() {
+			row.Kind = "pass"
+			rest = append(rest, row)
+		} else {
+			row.Kind = "fail"
+			failed = append(failed, row)
+		}
+	}
+	m.Rows = append(failed, rest...)
+	return m
 }
 
 type htmlVerdict struct {
@@ -95,6 +145,7 @@ func WriteHTML(w io.Writer, cert *harness.Certificate, meta Meta) error {
 		page.Rows = append(page.Rows, s.Verdicts...)
 		page.Scenarios = append(page.Scenarios, s)
 	}
+	page.Matrix = newMatrix(cert)
 	if err := pageTemplate.Execute(w, page); err != nil {
 		return fmt.Errorf("rendering the HTML report: %w", err)
 	}
@@ -226,6 +277,15 @@ nav.toc a.pass { background: var(--pass-bg); color: var(--pass); }
 nav.toc a.fail { background: var(--fail-bg); color: var(--fail); font-weight: 700; }
 nav.toc a.interrupted { background: var(--int-bg); color: var(--int); }
 footer { color: #777; font-size: 12px; margin-top: 30px; }
+table.matrix { width: auto; font-size: 12px; }
+table.matrix th.check { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", monospace; font-weight: 400; padding: 6px 2px; vertical-align: bottom; }
+table.matrix td { padding: 2px 8px; }
+table.matrix td.cell { padding: 2px; text-align: center; }
+table.matrix td.cell a { display: block; width: 18px; height: 18px; border-radius: 3px; }
+table.matrix td.cell.pass a { background: var(--pass); opacity: 0.75; }
+table.matrix td.cell.fail a { background: var(--fail); }
+table.matrix td.cell.na a { background: var(--na-bg); border: 1px solid var(--na); box-sizing: border-box; }
+table.matrix tr.scen-fail td.scen a { color: var(--fail); font-weight: 700; }
 `
 
 const pageHTML = `<!DOCTYPE html>
@@ -247,6 +307,14 @@ const pageHTML = `<!DOCTYPE html>
 <li>{{.}}</li>{{end}}
 </ol>
 </div>{{end}}
+<h3 id="matrix">At a glance</h3>
+<p class="meta"><span>a row per scenario, failed ones first; a column per check; green passed, red failed, grey not applicable, blank not judged in that scenario; hover a cell for its verdict</span></p>
+<table class="matrix">
+<thead><tr><th>scenario</th>{{range .Matrix.Checks}}<th class="check">{{.}}</th>{{end}}</tr></thead>
+<tbody>{{range .Matrix.Rows}}
+<tr class="scen-{{.Kind}}"><td class="scen"><a href="#{{.Anchor}}">{{.Scenario}}</a></td>{{range .Cells}}<td class="cell {{.Kind}}">{{if .Kind}}<a href="#{{.Anchor}}" title="{{.Title}}"></a>{{end}}</td>{{end}}</tr>{{end}}
+</tbody>
+</table>
 <h3 id="scorecard">Scorecard</h3>
 <table>
 <thead><tr><th>scenario</th><th>check</th><th>result</th><th>measured</th><th>bound</th><th>seed</th><th>reason</th></tr></thead>
