@@ -199,10 +199,17 @@ func connTimelines(h *harness.History, service string) ([]connTimeline, time.Dur
 		observed = max(observed, offset(h, st.Now))
 	}
 	type span = [2]time.Duration
+	closedAt := make(map[uint64]time.Duration, len(st.Connections))
+	for _, cn := range st.Connections {
+		closedAt[cn.ID] = observed
+		if !cn.Closed.IsZero() {
+			closedAt[cn.ID] = min(observed, offset(h, cn.Closed))
+		}
+	}
 	byConn := map[uint64][]span{}
 	arrivals := map[uint64][]time.Duration{}
 	for _, r := range st.Requests {
-		a, f := offset(h, r.Arrived), time.Duration(-1)
+		a, f := offset(h, r.Arrived), closedAt[r.ConnID] // never finished: busy until its connection closed
 		if !r.Finished.IsZero() {
 			f = offset(h, r.Finished)
 		}
@@ -212,9 +219,9 @@ func connTimelines(h *harness.History, service string) ([]connTimeline, time.Dur
 	out := make([]connTimeline, 0, len(st.Connections))
 	for _, cn := range st.Connections {
 		accepted := offset(h, cn.Accepted)
-		closed, closedHow := observed, "still open when the run ended"
+		closed, closedHow := closedAt[cn.ID], "still open when the run ended"
 		if !cn.Closed.IsZero() {
-			closed, closedHow = min(observed, offset(h, cn.Closed)), "closed"
+			closedHow = "closed"
 		}
 		var tl connTimeline
 		for _, a := range arrivals[cn.ID] {
@@ -226,9 +233,6 @@ func connTimelines(h *harness.History, service string) ([]connTimeline, time.Dur
 		// client's: stretches are counted from the start on.
 		cursor := max(accepted, 0)
 		for _, s := range spans {
-			if s[1] < 0 { // never finished: busy until the connection closed
-				s[1] = closed
-			}
 			if s[0] > cursor {
 				tl.idle = append(tl.idle, idleGap{service: service, conn: cn.ID, from: cursor, to: s[0], end: "a request arrived on it"})
 			}

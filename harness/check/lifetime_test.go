@@ -96,6 +96,13 @@ func TestIdleTimeout(t *testing.T) {
 			[]string{"no connection of 2", "stayed idle past idle_timeout + margin", "(closed)"}},
 		{"traffic never pauses", IdleTimeout{}, poolParamsRun(ct, every(0, 4000*ms, 100*ms), []connPlan{{0, -1}}, one), harness.StatusNotApplicable,
 			[]string{"never paused for longer than idle_timeout 300ms + margin = 1s", "pool-idle-lifetime"}},
+		{"a warm-up request before the workload started", IdleTimeout{}, func() *harness.History {
+			h := poolParamsRun(ct, paused, []connPlan{{-50 * ms, -1}}, one)()
+			st := h.ServerAfterRun[fakeservers.Inventory].Stats
+			st.Requests = append(st.Requests, fakeservers.RequestRecord{ConnID: 1, Method: "HEAD", Status: 404,
+				Arrived: h.Started.Add(-20 * ms), Finished: h.Started.Add(-19 * ms)})
+			return h
+		}, harness.StatusFail, []string{"outlasted idle_timeout + margin", "a request arrived on it"}},
 		{"no idle timeout declared", IdleTimeout{}, poolParamsRun(undeclared, paused, []connPlan{{0, -1}}, one), harness.StatusNotApplicable,
 			[]string{"declares no idle_timeout"}},
 	})
