@@ -182,6 +182,22 @@ func All() []Entry {
 			CaughtBy: []string{check.IDCallerDeadline},
 			Factory:  newRetrySleepIgnoresContext,
 		},
+		{
+			Name: "idle-conns-kept",
+			Bug: "declares an idle timeout but leaves its transport's IdleConnTimeout at zero, so idle connections are never closed: " +
+				"they hold the server's slots between bursts and meet connections a load balancer or NAT has silently dropped",
+			CaughtBy: []string{check.IDPoolIdleTimeout},
+			Factory:  newIdleConnsKept,
+			Profile:  poolParamsProfile(harness.Contract{IdleTimeout: brokenIdleTimeout}),
+		},
+		{
+			Name: "conns-live-forever",
+			Bug: "declares a max connection lifetime but never retires a connection: " +
+				"behind a load balancer that rotates its backends, its traffic stays on the backends it first reached",
+			CaughtBy: []string{check.IDPoolLifetime},
+			Factory:  newConnsLiveForever,
+			Profile:  poolParamsProfile(harness.Contract{MaxConnLifetime: brokenMaxLifetime}),
+		},
 	}
 	for i := range entries {
 		if entries[i].Profile.Default == (harness.Contract{}) && entries[i].Profile.Services == nil {

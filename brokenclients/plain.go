@@ -18,18 +18,23 @@ import (
 // pass unseen; certification judges HTTP/1.1, where they show.
 
 // PlainContract is what the plain clients declare: 16 connections, a 2s
-// request timeout, no retries, no breaker, no pool wait.
+// request timeout, no retries, no breaker, no pool wait, idle connections
+// closed after 90s (no connection lifetime: net/http has none).
 var PlainContract = harness.Contract{
 	MaxConns:       plainMaxConns,
 	RequestTimeout: refRequestTimeout,
 	MaxAttempts:    1,
 	RecoveryTime:   3 * time.Second,
+	IdleTimeout:    plainIdleTimeout,
 }
 
 // PlainProfile holds every service to PlainContract.
 func PlainProfile() harness.Profile { return harness.Profile{Default: PlainContract} }
 
-const plainMaxConns = 16
+const (
+	plainMaxConns    = 16
+	plainIdleTimeout = 90 * time.Second // net/http's DefaultTransport's
+)
 
 // PlainTransport is the control the plain gallery clients each break in
 // one way: a bounded pool that keeps as many idle connections as it may
@@ -43,7 +48,7 @@ func PlainTransport(svc harness.Service) *http.Transport {
 		ResponseHeaderTimeout: refRequestTimeout,
 		MaxConnsPerHost:       plainMaxConns,
 		MaxIdleConnsPerHost:   plainMaxConns,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       plainIdleTimeout,
 		ForceAttemptHTTP2:     true,
 	}
 }

@@ -87,6 +87,15 @@ type Contract struct {
 	// budget can retry to be saved. 0: not declared, retries are bounded
 	// by MaxAttempts alone.
 	RetryBudget float64 `json:"retry_budget,omitempty"`
+	// MaxConnLifetime is the oldest a connection may be when a request
+	// starts on it: the client retires older ones, so that traffic follows
+	// a load balancer that rotates its backends. 0: not declared (the
+	// lifetime check is then not applicable).
+	MaxConnLifetime time.Duration `json:"max_conn_lifetime,omitempty"`
+	// IdleTimeout is how long the client keeps a connection that carries
+	// no request before it closes it. 0: not declared (the idle-timeout
+	// check is then not applicable).
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
 }
 
 // Profile is the contract a team claims for its client, per service.

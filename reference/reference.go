@@ -81,14 +81,16 @@ func Profile() harness.Profile {
 // the calls already in flight: one RequestTimeout, plus the same margin.
 func ContractOf(c pooledclient.Config) harness.Contract {
 	k := harness.Contract{
-		MaxConns:       c.MaxConnsPerHost,
-		MaxInFlight:    c.MaxConnsPerHost, // a slot per call, held until its body ends
-		PoolWait:       c.PoolWait,
-		RequestTimeout: c.RequestTimeout,
-		MaxAttempts:    max(1, c.Retry.MaxAttempts),
-		RetryBudget:    c.Retry.BudgetRatio,
-		BackoffBase:    c.Retry.BaseBackoff,
-		RecoveryTime:   c.RequestTimeout + recoveryMargin,
+		MaxConns:        c.MaxConnsPerHost,
+		MaxInFlight:     c.MaxConnsPerHost, // a slot per call, held until its body ends
+		PoolWait:        c.PoolWait,
+		RequestTimeout:  c.RequestTimeout,
+		MaxAttempts:     max(1, c.Retry.MaxAttempts),
+		RetryBudget:     c.Retry.BudgetRatio,
+		BackoffBase:     c.Retry.BaseBackoff,
+		RecoveryTime:    c.RequestTimeout + recoveryMargin,
+		MaxConnLifetime: c.MaxLifetime,
+		IdleTimeout:     c.IdleTimeout,
 	}
 	if !c.Breaker.Disabled {
 		k.BreakerOpenDelay = c.Breaker.OpenDelay

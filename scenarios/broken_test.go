@@ -49,6 +49,8 @@ var exercisedBy = map[string][]string{
 	check.IDIntegrityDigest:    {scenarios.Baseline},
 	check.IDGoodput:            {scenarios.FragmentedResponses, scenarios.Flaky5xx},
 	check.IDCallerDeadline:     {scenarios.RetryAfter429},
+	check.IDPoolLifetime:       {scenarios.PoolIdleLifetime},
+	check.IDPoolIdleTimeout:    {scenarios.PoolIdleLifetime},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {

@@ -35,6 +35,7 @@ const (
 	PoolExhaustion        = "pool-exhaustion"
 	FragmentedResponses   = "fragmented-responses"
 	OneServiceDown        = "one-service-down"
+	PoolIdleLifetime      = "pool-idle-lifetime"
 )
 
 // builders make each scenario at full length (quick false) or shortened
@@ -59,6 +60,7 @@ var builders = []struct {
 	{PoolExhaustion, true, poolExhaustion},
 	{FragmentedResponses, false, fragmentedResponses},
 	{OneServiceDown, false, oneServiceDown},
+	{PoolIdleLifetime, false, poolIdleLifetime},
 }
 
 // Standard is the full certification catalog, in the order it runs.
@@ -538,5 +540,26 @@ func oneServiceDown(quick bool) harness.Scenario {
 		},
 		Stretch: []harness.Stretch{{From: downFrom, Until: downFrom + downFor, Need: harness.NeedBreakerOpenDelay, Factor: 1}},
 		Checks:  checks(check.Isolation{Down: fakeservers.Payment}, check.BreakerOpens{Service: fakeservers.Payment}),
+	}
+}
+
+// idleLifetimePause is how long every caller of pool-idle-lifetime thinks
+// between its calls: the pool sits idle that long between two bursts,
+// longer than an idle timeout of up to 1s plus the check's margin, and the
+// second burst finds the first burst's connections older than a lifetime
+// of up to 500ms plus its margin (a longer one is judged in soak).
+const idleLifetimePause = 1800 * time.Millisecond
+
+func poolIdleLifetime(quick bool) harness.Scenario {
+	return harness.Scenario{
+		Name: PoolIdleLifetime,
+		Proves: "when calls to inventory come in bursts with pauses between them, the client closes connections left idle past its declared idle timeout " +
+			"and starts no request on a connection older than its declared max lifetime",
+		Family: harness.FamilyPool,
+		Seed:   seed,
+		// Two callers, each thinking between calls: bursts at 0 and 1.8s
+		// (2.2s leaves room for a second burst that starts late).
+		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: ms(2200), Workers: 2, ThinkTime: idleLifetimePause, Mix: inventory},
+		Checks:   checks(check.PoolBound{}, check.ConnLifetime{}, check.IdleTimeout{}),
 	}
 }

@@ -37,6 +37,8 @@ const (
 	IDIntegrityDigest     = "integrity.digest"
 	IDGoodput             = "goodput"
 	IDCallerDeadline      = "timeout.caller_deadline"
+	IDPoolLifetime        = "pool.max_lifetime"
+	IDPoolIdleTimeout     = "pool.idle_timeout"
 )
 
 // Doc describes one check for reports and the CLI's help.
@@ -68,6 +70,8 @@ var checkDocs = []Doc{
 	{IDIntegrityDigest, "bodies with a digest", "no 2xx body handed back corrupted or truncated"},
 	{IDGoodput, "calls (and, under a fault that fails attempts, the share it fails, from the scenario)", "with no fault, or a fault the contract's timeouts allow, >= 96% of calls succeed; under a fault failing a share p of attempts, >= 1 - p^MaxAttempts - 4% (less where a declared RetryBudget bounds it)"},
 	{IDCallerDeadline, "calls the caller gave up on (Workload.Caller)", "a call whose context had a deadline or was cancelled returns within 1.5 x its limit + 400ms"},
+	{IDPoolLifetime, "server truth (connection accept times), a declared Contract.MaxConnLifetime, traffic spanning longer than it", "no request starts on a connection older than MaxConnLifetime + max(half of it, 1s)"},
+	{IDPoolIdleTimeout, "server truth (per-connection requests and closes), a declared Contract.IdleTimeout, a pause in traffic longer than it", "no connection stays open without a request for longer than IdleTimeout + max(half of it, 700ms)"},
 }
 
 // Docs lists every check the harness has, in report order.
