@@ -182,10 +182,14 @@ func TestGallery_OnlyUnboundedOnesExceedThePool(t *testing.T) {
 		case "unbounded-pool", "no-connection-limit", "new-client-per-request":
 			assert.Greater(t, peaks[i], refMaxConns, e.Name)
 			continue
-		case "cancel-before-body", "body-not-read-to-eof":
+		case "cancel-before-body", "body-not-read-to-eof", "attempt-deadline-cuts-body":
+			// They give connections up while the server still serves them
+			// (a body left unread, a call abandoned at a 10ms deadline
+			// against a 300ms answer), so on a loaded machine they may
+			// dial past the pool before the server sees the old ones close.
 			continue
 		}
-		assert.LessOrEqual(t, peaks[i], refMaxConns, e.Name)
+		assert.LessOrEqual(t, peaks[i], refMaxConns, "%s: peak %d (every peak: %v)", e.Name, peaks[i], peaks)
 	}
 }
 
