@@ -2,7 +2,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test lint bench build certify
+.PHONY: test lint bench build certify examples
 
 # test: every package with the race detector, then the certifications
 # whose verdicts are timing measurements, which the race detector distorts
@@ -17,6 +17,15 @@ test:
 	$(GO) test -count=1 -timeout 30m -run 'TestBrokenClientsAreCaught|TestNewClientPerRequestGetsAWholeCertificate' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestProxies' -v ./proxy/
 	$(GO) test -count=1 -timeout 30m -run 'TestSweepKneeMatchesLittlesLaw|TestGoDriverCertifiesTheQuickCatalog' -v ./sweep/ ./driver/
+	$(MAKE) examples
+
+# examples: the two team repositories of examples/teams, run as their own
+# CI runs them: the Go team's suites (its own module), the Python team's
+# certify.sh through a driver and a contract file.
+examples:
+	cd examples/teams/checkout-go && $(GO) test -count=1 -timeout 10m ./...
+	$(GO) build -o bin/poolproof ./cmd/poolproof
+	PATH="$(CURDIR)/bin:$$PATH" PPDRIVER_DIR="$(CURDIR)/drivers/python" examples/teams/orders-python/certify.sh
 
 # lint: go vet plus a gofmt check that fails when any file needs formatting.
 lint:
