@@ -23,13 +23,22 @@ import (
 type Option func(*options)
 
 type options struct {
-	reg     prometheus.Registerer
-	clock   Clock
-	onState func(service string, from, to BreakerState)
+	reg       prometheus.Registerer
+	namespace string
+	clock     Clock
+	onState   func(service string, from, to BreakerState)
 }
 
 // WithRegisterer registers the metrics on reg instead of a private registry.
 func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithMetricsNamespace prefixes every metric name with namespace and "_"
+// (e.g. "checkout" gives checkout_http_pool_active_connections), for a team
+// whose metrics live under its own prefix. Without it the pool metrics
+// carry the common names (MetricActiveConnections...).
+func WithMetricsNamespace(namespace string) Option {
+	return func(o *options) { o.namespace = namespace }
+}
 
 // WithClock replaces the wall clock of the breaker, backoff and retry budget.
 func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
@@ -83,7 +92,7 @@ func NewClient(cfg Config, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	o := buildOptions(opts)
-	m, err := newMetrics(o.reg)
+	m, err := newMetrics(o.reg, o.namespace)
 	if err != nil {
 		return nil, fmt.Errorf("pooledclient: %s: registering metrics: %w", cfg.Name, err)
 	}

@@ -102,7 +102,7 @@ func TestPoolWaitFailsFast(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(c.m.poolExhausted.WithLabelValues("svc")))
 	_, _, peak := srv.counts()
 	assert.Equal(t, 2, peak)
-	n, err := testutil.GatherAndCount(reg, "pooledclient_pool_wait_seconds")
+	n, err := testutil.GatherAndCount(reg, "http_pool_wait_seconds")
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 }

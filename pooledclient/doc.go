@@ -55,7 +55,7 @@
 // concurrently, so cancelling closes that connection and may still send
 // the request. The Proxy hook runs before any connection is taken, costs no
 // allocation, and leaves the pool untouched. The outcomes are counted in
-// pooledclient_transport_replays_total{outcome="allowed"|"refused"}.
+// http_client_transport_replays_total{outcome="allowed"|"refused"}.
 //
 // With HTTP/2 the transport retries a stream (inside its own RoundTrip, with
 // its own backoff after the first retry) only when the connection could not

@@ -24,33 +24,46 @@ type metrics struct {
 	breakerTrans  *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	const ns = "pooledclient"
+// The names of the pool metrics teams already graph and alert on for HTTP
+// clients; the client exposes these four under exactly these names (with
+// WithMetricsNamespace, prefixed), so that existing dashboards find them.
+const (
+	MetricActiveConnections = "http_pool_active_connections" // gauge {service, host}
+	MetricIdleConnections   = "http_pool_idle_connections"   // gauge {service, host}
+	MetricPoolWait          = "http_pool_wait_seconds"       // histogram {service}
+	MetricConnectionErrors  = "http_connection_errors_total" // counter {service, error_type}
+)
+
+// PoolWaitBuckets are http_pool_wait_seconds' buckets, 1ms to 5s.
+var PoolWaitBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}
+
+func newMetrics(reg prometheus.Registerer, namespace string) (*metrics, error) {
+	ns := namespace
 	m := &metrics{
-		connsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "connections_active",
+		connsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: MetricActiveConnections,
 			Help: "Open connections carrying at least one call."}, []string{"service", "host"}),
-		connsIdle: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "connections_idle",
+		connsIdle: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: MetricIdleConnections,
 			Help: "Open connections carrying no call."}, []string{"service", "host"}),
-		connsOpened: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connections_opened_total",
+		connsOpened: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_pool_connections_opened_total",
 			Help: "Connections dialled."}, []string{"service", "host"}),
-		connsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connections_closed_total",
+		connsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_pool_connections_closed_total",
 			Help: "Connections closed."}, []string{"service", "host"}),
-		connErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connection_errors_total",
-			Help: "Failed attempts by error kind (dial, refused, tls, timeout, reset, eof, retired, other)."}, []string{"service", "kind"}),
-		poolWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "pool_wait_seconds",
+		connErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: MetricConnectionErrors,
+			Help: "Failed attempts by error type (dial, refused, tls, timeout, reset, eof, retired, other)."}, []string{"service", "error_type"}),
+		poolWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: MetricPoolWait,
 			Help:    "Time a call waited for a connection slot.",
-			Buckets: []float64{0, .0005, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"service"}),
-		poolExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "pool_exhausted_total",
+			Buckets: PoolWaitBuckets}, []string{"service"}),
+		poolExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_pool_exhausted_total",
 			Help: "Calls that failed with ErrPoolExhausted."}, []string{"service"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "retries_total",
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_client_retries_total",
 			Help: "Retries sent, by reason (status code or error kind)."}, []string{"service", "reason"}),
-		retriesDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "retries_denied_total",
+		retriesDenied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_client_retries_denied_total",
 			Help: "Retries not sent, by reason (budget, deadline, retry_after)."}, []string{"service", "reason"}),
-		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "transport_replays_total",
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_client_transport_replays_total",
 			Help: "Silent replays net/http's transport attempted, by outcome: allowed (nothing of the request had been written) or refused (it had been: Do's retry loop decides)."}, []string{"service", "outcome"}),
-		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "breaker_state",
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "http_client_breaker_state",
 			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open."}, []string{"service"}),
-		breakerTrans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "breaker_transitions_total",
+		breakerTrans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "http_client_breaker_transitions_total",
 			Help: "Circuit breaker state changes."}, []string{"service", "from", "to"}),
 	}
 	var err error

@@ -33,7 +33,7 @@ func NewPool(cfgs []Config, opts ...Option) (*Pool, error) {
 		}
 		p.clients[cfg.Name] = nil
 	}
-	m, err := newMetrics(o.reg)
+	m, err := newMetrics(o.reg, o.namespace)
 	if err != nil {
 		return nil, fmt.Errorf("pooledclient: registering metrics: %w", err)
 	}

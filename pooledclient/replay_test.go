@@ -139,14 +139,14 @@ func TestTransportReplaysCountAgainstMaxAttempts(t *testing.T) {
 	}
 }
 
-// replays reads pooledclient_transport_replays_total{outcome}.
+// replays reads http_client_transport_replays_total{outcome}.
 func replays(t *testing.T, reg *prometheus.Registry, outcome string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	var v float64
 	for _, mf := range mfs {
-		if mf.GetName() != "pooledclient_transport_replays_total" {
+		if mf.GetName() != "http_client_transport_replays_total" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
