@@ -161,6 +161,13 @@ func All() []Entry {
 			Profile:  PlainProfile(),
 		},
 		{
+			Name: "swapped-pool-gauges",
+			Bug: "reports its pool metrics with the active and idle connection gauges wired to each other's counter: " +
+				"dashboards show an idle pool while every connection is busy, and alerts on pool saturation never fire",
+			CaughtBy: []string{check.IDMetricsTruthful},
+			Factory:  newSwappedPoolGauges,
+		},
+		{
 			Name: "attempt-deadline-cuts-body",
 			Bug: "puts a 10ms deadline (sized from a quiet benchmark) on each call that stays armed while the caller reads the body, though it declares 2s: " +
 				"a body that arrives in fragments, or on a loaded host, is cut mid-read and calls fail without any fault",

@@ -117,10 +117,11 @@ type Process struct {
 }
 
 var (
-	_ harness.Client       = (*Process)(nil)
-	_ harness.IdleCloser   = (*Process)(nil)
-	_ harness.Closer       = (*Process)(nil)
-	_ harness.LeakReporter = (*Process)(nil)
+	_ harness.Client          = (*Process)(nil)
+	_ harness.IdleCloser      = (*Process)(nil)
+	_ harness.Closer          = (*Process)(nil)
+	_ harness.LeakReporter    = (*Process)(nil)
+	_ harness.MetricsGatherer = (*Process)(nil)
 )
 
 // Start runs the driver cmd (program and arguments) in its own process

@@ -224,6 +224,10 @@ type Sample struct {
 	// throughput check tell a slow client from a busy machine.
 	CPUBusyMs int64 `json:"cpu_busy_ms,omitempty"`
 	CPUSelfMs int64 `json:"cpu_self_ms,omitempty"`
+	// Reported is what the client's own pool metrics said of each service
+	// (MetricsGatherer), in the order of History.Services; nil when the
+	// client reports none.
+	Reported []ReportedPool `json:"reported,omitempty"`
 }
 
 // ServerTruth is one service's server-side truth at one moment.

@@ -85,6 +85,7 @@ func (r *runner) sample(ctx context.Context, counter ConnectionCounter, readServ
 	if n, ok := procfd.Count(); ok {
 		s.FDs = int32(n)
 	}
+	s.Reported = reportedPools(ctx, r.names, func(name string) Client { return r.clients[ServiceIDOf(name)] }, r.cfg.sampleInterval)
 	if r.cpu != nil {
 		if c, ok := r.cpu.Read(); ok {
 			s.CPUBusyMs, s.CPUSelfMs = c.BusyMs, c.SelfMs

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Option configures NewPool and NewClient.
@@ -24,6 +25,7 @@ type Option func(*options)
 
 type options struct {
 	reg       prometheus.Registerer
+	gatherer  prometheus.Gatherer // reg, when it can gather (a Registry does)
 	namespace string
 	clock     Clock
 	onState   func(service string, from, to BreakerState)
@@ -57,6 +59,7 @@ func buildOptions(opts []Option) options {
 	if o.reg == nil {
 		o.reg = prometheus.NewRegistry()
 	}
+	o.gatherer, _ = o.reg.(prometheus.Gatherer)
 	return o
 }
 
@@ -65,6 +68,7 @@ func buildOptions(opts []Option) options {
 // concurrent use. As with net/http, the caller must close every response
 // body: the body's end (EOF or Close) is what frees the connection slot.
 type Client struct {
+	gatherer  prometheus.Gatherer // nil when the registerer given cannot gather
 	name      string
 	cfg       Config
 	clock     Clock
@@ -107,6 +111,7 @@ func newClient(cfg Config, o options, m *metrics) *Client {
 		cfg.Retry.MaxAttempts = 1
 	}
 	cl := &Client{
+		gatherer:      o.gatherer,
 		name:          cfg.Name,
 		cfg:           cfg,
 		clock:         o.clock,
@@ -684,4 +689,19 @@ func (cl *Client) keepWarm(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// ErrNoGatherer is returned by GatherMetrics when the client's metrics were
+// registered on a Registerer that cannot gather (WithRegisterer with one
+// that is no prometheus.Gatherer): scrape that registry where it is served.
+var ErrNoGatherer = errors.New("pooledclient: the metrics' registerer cannot gather")
+
+// GatherMetrics returns the metrics of the client's registry, as a scrape
+// of it would (every client sharing that registry included): what the
+// harness compares with the servers' truth (harness.MetricsGatherer).
+func (c *Client) GatherMetrics() ([]*dto.MetricFamily, error) {
+	if c.gatherer == nil {
+		return nil, ErrNoGatherer
+	}
+	return c.gatherer.Gather()
 }

@@ -168,7 +168,7 @@ func baseline(quick bool) harness.Scenario {
 		Family:   harness.FamilyLeak,
 		Seed:     seed,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1000), ms(1500)), Workers: 8, Mix: evenMix},
-		Checks:   checks(check.PoolBound{}, check.PoolChurn{}, check.IntegrityDigest{}, check.RetryAttempts{}, check.Ledger{}, check.Goodput{}),
+		Checks:   checks(check.PoolBound{}, check.PoolChurn{}, check.IntegrityDigest{}, check.RetryAttempts{}, check.Ledger{}, check.Goodput{}, check.MetricsTruthful{}),
 	}
 }
 
@@ -231,7 +231,7 @@ func connectionResets(quick bool) harness.Scenario {
 			{At: ms(2400), Label: "reset_peer removed", Action: harness.RemoveToxic(fakeservers.Inventory, "reset")},
 		},
 		Stretch: []harness.Stretch{recoveryTail(ms(2400), ms(6400))},
-		Checks:  checks(check.RequestBound{}, check.PoolBound{}, check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}, check.RecoveryThroughput{Service: fakeservers.Inventory}, check.RecoveryLatency{Service: fakeservers.Inventory}),
+		Checks:  checks(check.RequestBound{}, check.PoolBound{}, check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}, check.RecoveryThroughput{Service: fakeservers.Inventory}, check.RecoveryLatency{Service: fakeservers.Inventory}, check.MetricsTruthful{}),
 	}
 }
 
@@ -478,7 +478,7 @@ func poolExhaustion(quick bool) harness.Scenario {
 			{At: 0, Label: "inventory answers after 400ms", Action: harness.SetHTTPFaults(fakeservers.Inventory,
 				fakeservers.Fault{Name: "slow", Kind: fakeservers.FaultDelay, Route: itemsRoute, Method: "GET", Delay: fakeservers.Duration(exhaustionLatency)})},
 		},
-		Checks: checks(check.PoolBound{}, check.RequestBound{}, check.PoolExhaustion{Service: fakeservers.Inventory, Latency: exhaustionLatency}),
+		Checks: checks(check.PoolBound{}, check.RequestBound{}, check.PoolExhaustion{Service: fakeservers.Inventory, Latency: exhaustionLatency}, check.MetricsTruthful{}),
 	}
 }
 

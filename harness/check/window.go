@@ -39,6 +39,7 @@ const (
 	IDCallerDeadline      = "timeout.caller_deadline"
 	IDPoolLifetime        = "pool.max_lifetime"
 	IDPoolIdleTimeout     = "pool.idle_timeout"
+	IDMetricsTruthful     = "metrics.truthful"
 )
 
 // Doc describes one check for reports and the CLI's help.
@@ -72,6 +73,7 @@ var checkDocs = []Doc{
 	{IDCallerDeadline, "calls the caller gave up on (Workload.Caller)", "a call whose context had a deadline or was cancelled returns within 1.5 x its limit + 400ms"},
 	{IDPoolLifetime, "server truth (connection accept times), a declared Contract.MaxConnLifetime, traffic spanning longer than it", "no request starts on a connection older than MaxConnLifetime + max(half of it, 1s)"},
 	{IDPoolIdleTimeout, "server truth (per-connection requests and closes), a declared Contract.IdleTimeout, a pause in traffic longer than it", "no connection stays open without a request for longer than IdleTimeout + max(half of it, 700ms)"},
+	{IDMetricsTruthful, "a client reporting its pool metrics (harness.MetricsGatherer, a driver's metrics_url), server truth", "its active + idle connections agree with the servers' open connections, its active ones with the calls holding a connection (within max(2, 25%), in half the samples at least), and its connection errors count at least half of those the calls returned"},
 }
 
 // Docs lists every check the harness has, in report order.
