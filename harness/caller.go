@@ -33,13 +33,16 @@ type CallerLimits struct {
 func (l CallerLimits) active() bool { return l.DeadlineShare > 0 || l.CancelShare > 0 }
 
 func (l CallerLimits) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrInvalidWorkload, &FieldError{Path: "caller." + field, Problem: fmt.Sprintf(format, args...)})
+	}
 	switch {
 	case l.DeadlineShare < 0 || l.CancelShare < 0 || l.DeadlineShare+l.CancelShare > 1:
-		return fmt.Errorf("%w: Caller shares %v and %v: each >= 0, together <= 1", ErrInvalidWorkload, l.DeadlineShare, l.CancelShare)
+		return bad("deadline_share", "%v and cancel_share %v: each >= 0, together <= 1", l.DeadlineShare, l.CancelShare)
 	case l.DeadlineShare > 0 && l.Deadline <= 0:
-		return fmt.Errorf("%w: Caller.Deadline %v: a share of calls with a deadline needs the deadline, e.g. 150ms", ErrInvalidWorkload, l.Deadline)
+		return bad("deadline", "%v: a share of calls with a deadline needs the deadline, e.g. 150ms", l.Deadline)
 	case l.CancelShare > 0 && l.CancelAfter <= 0:
-		return fmt.Errorf("%w: Caller.CancelAfter %v: a share of cancelled calls needs when to cancel them, e.g. 100ms", ErrInvalidWorkload, l.CancelAfter)
+		return bad("cancel_after", "%v: a share of cancelled calls needs when to cancel them, e.g. 100ms", l.CancelAfter)
 	}
 	return nil
 }

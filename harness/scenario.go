@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/poolproof/poolproof/fakeservers"
 )
 
 // Scenario families: what kind of property a scenario is about. Suites turn
@@ -224,62 +226,91 @@ func (s Scenario) CheckIDs() []string {
 	return ids
 }
 
+// FieldError is a problem with one field of a scenario, named by its path
+// as a scenario file writes it, e.g. "steps[2].at".
+type FieldError struct {
+	Path    string
+	Problem string // what is wrong and what to write instead
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Problem }
+
 // Validate refuses a scenario that cannot be run or judged: no name, an
 // unknown family, an invalid workload, a step outside the workload's
 // duration or without an action, no checks, or two
-// checks with the same id.
+// checks with the same id. The error wraps ErrInvalidScenario and a
+// *FieldError naming the field.
 func (s Scenario) Validate() error {
-	bad := func(format string, args ...any) error {
-		name := s.Name
-		if name == "" {
-			name = "<unnamed>"
-		}
-		return fmt.Errorf("%w %s: "+format, append([]any{ErrInvalidScenario, name}, args...)...)
+	fe := s.fieldProblem()
+	if fe == nil {
+		return nil
+	}
+	name := s.Name
+	if name == "" {
+		name = "<unnamed>"
+	}
+	return fmt.Errorf("%w %s: %w", ErrInvalidScenario, name, fe)
+}
+
+func (s Scenario) fieldProblem() *FieldError {
+	bad := func(path, format string, args ...any) *FieldError {
+		return &FieldError{Path: path, Problem: fmt.Sprintf(format, args...)}
 	}
 	if strings.TrimSpace(s.Name) == "" {
-		return bad("Name is empty: name it, e.g. \"blackhole\"")
+		return bad("name", "empty: name it, e.g. \"blackhole\"")
 	}
 	if strings.ContainsAny(s.Name, " \t\n/") {
-		return bad("Name %q has spaces or slashes: use e.g. \"latency-spike\"", s.Name)
+		return bad("name", "%q has spaces or slashes: use e.g. \"latency-spike\"", s.Name)
 	}
 	if !slices.Contains(Families, s.Family) {
-		return bad("Family %q: want one of %v", s.Family, Families)
+		return bad("family", "%q: use one of %s", s.Family, strings.Join(Families, ", "))
 	}
 	if strings.TrimSpace(s.Proves) == "" {
-		return bad("Proves is empty: say in one sentence what passing proves")
+		return bad("proves", "empty: say in one sentence what passing proves")
 	}
 	if err := s.Workload.withDefaults().validate(); err != nil {
-		return bad("%w", err)
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return bad("workload."+fe.Path, "%s", fe.Problem)
+		}
+		return bad("workload", "%v", err)
 	}
 	for i, st := range s.Steps {
-		if st.At < 0 || st.At >= s.Workload.Duration {
-			return bad("Steps[%d] (%q) at %v lies outside the workload's duration %v: it would never run", i, st.Label, st.At, s.Workload.Duration)
-		}
-		if st.Action.Kind == "" || st.Action.Service == "" {
-			return bad("Steps[%d] (%q) has no action kind or service", i, st.Label)
+		path := fmt.Sprintf("steps[%d]", i)
+		switch {
+		case st.At < 0:
+			return bad(path+".at", "%v is negative: steps run at offsets from the workload's start", st.At)
+		case st.At >= s.Workload.Duration:
+			return bad(path+".at", "%v is not before the workload's %v duration: put the step inside it, or it never runs", st.At, s.Workload.Duration)
+		case st.Action.Kind == "":
+			return bad(path+".action.kind", "empty: say what the step does, e.g. %q", ActionAddToxic)
+		case st.Action.Service == "":
+			return bad(path+".action.service", "empty: name the service it acts on, e.g. %q", fakeservers.Inventory)
 		}
 	}
 	for i, st := range s.Stretch {
+		path := fmt.Sprintf("stretch[%d]", i)
 		if st.From < 0 || st.Until <= st.From || st.Until > s.Workload.Duration {
-			return bad("Stretch[%d]: want 0 <= From < Until <= the workload's duration %v, got %v..%v", i, s.Workload.Duration, st.From, st.Until)
+			return bad(path, "want 0 <= from < until <= the workload's duration %v, got %v..%v", s.Workload.Duration, st.From, st.Until)
 		}
 		if !slices.Contains([]string{NeedRequestTimeout, NeedBreakerOpenDelay, NeedRecoveryTime}, st.Need) {
-			return bad("Stretch[%d].Need %q: want %q, %q or %q", i, st.Need, NeedRequestTimeout, NeedBreakerOpenDelay, NeedRecoveryTime)
+			return bad(path+".need", "%q: use %q, %q or %q", st.Need, NeedRequestTimeout, NeedBreakerOpenDelay, NeedRecoveryTime)
 		}
 		if st.Factor < 0 || st.Plus < 0 {
-			return bad("Stretch[%d]: Factor and Plus must not be negative", i)
+			return bad(path, "factor and plus must not be negative")
 		}
 	}
 	if len(s.Checks) == 0 {
-		return bad("Checks is empty: a scenario nobody judges proves nothing")
+		return bad("checks", "empty: a scenario nobody judges proves nothing; add e.g. {\"id\": \"pool.bound\"}")
 	}
 	seen := make(map[string]bool, len(s.Checks))
 	for i, c := range s.Checks {
+		path := fmt.Sprintf("checks[%d]", i)
 		if c == nil {
-			return bad("Checks[%d] is nil", i)
+			return bad(path, "nil: leave it out")
 		}
 		if seen[c.ID()] {
-			return bad("check %q appears twice: give each check one bound", c.ID())
+			return bad(path+".id", "%q appears twice: give each check one bound", c.ID())
 		}
 		seen[c.ID()] = true
 	}

@@ -96,23 +96,26 @@ func (w Workload) withDefaults() Workload {
 }
 
 func (w Workload) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrInvalidWorkload, &FieldError{Path: field, Problem: fmt.Sprintf(format, args...)})
+	}
 	switch {
 	case w.Mode != ClosedLoop && w.Mode != OpenLoop:
-		return fmt.Errorf("%w: Mode %q: use %q or %q", ErrInvalidWorkload, w.Mode, ClosedLoop, OpenLoop)
+		return bad("mode", "%q: use %q or %q", w.Mode, ClosedLoop, OpenLoop)
 	case w.Duration <= 0:
-		return fmt.Errorf("%w: Duration %v: set how long to run, e.g. 5s", ErrInvalidWorkload, w.Duration)
+		return bad("duration", "%v: set how long to run, e.g. 5s", w.Duration)
 	case w.MaxCalls < 0:
-		return fmt.Errorf("%w: MaxCalls %d: use 0 for no limit", ErrInvalidWorkload, w.MaxCalls)
+		return bad("max_calls", "%d: use 0 for no limit", w.MaxCalls)
 	case w.Mix.Inventory < 0 || w.Mix.Payment < 0 || w.Mix.Notification < 0:
-		return fmt.Errorf("%w: Mix %+v: weights must be >= 0", ErrInvalidWorkload, w.Mix)
+		return bad("mix", "%+v: weights must be >= 0", w.Mix)
 	case w.Mode == ClosedLoop && w.Workers < 1:
-		return fmt.Errorf("%w: Workers %d: a closed loop needs at least 1 worker", ErrInvalidWorkload, w.Workers)
+		return bad("workers", "%d: a closed loop needs at least 1 worker", w.Workers)
 	case w.ThinkTime < 0:
-		return fmt.Errorf("%w: ThinkTime %v must be >= 0", ErrInvalidWorkload, w.ThinkTime)
+		return bad("think_time", "%v must be >= 0", w.ThinkTime)
 	case w.Mode == OpenLoop && w.Rate <= 0:
-		return fmt.Errorf("%w: Rate %v: an open loop needs a target rate in calls per second", ErrInvalidWorkload, w.Rate)
+		return bad("rate", "%v: an open loop needs a target rate in calls per second", w.Rate)
 	case w.Mode == OpenLoop && w.MaxInFlight < 1:
-		return fmt.Errorf("%w: MaxInFlight %d: an open loop needs a cap >= 1", ErrInvalidWorkload, w.MaxInFlight)
+		return bad("max_in_flight", "%d: an open loop needs a cap >= 1", w.MaxInFlight)
 	}
 	return w.Caller.validate()
 }

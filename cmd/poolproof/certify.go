@@ -47,13 +47,16 @@ type certifyFlags struct {
 	env       string
 	profile   string
 	scenarios string
-	client    string
-	driver    []string // the driver's command line, split; nil for a built-in client
-	contract  string
-	seed      int64
-	reportDir string
-	http2     bool
-	proxy     proxyFlags
+	// scenarioFiles are the -scenarios files, run beside the profile's
+	// catalog (instead of it with -profile none).
+	scenarioFiles pathList
+	client        string
+	driver        []string // the driver's command line, split; nil for a built-in client
+	contract      string
+	seed          int64
+	reportDir     string
+	http2         bool
+	proxy         proxyFlags
 }
 
 func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -65,12 +68,7 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
 		return 2
 	}
-	var catalog []harness.Scenario
-	if f.proxy.kind != "" {
-		catalog, err = selectProxyScenarios(f.profile, f.scenarios, f.proxy)
-	} else {
-		catalog, err = selectScenarios(f.profile, f.scenarios)
-	}
+	catalog, err := selectCertifyScenarios(f)
 	if err != nil {
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
 		return 2
@@ -177,8 +175,9 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	var f certifyFlags
 	fs := flag.NewFlagSet("poolproof certify", flag.ContinueOnError)
 	fs.StringVar(&f.env, "env", env.NameEmbedded, "environment: embedded (fake services and Toxiproxy in this process), docker (containers built here, needs Docker) or remote (an existing Toxiproxy and services named by POOLPROOF_TOXIPROXY_URL, POOLPROOF_UPSTREAM_<SERVICE>, POOLPROOF_ADMIN_<SERVICE>, POOLPROOF_CA_FILE)")
-	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min) or soak (standard four times longer, for nightly runs)")
-	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile)")
+	fs.StringVar(&f.profile, "profile", "standard", "scenario profile: quick (a short subset, ~10s), standard (every scenario, ~1 min), soak (standard four times longer, for nightly runs) or none (only the -scenarios files)")
+	fs.Var(&f.scenarioFiles, "scenarios", "scenario files (JSON or YAML, docs/scenario-file.md), comma-separated or the flag repeated: their scenarios run after the profile's, or alone with -profile none; a bad file is refused before anything runs")
+	fs.StringVar(&f.scenarios, "scenario", "", "comma-separated scenario names or families to run (default: all of the profile and the -scenarios files)")
 	fs.StringVar(&f.client, "client", clientReference, "client to certify: reference, plain (http.Client with Go's defaults), retrying (examples/retryingclient: a correct retrying client on net/http) or a broken client of the gallery ("+strings.Join(galleryNames(), ", ")+")")
 	driverCmd := fs.String("driver", "", "certify a client in any language: the command that runs its driver, a program speaking the driver protocol (docs/driver-protocol.md), e.g. \"python3 drivers/python/requests_typical.py\"; quotes group words, nothing else is expanded")
 	fs.StringVar(&f.contract, "contract", "", "contract file (JSON or YAML, the shape of harness.Profile: {\"default\": {...}, \"services\": {\"payment\": {...}}}, durations like \"2s\") the client is held to, instead of the built-in client's own or, for a driver, the default contract")
@@ -273,7 +272,7 @@ func selectScenarios(profile, filter string) ([]harness.Scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	return filterScenarios(all, profile, filter)
+	return filterScenarios(all, profile+" profile", filter)
 }
 
 // byProfile builds the catalog of the named profile.
@@ -286,12 +285,13 @@ func byProfile(profile string, quick, standard, soak func() []harness.Scenario) 
 	case "soak":
 		return soak(), nil
 	}
-	return nil, usageError{fmt.Sprintf("-profile %q: use quick, standard or soak", profile)}
+	return nil, usageError{fmt.Sprintf("-profile %q: use quick, standard or soak (or none, to run only -scenarios files)", profile)}
 }
 
-// filterScenarios narrows a profile's catalog to the names or families in
-// filter (all of it when filter is empty).
-func filterScenarios(all []harness.Scenario, profile, filter string) ([]harness.Scenario, error) {
+// filterScenarios narrows a catalog to the names or families in filter
+// (all of it when filter is empty); where says in errors what the catalog
+// is, e.g. "quick profile".
+func filterScenarios(all []harness.Scenario, where, filter string) ([]harness.Scenario, error) {
 	if strings.TrimSpace(filter) == "" {
 		return all, nil
 	}
@@ -313,8 +313,8 @@ func filterScenarios(all []harness.Scenario, profile, filter string) ([]harness.
 			for i, s := range all {
 				names[i] = s.Name
 			}
-			return nil, usageError{fmt.Sprintf("-scenario %q: no scenario or family of that name in the %s profile; scenarios: %s; families: %s",
-				want, profile, strings.Join(names, ", "), strings.Join(harness.Families, ", "))}
+			return nil, usageError{fmt.Sprintf("-scenario %q: no scenario or family of that name in the %s; scenarios: %s; families: %s",
+				want, where, strings.Join(names, ", "), strings.Join(harness.Families, ", "))}
 		}
 	}
 	return picked, nil

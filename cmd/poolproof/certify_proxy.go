@@ -68,7 +68,7 @@ func selectProxyScenarios(profile, filter string, p proxyFlags) ([]harness.Scena
 	if err != nil {
 		return nil, err
 	}
-	return filterScenarios(all, profile+" proxy", filter)
+	return filterScenarios(all, profile+" proxy profile", filter)
 }
 
 // certifyProxy starts the proxy from its configuration in front of the
