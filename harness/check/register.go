@@ -13,6 +13,7 @@ func All() []harness.Check {
 		BreakerOpens{}, BreakerHalfOpen{}, BreakerRecovers{}, Isolation{},
 		RecoveryThroughput{}, RecoveryLatency{}, IntegrityDigest{},
 		Goodput{}, CallerDeadline{}, ConnLifetime{}, IdleTimeout{},
+		AbandonedWork{},
 	}
 }
 
