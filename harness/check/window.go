@@ -73,7 +73,7 @@ var checkDocs = []Doc{
 	{IDCallerDeadline, "calls the caller gave up on (Workload.Caller)", "a call whose context had a deadline or was cancelled returns within 1.5 x its limit + 400ms"},
 	{IDPoolLifetime, "server truth (connection accept times), a declared Contract.MaxConnLifetime, traffic spanning longer than it", "no request starts on a connection older than MaxConnLifetime + max(half of it, 1s)"},
 	{IDPoolIdleTimeout, "server truth (per-connection requests and closes), a declared Contract.IdleTimeout, a pause in traffic longer than it", "no connection stays open without a request for longer than IdleTimeout + max(half of it, 700ms)"},
-	{IDAbandonedWork, "server truth (per-request arrival and finish), calls that ended while their request was unanswered at the server", "a request stops at the server once its call returned (300ms grace): never more requests in flight than MaxInFlight (on HTTP/1.1 MaxConns) + max(a quarter, 4) with more than the margin of them orphaned"},
+	{IDAbandonedWork, "server truth (per-request arrival and finish), calls that ended while their request was unanswered at the server", "a request stops at the server once its call returned (500ms grace): never more requests in flight than MaxInFlight (on HTTP/1.1 MaxConns) + max(a quarter, 4) with more than the margin of them orphaned"},
 }
 
 // Docs lists every check the harness has, in report order.
