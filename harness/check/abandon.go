@@ -27,9 +27,10 @@ import (
 // MarginMin) and more than the margin of them were orphans: the excess is
 // work nobody waits for. A client over its bound with no orphans is
 // pool.bound's. It applies only when calls ended while their request was
-// still unanswered at the server (a slow upstream and callers, or a
-// timeout, that give up on it); otherwise it is not applicable. Measured
-// is the most requests in flight at once, against bound + margin.
+// still unanswered (or not yet arrived) at the server: a slow upstream and
+// callers, or a timeout, that give up on it. Measured is the most requests
+// in flight at an instant when more than the margin were orphaned (0 when
+// never), against bound + margin.
 type AbandonedWork struct {
 	Service   string        `json:"service,omitempty"`    // "" = every service of the run
 	Grace     time.Duration `json:"grace,omitempty"`      // default 500ms
@@ -140,7 +141,9 @@ func serverFlight(h *harness.History, service string, as []serverAttempt, grace 
 			continue
 		}
 		callEnd := time.Duration(call.End)
-		if !call.OK() && a.Arrived < callEnd && (a.Finished < 0 || a.Finished >= callEnd || a.Status == 0) {
+		// Unanswered when the call ended: still running, or not even
+		// arrived yet (a dial slower than the caller's patience).
+		if !call.OK() && (a.Finished < 0 || a.Finished >= callEnd || a.Status == 0) {
 			evidence[a.Seq] = true
 		}
 		if from := max(a.Arrived, callEnd+grace); from < end {

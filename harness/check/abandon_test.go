@@ -12,8 +12,13 @@ import (
 // one call after another for 2s and giving up on each after 100ms (a
 // timeout), against a server that would take 1s; the server's request of
 // each call ends `stops` after the call returned (a cancel reaching it),
-// or, when stops < 0, runs its whole second.
+// or, when stops < 0, runs its whole second. Requests arrive `arrives`
+// after their call started.
 func givenUpRun(callers int, stops time.Duration) func() *harness.History {
+	return givenUpRunArriving(callers, stops, time.Millisecond)
+}
+
+func givenUpRunArriving(callers int, stops, arrives time.Duration) func() *harness.History {
 	const ms = time.Millisecond
 	return func() *harness.History {
 		b := newHB(fakeservers.Inventory)
@@ -21,11 +26,11 @@ func givenUpRun(callers int, stops time.Duration) func() *harness.History {
 		for w := range callers {
 			for at := time.Duration(w) * ms; at < 2*time.Second; at += 100 * ms {
 				seq := b.call(fakeservers.Inventory, at, 100*ms, 0, harness.ClassTimeout)
-				took, status := time.Second-ms, 200
+				took, status := time.Second-arrives, 200
 				if stops >= 0 {
-					took, status = 100*ms-ms+stops, 0
+					took, status = max(0, 100*ms-arrives+stops), 0
 				}
-				b.attempt(fakeservers.Inventory, seq, at+ms, took, status, uint64(w+1))
+				b.attempt(fakeservers.Inventory, seq, at+arrives, took, status, uint64(w+1))
 			}
 		}
 		b.truth(fakeservers.Inventory).Now = b.at(3 * time.Second)
@@ -60,6 +65,10 @@ func TestAbandonedWork(t *testing.T) {
 		// work left behind.
 		{"more calls than the pool, each cancelled", AbandonedWork{}, givenUpRun(40, 5*time.Millisecond), harness.StatusPass,
 			[]string{"at most 0 requests orphaned", "at most 44 in flight"}},
+		// Dials slower than the callers' patience: every request arrives
+		// after its caller gave up, and runs on.
+		{"requests sent after the caller gave up, left running", AbandonedWork{}, givenUpRunArriving(12, -1, 150*time.Millisecond), harness.StatusFail,
+			[]string{"more than the declared bound + margin of 20"}},
 		{"on HTTP/2 the declared calls in flight bound it", AbandonedWork{}, h2(givenUpRun(12, -1), 16), harness.StatusFail,
 			[]string{"bound + margin of 20"}},
 		{"on HTTP/2 without MaxInFlight, twice the callers bound it", AbandonedWork{}, h2(givenUpRun(12, -1), 0), harness.StatusFail,
