@@ -51,6 +51,7 @@ var exercisedBy = map[string][]string{
 	check.IDCallerDeadline:     {scenarios.RetryAfter429},
 	check.IDPoolLifetime:       {scenarios.PoolIdleLifetime},
 	check.IDPoolIdleTimeout:    {scenarios.PoolIdleLifetime},
+	check.IDAbandonedWork:      {scenarios.AbandonedWork},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {
