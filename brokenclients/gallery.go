@@ -205,6 +205,14 @@ func All() []Entry {
 			Factory:  newConnsLiveForever,
 			Profile:  poolParamsProfile(harness.Contract{MaxConnLifetime: brokenMaxLifetime}),
 		},
+		{
+			Name: "detached-requests",
+			Bug: "runs each request on a context detached from the caller's and returns when the caller gives up, leaving the request running (and no limit on connections): " +
+				"behind a slow upstream every call given up leaves work at the server, so its load and the client's goroutines grow with each timeout",
+			CaughtBy: []string{check.IDAbandonedWork},
+			Factory:  newDetachedRequests,
+			Profile:  PlainProfile(),
+		},
 	}
 	for i := range entries {
 		if entries[i].Profile.Default == (harness.Contract{}) && entries[i].Profile.Services == nil {

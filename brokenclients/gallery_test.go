@@ -32,7 +32,7 @@ func TestAll_EntriesAreComplete(t *testing.T) {
 	}
 	kebab := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	all := All()
-	require.Len(t, all, 24)
+	require.Len(t, all, 25)
 	assert.Equal(t, names(all), names(All()), "All must return a stable order")
 	seen := map[string]bool{}
 	for _, e := range all {
@@ -179,7 +179,7 @@ func TestGallery_OnlyUnboundedOnesExceedThePool(t *testing.T) {
 	wg.Wait()
 	for i, e := range all {
 		switch e.Name {
-		case "unbounded-pool", "no-connection-limit", "new-client-per-request":
+		case "unbounded-pool", "no-connection-limit", "new-client-per-request", "detached-requests":
 			assert.Greater(t, peaks[i], refMaxConns, e.Name)
 			continue
 		case "cancel-before-body", "body-not-read-to-eof", "attempt-deadline-cuts-body":

@@ -539,8 +539,11 @@ func (c *call) finish(err error) {
 		tc.release()
 	}
 	<-c.cl.sem
-	if err != nil && errors.Is(err, context.Canceled) {
-		c.cl.breaker.Cancel(c.tok) // the caller gave up; says nothing about the service
+	// The caller gave up; says nothing about the service. A caller that
+	// cancels with a cause gets the cause back from net/http, not
+	// context.Canceled, so its context says so.
+	if err != nil && (errors.Is(err, context.Canceled) || c.ctx.Context != nil && errors.Is(c.ctx.Err(), context.Canceled)) {
+		c.cl.breaker.Cancel(c.tok)
 	} else {
 		c.cl.breaker.Done(c.tok, c.cl.isFailure(c.status, err))
 	}

@@ -508,6 +508,39 @@ func TestRequestTimeoutCoversBodyRead(t *testing.T) {
 	}
 }
 
+// A caller that walks away (cancelling, with or without a cause) says
+// nothing about the service: its calls never open the breaker.
+func TestCallerCancelDoesNotTripBreaker(t *testing.T) {
+	srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(10 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	cfg := testConfig(srv.URL)
+	cfg.Breaker = BreakerConfig{ConsecutiveFailures: 1, OpenDelay: time.Minute}
+	gaveUp := errors.New("the caller gave up")
+	for name, cancel := range map[string]func(context.CancelCauseFunc){
+		"cancel":          func(f context.CancelCauseFunc) { f(nil) },
+		"cancel, a cause": func(f context.CancelCauseFunc) { f(gaveUp) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := newTestClient(t, cfg)
+			for range 3 {
+				ctx, f := context.WithCancelCause(context.Background())
+				timer := time.AfterFunc(20*time.Millisecond, func() { cancel(f) })
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+				require.NoError(t, err)
+				_, err = c.Do(req)
+				timer.Stop()
+				f(nil)
+				require.Error(t, err)
+				assert.Equal(t, StateClosed, c.BreakerState(), "%v", err)
+			}
+		})
+	}
+}
+
 func TestTimeoutsAreHonoured(t *testing.T) {
 	t.Run("response header timeout", func(t *testing.T) {
 		srv := newCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

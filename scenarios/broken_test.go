@@ -52,6 +52,7 @@ var exercisedBy = map[string][]string{
 	check.IDPoolLifetime:       {scenarios.PoolIdleLifetime},
 	check.IDPoolIdleTimeout:    {scenarios.PoolIdleLifetime},
 	check.IDMetricsTruthful:    {scenarios.PoolExhaustion},
+	check.IDAbandonedWork:      {scenarios.AbandonedWork},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {

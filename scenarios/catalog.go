@@ -36,6 +36,7 @@ const (
 	FragmentedResponses   = "fragmented-responses"
 	OneServiceDown        = "one-service-down"
 	PoolIdleLifetime      = "pool-idle-lifetime"
+	AbandonedWork         = "abandoned-work"
 )
 
 // builders make each scenario at full length (quick false) or shortened
@@ -61,6 +62,7 @@ var builders = []struct {
 	{FragmentedResponses, false, fragmentedResponses},
 	{OneServiceDown, false, oneServiceDown},
 	{PoolIdleLifetime, false, poolIdleLifetime},
+	{AbandonedWork, false, abandonedWork},
 }
 
 // Standard is the full certification catalog, in the order it runs.

@@ -14,6 +14,7 @@ func All() []harness.Check {
 		RecoveryThroughput{}, RecoveryLatency{}, IntegrityDigest{},
 		Goodput{}, CallerDeadline{}, ConnLifetime{}, IdleTimeout{},
 		MetricsTruthful{},
+		AbandonedWork{},
 	}
 }
 

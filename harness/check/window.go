@@ -40,6 +40,7 @@ const (
 	IDPoolLifetime        = "pool.max_lifetime"
 	IDPoolIdleTimeout     = "pool.idle_timeout"
 	IDMetricsTruthful     = "metrics.truthful"
+	IDAbandonedWork       = "timeout.abandoned_work"
 )
 
 // Doc describes one check for reports and the CLI's help.
@@ -74,6 +75,7 @@ var checkDocs = []Doc{
 	{IDPoolLifetime, "server truth (connection accept times), a declared Contract.MaxConnLifetime, traffic spanning longer than it", "no request starts on a connection older than MaxConnLifetime + max(half of it, 1s)"},
 	{IDPoolIdleTimeout, "server truth (per-connection requests and closes), a declared Contract.IdleTimeout, a pause in traffic longer than it", "no connection stays open without a request for longer than IdleTimeout + max(half of it, 700ms)"},
 	{IDMetricsTruthful, "a client reporting its pool metrics (harness.MetricsGatherer, a driver's metrics_url), server truth", "its active + idle connections agree with the servers' open connections, its active ones with the calls holding a connection (within max(2, 25%), in half the samples at least), and its connection errors count at least half of those the calls returned"},
+	{IDAbandonedWork, "server truth (per-request arrival and finish), calls that ended while their request was unanswered at the server", "a request stops at the server once its call returned (500ms grace): never more requests in flight than MaxInFlight (on HTTP/1.1 MaxConns) + max(a quarter, 4) with more than the margin of them orphaned"},
 }
 
 // Docs lists every check the harness has, in report order.
