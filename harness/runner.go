@@ -485,6 +485,7 @@ type runner struct {
 	lastStep atomic.Pointer[string]
 
 	stoppedEarly atomic.Pointer[EarlyStop]
+	stoppedAt    atomic.Int64 // offset (ns) at which halt closed stop
 
 	steps   []StepRecord
 	samples []Sample
@@ -492,7 +493,12 @@ type runner struct {
 
 func (r *runner) since() int64 { return int64(time.Since(r.start)) }
 
-func (r *runner) halt() { r.stopOnce.Do(func() { close(r.stop) }) }
+func (r *runner) halt() {
+	r.stopOnce.Do(func() {
+		r.stoppedAt.Store(r.since())
+		close(r.stop)
+	})
+}
 
 // nextSeq hands out call numbers; false when MaxCalls is reached.
 func (r *runner) nextSeq() (uint32, bool) {

@@ -31,32 +31,42 @@ func (r *runner) runNemesis(ctx context.Context) []StepRecord {
 			select {
 			case <-timer.C:
 			case <-r.stop:
-				return append(out, notReached(steps[i:])...)
 			case <-ctx.Done():
 				return append(out, notReached(steps[i:])...)
 			}
 		}
+		// A step due before the workload stopped runs even when the
+		// nemesis is late to it (a loaded machine), so that a fault is
+		// not left on for want of its removal; only a step whose offset
+		// lies after the stop is not reached.
 		select {
 		case <-r.stop:
-			return append(out, notReached(steps[i:])...)
+			if st.At > time.Duration(r.stoppedAt.Load()) {
+				return append(out, notReached(steps[i:])...)
+			}
 		default:
 		}
-		label := st.Label
-		if label == "" {
-			label = st.Action.Kind + " " + st.Action.Service
-		}
-		r.lastStep.Store(&label)
-		rec := StepRecord{Step: st, Started: time.Since(r.start), Outcome: StepApplied}
-		if err := r.applyStep(ctx, st.Action); err != nil {
-			rec.Outcome, rec.Err = StepFailed, err.Error()
-			if errors.Is(err, ErrNoServerTruth) {
-				rec.Outcome = StepUnsupported
-			}
-		}
-		rec.Ended = time.Since(r.start)
-		out = append(out, rec)
+		out = append(out, r.runStep(ctx, st))
 	}
 	return out
+}
+
+// runStep applies one step now and records what became of it.
+func (r *runner) runStep(ctx context.Context, st Step) StepRecord {
+	label := st.Label
+	if label == "" {
+		label = st.Action.Kind + " " + st.Action.Service
+	}
+	r.lastStep.Store(&label)
+	rec := StepRecord{Step: st, Started: time.Since(r.start), Outcome: StepApplied}
+	if err := r.applyStep(ctx, st.Action); err != nil {
+		rec.Outcome, rec.Err = StepFailed, err.Error()
+		if errors.Is(err, ErrNoServerTruth) {
+			rec.Outcome = StepUnsupported
+		}
+	}
+	rec.Ended = time.Since(r.start)
+	return rec
 }
 
 // applyStep applies one action in its own goroutine so that a fault driver
