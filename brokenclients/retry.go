@@ -15,7 +15,8 @@ import (
 )
 
 // retryBugs are the classic retry mistakes; the zero value is a correct
-// retry loop (the reference's, minus jitter and the retry budget).
+// retry loop (the reference's, minus jitter and the retry budget: see
+// retryLoopProfile).
 type retryBugs struct {
 	// retryUnsafe retries POST and PATCH without an Idempotency-Key.
 	retryUnsafe bool
@@ -24,6 +25,14 @@ type retryBugs struct {
 	ignoreRetryAfter bool
 	// leakDiscarded never closes the body of a response it retries past.
 	leakDiscarded bool
+	// constantBackoff waits baseBackoff before every retry.
+	constantBackoff bool
+	// sleepAfterLast waits its backoff once more after the last attempt,
+	// before it hands the last answer back.
+	sleepAfterLast bool
+	// honourAnyRetryAfter waits whatever Retry-After a server asks for,
+	// until the call's deadline ends the wait.
+	honourAnyRetryAfter bool
 }
 
 // retryingClient is the gallery's one retry loop, around a pooledclient
@@ -92,18 +101,30 @@ func (c *retryingClient) Do(req *http.Request) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
 		resp, cancel, err := c.attempt(req, body, deadline)
 		if !retry || attempt >= c.maxAttempts || !c.worthRetry(req.Context(), resp, err) {
+			if c.bugs.sleepAfterLast && retry && c.worthRetry(req.Context(), resp, err) {
+				// The loop's sleep sits at the end of every iteration, the last one's too.
+				_ = sleep(req.Context(), min(c.backoff(attempt), time.Until(deadline)))
+			}
 			return c.handOver(resp, cancel, deadline), err
 		}
 		delay := c.backoff(attempt)
 		if resp != nil && !c.bugs.ignoreRetryAfter {
 			if ra, ok := retryAfter(resp.Header, time.Now()); ok {
-				if ra > c.maxRetryAfter {
+				if ra > c.maxRetryAfter && !c.bugs.honourAnyRetryAfter {
 					return c.handOver(resp, cancel, deadline), nil
 				}
 				delay = max(delay, ra)
 			}
 		}
 		if !time.Now().Add(delay).Before(deadline) {
+			if c.bugs.honourAnyRetryAfter && resp != nil {
+				// Waits as asked; only the call's deadline ends the wait.
+				_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+				_ = resp.Body.Close()
+				cancel(nil)
+				_ = sleep(req.Context(), time.Until(deadline))
+				return nil, fmt.Errorf("brokenclients: %s: waiting %s (Retry-After) before retry %d: %w", c.name, delay, attempt, errCallTimeout)
+			}
 			return c.handOver(resp, cancel, deadline), err
 		}
 		if resp != nil && !c.bugs.leakDiscarded {
@@ -187,6 +208,9 @@ func (c *retryingClient) worthRetry(ctx context.Context, resp *http.Response, er
 // baseBackoff, capped at maxBackoff, without jitter so a run replays exactly.
 func (c *retryingClient) backoff(n int) time.Duration {
 	d := c.baseBackoff
+	if c.bugs.constantBackoff {
+		return d
+	}
 	for i := 1; i < n && d < c.maxBackoff; i++ {
 		d *= 2
 	}

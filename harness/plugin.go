@@ -71,6 +71,18 @@ type Contract struct {
 	// retries' median gap is held to at least a quarter of it. 0: not
 	// declared (the gap must only show the client waits at all).
 	BackoffBase time.Duration `json:"backoff_base,omitempty"`
+	// BackoffMultiplier is how much each delay grows over the one before
+	// (before the cap and jitter); 0 means 2 when BackoffBase is declared.
+	// retry.backoff_grows holds the retries' second gaps to it.
+	BackoffMultiplier float64 `json:"backoff_multiplier,omitempty"`
+	// BackoffCap is the longest delay between two attempts, before jitter
+	// (0: not declared). It slows the growth retry.backoff_grows expects.
+	BackoffCap time.Duration `json:"backoff_cap,omitempty"`
+	// BackoffJitter is the share of each delay drawn at random: 1 is full
+	// jitter (uniform in [0, delay]), 0.5 equal jitter (uniform in
+	// [delay/2, delay]), 0 none (not declared). retry.jitter holds the
+	// spread of the first retries' gaps across calls to it, from 0.25 on.
+	BackoffJitter float64 `json:"backoff_jitter,omitempty"`
 	// BreakerOpenDelay is how long the breaker stays open before it probes;
 	// zero when the client has no breaker.
 	BreakerOpenDelay time.Duration `json:"breaker_open_delay"`

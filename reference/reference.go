@@ -87,6 +87,8 @@ func ContractOf(c pooledclient.Config) harness.Contract {
 		RequestTimeout: c.RequestTimeout,
 		MaxAttempts:    max(1, c.Retry.MaxAttempts),
 		BackoffBase:    c.Retry.BaseBackoff,
+		BackoffCap:     c.Retry.MaxBackoff,
+		BackoffJitter:  c.Retry.Jitter,
 		RecoveryTime:   c.RequestTimeout + recoveryMargin,
 	}
 	if !c.Breaker.Disabled {

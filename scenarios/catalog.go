@@ -353,7 +353,8 @@ func flaky5xx(quick bool) harness.Scenario {
 			{At: ms(300), Label: "inventory answers 503 to 20% of reads", Action: harness.SetHTTPFaults(fakeservers.Inventory,
 				fakeservers.Fault{Name: "flaky", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.2, Status: 503})},
 		},
-		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}),
+		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory},
+			check.BackoffGrows{Service: fakeservers.Inventory}, check.Jitter{Service: fakeservers.Inventory}, check.GivesUpPromptly{}),
 	}
 }
 
@@ -361,18 +362,21 @@ func retryAfter429(quick bool) harness.Scenario {
 	return harness.Scenario{
 		Name: RetryAfter429,
 		Proves: "when the services answer 429 with Retry-After: 1, the client never retries sooner than asked " +
-			"(it waits, or gives the 429 back when its deadline is nearer), and keyed charges stay single",
+			"(it waits, or gives the 429 back when its deadline is nearer), keyed charges stay single, " +
+			"and a 503 asking for 30s, beyond any call's deadline, is handed back at once instead of slept on",
 		Family: harness.FamilyRetry,
 		Seed:   seed,
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(2500)), Workers: 8,
 			Mix: harness.Mix{Inventory: 3, Payment: 1}, KeyedCharges: true},
 		Steps: []harness.Step{
-			{At: ms(200), Label: "inventory throttles 30% of reads (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Inventory,
-				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.3, Status: 429, RetryAfter: "1"})},
+			{At: ms(200), Label: "inventory throttles 30% of reads (Retry-After: 1), answers 503 to 20% of the rest (Retry-After: 30)", Action: harness.SetHTTPFaults(fakeservers.Inventory,
+				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.3, Status: 429, RetryAfter: "1"},
+				// A share of the rest asks for longer than any call may last.
+				fakeservers.Fault{Name: "unavailable-30s", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.2, Status: 503, RetryAfter: "30"})},
 			{At: ms(200), Label: "payment throttles 30% of charges (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Payment,
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: chargesRoute, Method: "POST", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 		},
-		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}),
+		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}, check.GivesUpPromptly{}),
 	}
 }
 

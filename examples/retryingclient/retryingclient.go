@@ -45,6 +45,8 @@ var Contract = harness.Contract{
 	RequestTimeout: callTimeout,
 	MaxAttempts:    maxAttempts,
 	BackoffBase:    baseBackoff,
+	BackoffCap:     maxBackoff,
+	BackoffJitter:  1, // full jitter: uniform in [0, ceiling)
 	RecoveryTime:   callTimeout + time.Second,
 }
 

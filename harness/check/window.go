@@ -16,25 +16,28 @@ import (
 // Check ids. The catalog, the broken-client gallery and reports refer to
 // checks by these strings; they are part of the saved verdict format.
 const (
-	IDLeakGoroutines      = "leak.goroutines"
-	IDLeakFDs             = "leak.fds"
-	IDLeakServerConns     = "leak.server_connections"
-	IDNoHang              = "timeout.no_hang"
-	IDPoolBound           = "pool.bound"
-	IDPoolChurn           = "pool.churn"
-	IDPoolExhaustion      = "pool.exhaustion_fail_fast"
-	IDTimeoutRequestBound = "timeout.request_bound"
-	IDRetryAttempts       = "retry.attempts_bounded"
-	IDRetryBackoff        = "retry.backoff"
-	IDRetryAfter          = "retry.retry_after"
-	IDLedgerNoDuplicate   = "ledger.no_duplicate_charge"
-	IDBreakerOpens        = "breaker.opens"
-	IDBreakerHalfOpen     = "breaker.half_open_probes"
-	IDBreakerRecovers     = "breaker.recovers"
-	IDIsolation           = "isolation"
-	IDRecoveryThroughput  = "recovery.throughput"
-	IDRecoveryLatency     = "recovery.latency"
-	IDIntegrityDigest     = "integrity.digest"
+	IDLeakGoroutines       = "leak.goroutines"
+	IDLeakFDs              = "leak.fds"
+	IDLeakServerConns      = "leak.server_connections"
+	IDNoHang               = "timeout.no_hang"
+	IDPoolBound            = "pool.bound"
+	IDPoolChurn            = "pool.churn"
+	IDPoolExhaustion       = "pool.exhaustion_fail_fast"
+	IDTimeoutRequestBound  = "timeout.request_bound"
+	IDRetryAttempts        = "retry.attempts_bounded"
+	IDRetryBackoff         = "retry.backoff"
+	IDRetryAfter           = "retry.retry_after"
+	IDLedgerNoDuplicate    = "ledger.no_duplicate_charge"
+	IDBreakerOpens         = "breaker.opens"
+	IDBreakerHalfOpen      = "breaker.half_open_probes"
+	IDBreakerRecovers      = "breaker.recovers"
+	IDIsolation            = "isolation"
+	IDRecoveryThroughput   = "recovery.throughput"
+	IDRecoveryLatency      = "recovery.latency"
+	IDIntegrityDigest      = "integrity.digest"
+	IDRetryBackoffGrows    = "retry.backoff_grows"
+	IDRetryJitter          = "retry.jitter"
+	IDRetryGivesUpPromptly = "retry.gives_up_promptly"
 )
 
 // Doc describes one check for reports and the CLI's help.
@@ -64,6 +67,9 @@ var checkDocs = []Doc{
 	{IDRecoveryThroughput, "a closed fault window, a baseline before it", "throughput after the fault returns to >= 70% of the baseline"},
 	{IDRecoveryLatency, "a closed fault window, a baseline before it", "p50 latency after the fault returns to <= 2 x baseline + 20ms"},
 	{IDIntegrityDigest, "bodies with a digest", "no 2xx body handed back corrupted or truncated"},
+	{IDRetryBackoffGrows, "server truth, a declared BackoffBase and MaxAttempts >= 3, calls retried twice", "the median wait before the second retry over the one before the first reaches a third of the way to the declared growth (Contract.BackoffMultiplier, default 2, capped by BackoffCap)"},
+	{IDRetryJitter, "server truth, a declared BackoffJitter >= 0.25, first retries", "the first retries' waits are spread across calls: (Q3-Q1)/(Q3+Q1) >= a third of what Contract.BackoffJitter gives"},
+	{IDRetryGivesUpPromptly, "server truth, calls ending on a 429 or 5xx answer", "a call whose last attempt was answered with a 429 or 5xx returns within a quarter of the next declared backoff (10-100ms, median per status) of that answer: no sleep after the last attempt, none for a Retry-After the client will not honour"},
 }
 
 // Docs lists every check the harness has, in report order.

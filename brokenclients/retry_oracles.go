@@ -1,0 +1,69 @@
+package brokenclients
+
+import (
+	"github.com/poolproof/poolproof/harness"
+	"github.com/poolproof/poolproof/harness/check"
+	"github.com/poolproof/poolproof/pooledclient"
+)
+
+// retryLoopProfile is what the gallery's own retry loop (retryingClient)
+// declares: Contract, but for the jitter it does not draw.
+func retryLoopProfile() harness.Profile {
+	ct := Contract
+	ct.BackoffJitter = 0
+	return harness.Profile{Default: ct}
+}
+
+// retryOracleEntries are the retry bugs real Go HTTP client libraries
+// shipped and the standard catalog once certified alike with their fixes.
+func retryOracleEntries() []Entry {
+	return []Entry{
+		{
+			Name: "constant-backoff",
+			Bug: "is configured for exponential backoff but waits the same short delay before every retry: " +
+				"a struggling server gets no more room on the third attempt than on the second",
+			CaughtBy: []string{check.IDRetryBackoffGrows},
+			Factory:  newConstantBackoff,
+			Profile:  retryLoopProfile(),
+		},
+		{
+			Name: "no-jitter",
+			Bug: "declares a jittered backoff but waits exactly the computed delay: callers that failed together " +
+				"retry together, in synchronized waves against a recovering server",
+			CaughtBy: []string{check.IDRetryJitter},
+			Factory:  newNoJitter,
+		},
+		{
+			Name: "sleeps-after-last-attempt",
+			Bug: "sleeps its backoff after the last attempt too, before it hands the last answer back: " +
+				"every call that exhausted its attempts reaches the caller one backoff late, for nothing",
+			CaughtBy: []string{check.IDRetryGivesUpPromptly},
+			Factory:  newSleepsAfterLastAttempt,
+			Profile:  retryLoopProfile(),
+		},
+		{
+			Name: "honours-any-retry-after",
+			Bug: "waits whatever Retry-After a server asks for, with no cap: a 503 asking for 30s holds the call until its deadline " +
+				"and ends it in a timeout, where the caller could have had the 503 at once",
+			CaughtBy: []string{check.IDRetryGivesUpPromptly},
+			Factory:  newHonoursAnyRetryAfter,
+			Profile:  retryLoopProfile(),
+		},
+	}
+}
+
+func newConstantBackoff(svc harness.Service) (harness.Client, error) {
+	return newRetrying(svc, retryBugs{constantBackoff: true})
+}
+
+func newNoJitter(svc harness.Service) (harness.Client, error) {
+	return configured(svc, func(c *pooledclient.Config) { c.Retry.Jitter = 0 })
+}
+
+func newSleepsAfterLastAttempt(svc harness.Service) (harness.Client, error) {
+	return newRetrying(svc, retryBugs{sleepAfterLast: true})
+}
+
+func newHonoursAnyRetryAfter(svc harness.Service) (harness.Client, error) {
+	return newRetrying(svc, retryBugs{honourAnyRetryAfter: true})
+}

@@ -1,0 +1,172 @@
+package check
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/poolproof/poolproof/harness"
+)
+
+// spaced records a call of svc at start whose attempts the server answered
+// with statuses, each in 1ms, the caller waiting waits[i] after attempt i;
+// the call ends returnAfter after the last answer, with its status.
+func spaced(b *hb, svc string, start time.Duration, statuses []int, waits []time.Duration, returnAfter time.Duration) uint32 {
+	total := time.Duration(len(statuses)) * time.Millisecond
+	for _, w := range waits {
+		total += w
+	}
+	last := statuses[len(statuses)-1]
+	seq := b.call(svc, start, total+returnAfter, last, harness.ClassNone)
+	at := start
+	for i, st := range statuses {
+		b.attempt(svc, seq, at, time.Millisecond, st, uint64(1+i%4))
+		at += time.Millisecond
+		if i < len(waits) {
+			at += waits[i]
+		}
+	}
+	return seq
+}
+
+// backoffContract declares 3 attempts and a 20ms backoff doubling up to 200ms,
+// with jitter j.
+func backoffContract(j float64) harness.Contract {
+	ct := fullContract
+	ct.BackoffBase, ct.BackoffCap, ct.BackoffJitter = 20*time.Millisecond, 200*time.Millisecond, j
+	return ct
+}
+
+// retriedCalls records n calls retried twice on 503s and answered 200 on the
+// third attempt, waiting wait(n) (n = 1, 2) before each retry.
+func retriedCalls(b *hb, n int, wait func(n int) time.Duration) {
+	for i := range n {
+		spaced(b, "inventory", time.Second+time.Duration(i)*20*time.Millisecond,
+			[]int{503, 503, 200}, []time.Duration{wait(1), wait(2)}, time.Millisecond)
+	}
+}
+
+func TestBackoffGrowsAndJitter(t *testing.T) {
+	const ms = time.Millisecond
+	rng := rand.New(rand.NewPCG(1, 2))
+	// full jitter: uniform in [0, 20ms x 2^(n-1)], plus 0.5ms of loopback.
+	full := func(n int) time.Duration {
+		return ms/2 + time.Duration(rng.Int64N(int64(backoffCeiling(backoffContract(1), n))))
+	}
+	constant := func(int) time.Duration { return 50 * ms }
+	doubling := func(n int) time.Duration { return 50 * ms << (n - 1) }
+	// noisy adds up to 3ms of scheduling noise to a wait.
+	noisy := func(w func(int) time.Duration) func(int) time.Duration {
+		return func(n int) time.Duration { return w(n) + time.Duration(rng.Int64N(int64(3*ms))) }
+	}
+	history := func(j float64, calls int, wait func(int) time.Duration) func() *harness.History {
+		return func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = backoffContract(j)
+			b.okCalls("inventory", 0, time.Second, 10*ms, 2*ms, true, 1)
+			retriedCalls(b, calls, wait)
+			return b.done()
+		}
+	}
+	runCheckCases(t, []checkCase{
+		{"grows: full jitter doubling", BackoffGrows{}, history(1, 60, full), harness.StatusPass, []string{"inventory: over 60 calls retried twice", "(declared x2.00)"}},
+		{"grows: doubling without jitter, noisy", BackoffGrows{}, history(0, 30, noisy(doubling)), harness.StatusPass, nil},
+		{"grows: constant backoff", BackoffGrows{}, history(0, 30, noisy(constant)), harness.StatusFail, []string{"does not grow between retries"}},
+		{"grows: constant backoff with full jitter", BackoffGrows{}, history(1, 200, func(int) time.Duration {
+			return ms/2 + time.Duration(rng.Int64N(int64(20*ms)))
+		}), harness.StatusFail, []string{"does not grow"}},
+		{"grows: too few calls retried twice", BackoffGrows{}, history(0, 3, doubling), harness.StatusNotApplicable, []string{"3 calls retried twice on their own backoff, 8 needed"}},
+		{"grows: a cap below the growth leaves nothing to judge", BackoffGrows{}, func() *harness.History {
+			h := history(0, 30, constant)()
+			ct := backoffContract(0)
+			ct.BackoffCap = 22 * ms
+			h.Profile.Default = ct
+			return h
+		}, harness.StatusNotApplicable, []string{"barely grows"}},
+		{"grows: undeclared", BackoffGrows{}, func() *harness.History {
+			h := history(0, 30, constant)()
+			h.Profile.Default = fullContract
+			return h
+		}, harness.StatusNotApplicable, []string{"declare max_attempts >= 3 and backoff_base"}},
+		{"grows: waits after a 429 follow its Retry-After, not the backoff", BackoffGrows{}, func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = backoffContract(0)
+			for i := range 30 {
+				spaced(b, "inventory", time.Second+time.Duration(i)*20*ms, []int{429, 429, 200}, []time.Duration{time.Second, time.Second}, ms)
+			}
+			return b.done()
+		}, harness.StatusNotApplicable, []string{"0 calls retried twice"}},
+
+		{"jitter: full jitter", Jitter{}, history(1, 60, full), harness.StatusPass, []string{"60 first retries"}},
+		{"jitter: equal jitter", Jitter{}, history(0.5, 60, func(n int) time.Duration {
+			d := int64(backoffCeiling(backoffContract(0.5), n))
+			return time.Duration(d/2 + rng.Int64N(d/2))
+		}), harness.StatusPass, nil},
+		{"jitter: declared, none drawn", Jitter{}, history(0.5, 60, noisy(doubling)), harness.StatusFail, []string{"every caller waits the same delay"}},
+		{"jitter: not declared", Jitter{}, history(0, 60, doubling), harness.StatusNotApplicable, []string{"declare max_attempts >= 2, backoff_base and backoff_jitter"}},
+		{"jitter: too few retries", Jitter{}, history(1, 5, full), harness.StatusNotApplicable, []string{"5 first retries on the client's own backoff, 20 needed"}},
+	})
+}
+
+func TestGivesUpPromptly(t *testing.T) {
+	const ms = time.Millisecond
+	// exhausted records n calls whose three attempts were all answered 503,
+	// each returned `after` the last answer; ok calls in between.
+	exhausted := func(n int, after time.Duration) func() *harness.History {
+		return func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = backoffContract(1)
+			b.okCalls("inventory", 0, time.Second, 10*ms, 2*ms, true, 1)
+			for i := range n {
+				spaced(b, "inventory", time.Second+time.Duration(i)*30*ms, []int{503, 503, 503}, []time.Duration{10 * ms, 20 * ms}, after)
+			}
+			return b.done()
+		}
+	}
+	runCheckCases(t, []checkCase{
+		{"hands the last answer back at once", GivesUpPromptly{}, exhausted(20, ms/2), harness.StatusPass, []string{"inventory: the median call ending on a 503 returned 500µs after", "(20 calls"}},
+		{"a few stalls of a loaded machine decide nothing", GivesUpPromptly{}, func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = backoffContract(1)
+			for i := range 20 {
+				after := ms
+				if i%4 == 0 {
+					after = 300 * ms
+				}
+				spaced(b, "inventory", time.Second+time.Duration(i)*30*ms, []int{503, 503, 503}, []time.Duration{10 * ms, 20 * ms}, after)
+			}
+			return b.done()
+		}, harness.StatusPass, []string{"slowest 300ms"}},
+		{"sleeps a backoff after the last attempt", GivesUpPromptly{}, exhausted(20, 60*ms), harness.StatusFail, []string{"returned 60ms after the server sent its last answer", "hand the answer back at once"}},
+		{"sleeps until its deadline for a Retry-After it will not honour", GivesUpPromptly{}, func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = backoffContract(1)
+			for i := range 10 {
+				spaced(b, "inventory", time.Second+time.Duration(i)*30*ms, []int{200}, nil, ms) // healthy calls are not judged
+				seq := b.call("inventory", 2*time.Second+time.Duration(i)*30*ms, 2*time.Second, 0, harness.ClassTimeout)
+				b.attempt("inventory", seq, 2*time.Second+time.Duration(i)*30*ms, ms, 503, 1)
+			}
+			return b.done()
+		}, harness.StatusFail, []string{"ending on a 503 returned 1.999s after", "(10 calls"}},
+		{"a breaker refusing the next attempt is left out", GivesUpPromptly{}, func() *harness.History {
+			b := newHB()
+			for i := range 10 {
+				seq := b.call("inventory", time.Second+time.Duration(i)*30*ms, 60*ms, 0, harness.ClassCircuitOpen)
+				b.attempt("inventory", seq, time.Second+time.Duration(i)*30*ms, ms, 503, 1)
+			}
+			return b.done()
+		}, harness.StatusNotApplicable, []string{"fewer than 3 calls"}},
+		{"the bound follows the declared backoff", GivesUpPromptly{}, func() *harness.History {
+			h := exhausted(20, 60*ms)()
+			ct := backoffContract(1)
+			ct.BackoffBase, ct.BackoffCap = time.Second, 0
+			h.Profile.Default = ct
+			return h
+		}, harness.StatusPass, []string{"returned 60ms"}},
+		{"no server truth", GivesUpPromptly{}, func() *harness.History {
+			b := newHB()
+			b.okCalls("inventory", 0, time.Second, 10*ms, 2*ms, false, 1)
+			return b.done()
+		}, harness.StatusNotApplicable, []string{"no server-side truth"}},
+	})
+}
