@@ -197,6 +197,7 @@ const (
 	refBaseBackoff    = 50 * time.Millisecond
 	refMaxBackoff     = 500 * time.Millisecond
 	refJitter         = 0.5 // equal jitter
+	refRetryBudget    = 0.2 // a retry per five calls, sustained
 	refMaxRetryAfter  = 2 * time.Second
 	refTripAfter      = 5 // consecutive failures
 	refOpenDelay      = time.Second
@@ -216,6 +217,8 @@ var Contract = harness.Contract{
 	BackoffBase:      refBaseBackoff,
 	BackoffCap:       refMaxBackoff,
 	BackoffJitter:    refJitter,
+	MaxRetryAfter:    refMaxRetryAfter,
+	RetryBudget:      refRetryBudget,
 	BreakerOpenDelay: refOpenDelay,
 	RecoveryTime:     3 * time.Second,
 	HalfOpenProbes:   3,
@@ -247,7 +250,7 @@ func ReferenceConfig(svc harness.Service) (pooledclient.Config, error) {
 		PoolWait:              refPoolWait,
 		Retry: pooledclient.RetryConfig{
 			MaxAttempts: refMaxAttempts, BaseBackoff: refBaseBackoff, MaxBackoff: refMaxBackoff,
-			Jitter: refJitter, MaxRetryAfter: refMaxRetryAfter, BudgetRatio: 0.2, BudgetMinPerSecond: 10,
+			Jitter: refJitter, MaxRetryAfter: refMaxRetryAfter, BudgetRatio: refRetryBudget, BudgetMinPerSecond: 10,
 		},
 		Breaker: pooledclient.BreakerConfig{
 			ConsecutiveFailures: refTripAfter, FailureRate: 0.5, Window: 10 * time.Second, MinCalls: 20,

@@ -30,6 +30,13 @@ type retryBugs struct {
 	// sleepAfterLast waits its backoff once more after the last attempt,
 	// before it hands the last answer back.
 	sleepAfterLast bool
+	// oneAttemptShort stops after maxAttempts-1 attempts.
+	oneAttemptShort bool
+	// no429Retry hands every 429 back as final.
+	no429Retry bool
+	// closeUndrained closes the body of a response it retries past
+	// without reading it, which costs its connection.
+	closeUndrained bool
 	// honourAnyRetryAfter waits whatever Retry-After a server asks for,
 	// until the call's deadline ends the wait.
 	honourAnyRetryAfter bool
@@ -100,7 +107,11 @@ func (c *retryingClient) Do(req *http.Request) (*http.Response, error) {
 	body := req.Body
 	for attempt := 1; ; attempt++ {
 		resp, cancel, err := c.attempt(req, body, deadline)
-		if !retry || attempt >= c.maxAttempts || !c.worthRetry(req.Context(), resp, err) {
+		last := c.maxAttempts
+		if c.bugs.oneAttemptShort {
+			last--
+		}
+		if !retry || attempt >= last || !c.worthRetry(req.Context(), resp, err) {
 			if c.bugs.sleepAfterLast && retry && c.worthRetry(req.Context(), resp, err) {
 				// The loop's sleep sits at the end of every iteration, the last one's too.
 				_ = sleep(req.Context(), min(c.backoff(attempt), time.Until(deadline)))
@@ -128,7 +139,9 @@ func (c *retryingClient) Do(req *http.Request) (*http.Response, error) {
 			return c.handOver(resp, cancel, deadline), err
 		}
 		if resp != nil && !c.bugs.leakDiscarded {
-			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			if !c.bugs.closeUndrained {
+				_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			}
 			_ = resp.Body.Close()
 			cancel(nil)
 		} else if resp != nil {
@@ -192,6 +205,9 @@ func (c *retryingClient) replayable(req *http.Request) bool {
 
 func (c *retryingClient) worthRetry(ctx context.Context, resp *http.Response, err error) bool {
 	if resp != nil {
+		if resp.StatusCode == http.StatusTooManyRequests && c.bugs.no429Retry {
+			return false
+		}
 		switch resp.StatusCode {
 		case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
 			http.StatusServiceUnavailable, http.StatusGatewayTimeout:

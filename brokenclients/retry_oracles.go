@@ -7,10 +7,11 @@ import (
 )
 
 // retryLoopProfile is what the gallery's own retry loop (retryingClient)
-// declares: Contract, but for the jitter it does not draw.
+// declares: Contract, but for the jitter it does not draw and the retry
+// budget it does not keep.
 func retryLoopProfile() harness.Profile {
 	ct := Contract
-	ct.BackoffJitter = 0
+	ct.BackoffJitter, ct.RetryBudget = 0, 0
 	return harness.Profile{Default: ct}
 }
 
@@ -49,6 +50,30 @@ func retryOracleEntries() []Entry {
 			Factory:  newHonoursAnyRetryAfter,
 			Profile:  retryLoopProfile(),
 		},
+		{
+			Name: "gives-up-early",
+			Bug: "declares 3 attempts but its loop stops one short (an off-by-one in the attempt count): " +
+				"a call that a third attempt would have saved fails, and callers size their timeouts for retries that never come",
+			CaughtBy: []string{check.IDRetryAttemptsUsed},
+			Factory:  newGivesUpEarly,
+			Profile:  retryLoopProfile(),
+		},
+		{
+			Name: "never-retries-429",
+			Bug: "treats a 429 as final and hands it back even when its Retry-After is short and attempts and time are left: " +
+				"callers see throttling errors the client promised to absorb",
+			CaughtBy: []string{check.IDRetryAttemptsUsed},
+			Factory:  newNeverRetries429,
+			Profile:  retryLoopProfile(),
+		},
+		{
+			Name: "closes-without-drain",
+			Bug: "closes the body of every 5xx it retries without reading it: the transport cannot reuse a connection with an unread body, " +
+				"so every retry dials a new connection, a TCP and TLS handshake more for a server already failing",
+			CaughtBy: []string{check.IDPoolChurn},
+			Factory:  newClosesWithoutDrain,
+			Profile:  retryLoopProfile(),
+		},
 	}
 }
 
@@ -60,10 +85,22 @@ func newNoJitter(svc harness.Service) (harness.Client, error) {
 	return configured(svc, func(c *pooledclient.Config) { c.Retry.Jitter = 0 })
 }
 
+func newClosesWithoutDrain(svc harness.Service) (harness.Client, error) {
+	return newRetrying(svc, retryBugs{closeUndrained: true})
+}
+
 func newSleepsAfterLastAttempt(svc harness.Service) (harness.Client, error) {
 	return newRetrying(svc, retryBugs{sleepAfterLast: true})
 }
 
 func newHonoursAnyRetryAfter(svc harness.Service) (harness.Client, error) {
 	return newRetrying(svc, retryBugs{honourAnyRetryAfter: true})
+}
+
+func newGivesUpEarly(svc harness.Service) (harness.Client, error) {
+	return newRetrying(svc, retryBugs{oneAttemptShort: true})
+}
+
+func newNeverRetries429(svc harness.Service) (harness.Client, error) {
+	return newRetrying(svc, retryBugs{no429Retry: true})
 }

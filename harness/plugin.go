@@ -83,6 +83,17 @@ type Contract struct {
 	// [delay/2, delay]), 0 none (not declared). retry.jitter holds the
 	// spread of the first retries' gaps across calls to it, from 0.25 on.
 	BackoffJitter float64 `json:"backoff_jitter,omitempty"`
+	// MaxRetryAfter is the longest Retry-After the client waits for before
+	// a retry; a longer one is handed back to the caller at once (0: the
+	// request timeout). retry.attempts_used expects a 429 asking for no
+	// longer, with time left before the call's deadline, to be retried.
+	MaxRetryAfter time.Duration `json:"max_retry_after,omitempty"`
+	// RetryBudget is the share of calls the client may retry, sustained
+	// (a retry budget, e.g. 0.2); 0: none, every retryable answer is
+	// retried while attempts and time are left. A client that stops early
+	// once its budget is spent must declare it, or retry.attempts_used
+	// fails it for giving up with attempts left.
+	RetryBudget float64 `json:"retry_budget,omitempty"`
 	// BreakerOpenDelay is how long the breaker stays open before it probes;
 	// zero when the client has no breaker.
 	BreakerOpenDelay time.Duration `json:"breaker_open_delay"`

@@ -89,6 +89,8 @@ func ContractOf(c pooledclient.Config) harness.Contract {
 		BackoffBase:    c.Retry.BaseBackoff,
 		BackoffCap:     c.Retry.MaxBackoff,
 		BackoffJitter:  c.Retry.Jitter,
+		MaxRetryAfter:  c.Retry.MaxRetryAfter,
+		RetryBudget:    c.Retry.BudgetRatio,
 		RecoveryTime:   c.RequestTimeout + recoveryMargin,
 	}
 	if !c.Breaker.Disabled {

@@ -29,7 +29,7 @@ var exercisedBy = map[string][]string{
 	check.IDLeakServerConns:     {scenarios.Flaky5xx},
 	check.IDNoHang:              {scenarios.SlowBody},
 	check.IDPoolBound:           {scenarios.PoolExhaustion},
-	check.IDPoolChurn:           {scenarios.Baseline},
+	check.IDPoolChurn:           {scenarios.Baseline, scenarios.Flaky5xx},
 	check.IDPoolExhaustion:      {scenarios.PoolExhaustion},
 	check.IDTimeoutRequestBound: {scenarios.SlowBody},
 	check.IDRetryAttempts:       {scenarios.Flaky5xx},
@@ -50,6 +50,7 @@ var exercisedBy = map[string][]string{
 	check.IDRetryBackoffGrows:    {scenarios.Flaky5xx},
 	check.IDRetryJitter:          {scenarios.Flaky5xx},
 	check.IDRetryGivesUpPromptly: {scenarios.Flaky5xx, scenarios.RetryAfter429},
+	check.IDRetryAttemptsUsed:    {scenarios.Flaky5xx, scenarios.RetryAfter429},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {

@@ -334,7 +334,8 @@ func serverErrorStorm(quick bool) harness.Scenario {
 			{From: ms(1000), Until: ms(2300), Need: harness.NeedBreakerOpenDelay, Factor: 1, Plus: ms(300)},
 			recoveryTail(ms(2300), ms(6600)),
 		},
-		Checks: checks(check.BreakerOpens{Service: fakeservers.Inventory}, check.BreakerHalfOpen{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.RetryAttempts{}, check.RecoveryThroughput{Service: fakeservers.Inventory}),
+		Checks: checks(check.BreakerOpens{Service: fakeservers.Inventory}, check.BreakerHalfOpen{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.RetryAttempts{}, check.RecoveryThroughput{Service: fakeservers.Inventory},
+			check.PoolChurn{}),
 	}
 }
 
@@ -354,7 +355,8 @@ func flaky5xx(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "flaky", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.2, Status: 503})},
 		},
 		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory},
-			check.BackoffGrows{Service: fakeservers.Inventory}, check.Jitter{Service: fakeservers.Inventory}, check.GivesUpPromptly{}),
+			check.BackoffGrows{Service: fakeservers.Inventory}, check.Jitter{Service: fakeservers.Inventory}, check.GivesUpPromptly{}, check.PoolChurn{},
+			check.AttemptsUsed{Service: fakeservers.Inventory}),
 	}
 }
 
@@ -376,7 +378,8 @@ func retryAfter429(quick bool) harness.Scenario {
 			{At: ms(200), Label: "payment throttles 30% of charges (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Payment,
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: chargesRoute, Method: "POST", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 		},
-		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}, check.GivesUpPromptly{}),
+		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}, check.GivesUpPromptly{},
+			check.AttemptsUsed{Status: 429, RetryAfter: time.Second}),
 	}
 }
 

@@ -47,6 +47,7 @@ var Contract = harness.Contract{
 	BackoffBase:    baseBackoff,
 	BackoffCap:     maxBackoff,
 	BackoffJitter:  1, // full jitter: uniform in [0, ceiling)
+	MaxRetryAfter:  maxRetryAfter,
 	RecoveryTime:   callTimeout + time.Second,
 }
 

@@ -38,6 +38,7 @@ const (
 	IDRetryBackoffGrows    = "retry.backoff_grows"
 	IDRetryJitter          = "retry.jitter"
 	IDRetryGivesUpPromptly = "retry.gives_up_promptly"
+	IDRetryAttemptsUsed    = "retry.attempts_used"
 )
 
 // Doc describes one check for reports and the CLI's help.
@@ -53,7 +54,7 @@ var checkDocs = []Doc{
 	{IDLeakServerConns, "server truth", "the servers see every connection closed after teardown"},
 	{IDNoHang, "calls", "no call outlives the watchdog"},
 	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns, and calls in flight <= Contract.MaxInFlight where declared (HTTP/2 shares connections)"},
-	{IDPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults) stay near zero"},
+	{IDPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults that cost connections: 5xx, 429 and delays answer whole and count as steady state) stay near zero"},
 	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + the call's pool wait (Contract.PoolWait, else MaxAttempts x AttemptPoolWait) + margin: fail fast instead of queueing"},
 	{IDTimeoutRequestBound, "calls", "every call ends within its timeout (Contract.RequestTimeout, else MaxAttempts x AttemptTimeout) + margin"},
 	{IDRetryAttempts, "server truth", "server-side attempts per X-Request-ID <= Contract.MaxAttempts"},
@@ -70,6 +71,7 @@ var checkDocs = []Doc{
 	{IDRetryBackoffGrows, "server truth, a declared BackoffBase and MaxAttempts >= 3, calls retried twice", "the median wait before the second retry over the one before the first reaches a third of the way to the declared growth (Contract.BackoffMultiplier, default 2, capped by BackoffCap)"},
 	{IDRetryJitter, "server truth, a declared BackoffJitter >= 0.25, first retries", "the first retries' waits are spread across calls: (Q3-Q1)/(Q3+Q1) >= a third of what Contract.BackoffJitter gives"},
 	{IDRetryGivesUpPromptly, "server truth, calls ending on a 429 or 5xx answer", "a call whose last attempt was answered with a 429 or 5xx returns within a quarter of the next declared backoff (10-100ms, median per status) of that answer: no sleep after the last attempt, none for a Retry-After the client will not honour"},
+	{IDRetryAttemptsUsed, "server truth, a declared MaxAttempts >= 2, calls handed back on a 5xx (or the scenario's status)", "at most 10% of the calls handed back on a retryable answer had attempts, an honoured Retry-After (Contract.MaxRetryAfter) and time left for another, unless a declared Contract.RetryBudget was spent"},
 }
 
 // Docs lists every check the harness has, in report order.
