@@ -23,9 +23,13 @@ import (
 // the client honours (Contract.MaxRetryAfter, default the request timeout)
 // and fitted before the call's deadline with a margin. Calls the client
 // ended refusing another attempt itself (breaker open, pool full) are left
-// out. At most MaxShare of the judged calls may have been retriable, unless
-// the client declares a retry budget (Contract.RetryBudget) and spent at
-// least half of it: retries >= budget/2 x calls.
+// out. At most MaxShare of the judged calls may have been retriable. A
+// client that declares a retry budget (Contract.RetryBudget) may stop
+// early when its budget says so, in a burst of failures most of the time;
+// it is then held to retrying at least minBudgetGrant of the retriable
+// answers after each attempt number that had 20 of them: a budget
+// denies some, an attempt count off by one or a status never retried
+// denies them all.
 type AttemptsUsed struct {
 	// Service restricts the check to one service ("" = every service).
 	Service string `json:"service,omitempty"`
@@ -40,6 +44,15 @@ type AttemptsUsed struct {
 	// MinCalls is the fewest judged calls per service (default 5).
 	MinCalls int `json:"min_calls,omitempty"`
 }
+
+// minBudgetGrant is the least share of retriable answers a budgeted client
+// must retry after each attempt number that had budgetOpportunities of
+// them: a 10% budget in a burst of 30% failures grants about a third, and
+// fewer while the burst lasts; a budget that is not the reason grants none.
+const (
+	minBudgetGrant      = 0.1
+	budgetOpportunities = 20
+)
 
 func (AttemptsUsed) ID() string { return IDRetryAttemptsUsed }
 
@@ -72,12 +85,13 @@ func (c AttemptsUsed) Judge(h *harness.History) harness.Verdict {
 		what = fmt.Sprintf("a %d", c.Status)
 	}
 	type result struct {
-		svc                  string
-		judged, early        int
-		retries, calls       int
-		budget, share        float64
-		firstEarly           string
-		attempts, maxAttempt int
+		svc           string
+		judged, early int
+		share         float64
+		firstEarly    string
+		attempts      int
+		fail          bool
+		reason        string
 	}
 	var (
 		worst    *result
@@ -102,30 +116,46 @@ func (c AttemptsUsed) Judge(h *harness.History) harness.Verdict {
 			continue
 		}
 		margin := 50*time.Millisecond + ct.RequestTimeout/10
+		// retriable: after answer a, the caller's attempt n, another was
+		// allowed and fitted before the call's deadline.
+		retriable := func(call harness.CallRecord, a serverAttempt, n int) bool {
+			if n >= ct.MaxAttempts || !c.matches(a.Status) || a.Finished < 0 {
+				return false
+			}
+			return ct.RequestTimeout <= 0 || a.Finished-time.Duration(call.Start)+waitBefore(ct, n, c.RetryAfter)+margin < ct.RequestTimeout
+		}
 		groups := bySeq(as)
-		r := result{svc: svc, budget: ct.RetryBudget, maxAttempt: ct.MaxAttempts}
+		r := result{svc: svc}
+		// Per attempt number n: answers after which another attempt was
+		// retriable, and of those the ones the client did retry.
+		opps, taken := make([]int, ct.MaxAttempts), make([]int, ct.MaxAttempts)
 		for _, call := range serviceCalls(h, svc, 0, math.MaxInt64) {
 			g := groups[call.Seq]
-			if len(g) == 0 {
+			if len(g) == 0 || call.Class == harness.ClassCanceled {
 				continue
 			}
-			r.calls++
-			caller := len(retryGaps(g)) + 1 // attempts the caller made
-			r.retries += caller - 1
-			last := g[len(g)-1]
-			if !c.matches(last.Status) || last.Finished < 0 || call.Class == harness.ClassCircuitOpen || call.Class == harness.ClassPoolExhausted || call.Class == harness.ClassCanceled {
+			mine := callerAttempts(g)
+			refused := call.Class == harness.ClassCircuitOpen || call.Class == harness.ClassPoolExhausted
+			for i, a := range mine {
+				last := i == len(mine)-1
+				if last && refused || !retriable(call, a, i+1) {
+					continue
+				}
+				opps[i+1]++
+				if !last {
+					taken[i+1]++
+				}
+			}
+			lastA := mine[len(mine)-1]
+			if !c.matches(lastA.Status) || lastA.Finished < 0 || refused {
 				continue
 			}
 			r.judged++
-			if caller >= ct.MaxAttempts {
-				continue
-			}
-			if ct.RequestTimeout > 0 && last.Finished-time.Duration(call.Start)+waitBefore(ct, caller, c.RetryAfter)+margin >= ct.RequestTimeout {
-				continue // its deadline was too near for another attempt
-			}
-			r.early++
-			if r.firstEarly == "" {
-				r.firstEarly, r.attempts = last.RequestID, caller
+			if retriable(call, lastA, len(mine)) {
+				r.early++
+				if r.firstEarly == "" {
+					r.firstEarly, r.attempts = lastA.RequestID, len(mine)
+				}
 			}
 		}
 		if r.judged < minCalls {
@@ -133,7 +163,31 @@ func (c AttemptsUsed) Judge(h *harness.History) harness.Verdict {
 			continue
 		}
 		r.share = round2(float64(r.early) / float64(r.judged))
-		if worst == nil || r.share > worst.share {
+		r.reason = fmt.Sprintf("%s: %d of %d calls handed back on %s had attempts (max %d) and time left for another", svc, r.early, r.judged, what, ct.MaxAttempts)
+		switch {
+		case r.share <= maxShare:
+		case ct.RetryBudget > 0:
+			// A budget may deny any retry, in bursts most of them; a working
+			// one still grants a share of the retries at every attempt.
+			worstN, worstRate := 0, 1.0
+			for n := 1; n < ct.MaxAttempts; n++ {
+				if opps[n] >= budgetOpportunities {
+					if rate := float64(taken[n]) / float64(opps[n]); rate < worstRate {
+						worstN, worstRate = n, rate
+					}
+				}
+			}
+			if worstN == 0 || worstRate >= minBudgetGrant {
+				r.reason += fmt.Sprintf(", within its declared retry budget (%.2f of calls): at every attempt with %d or more retriable answers it retried at least %.0f%% of them", ct.RetryBudget, budgetOpportunities, 100*minBudgetGrant)
+				break
+			}
+			r.fail = true
+			r.reason += fmt.Sprintf("; after attempt %d it retried only %d of %d retriable answers, fewer than a retry budget of %.2f explains (%.0f%%)", worstN, taken[worstN], opps[worstN], ct.RetryBudget, 100*minBudgetGrant)
+		default:
+			r.fail = true
+			r.reason += fmt.Sprintf(", e.g. request id %s after %d attempt(s); no retry budget declared (Contract.RetryBudget)", r.firstEarly, r.attempts)
+		}
+		if worst == nil || (r.fail && !worst.fail) || (r.fail == worst.fail && r.share > worst.share) {
 			worst = &r
 		}
 	}
@@ -145,18 +199,23 @@ func (c AttemptsUsed) Judge(h *harness.History) harness.Verdict {
 	case worst == nil:
 		return v.NotApplicable(fmt.Sprintf("no call shows whether the client uses its attempts: %v", short))
 	}
-	reason := fmt.Sprintf("%s: %d of %d calls handed back on %s had attempts (max %d) and time left for another", worst.svc, worst.early, worst.judged, what, worst.maxAttempt)
-	if worst.share <= maxShare {
-		return v.Pass(worst.share, maxShare, reason)
+	if worst.fail {
+		return v.Fail(worst.share, maxShare, worst.reason+": retry a retryable answer while attempts and time are left (declare what stops the client earlier)")
 	}
-	spent := float64(worst.retries) / float64(max(worst.calls, 1))
-	if worst.budget > 0 && spent >= worst.budget/2 {
-		return v.Pass(worst.share, maxShare, fmt.Sprintf("%s; its declared retry budget (%.2f of calls) was spent: %d retries for %d calls", reason, worst.budget, worst.retries, worst.calls))
+	return v.Pass(worst.share, maxShare, worst.reason)
+}
+
+// callerAttempts are the attempts of one call (g, in arrival order) the
+// caller made: an attempt the transport replayed is stood for by its
+// replay, whose answer is the one the caller got.
+func callerAttempts(g []serverAttempt) []serverAttempt {
+	replay := transportReplays(g)
+	out := make([]serverAttempt, 0, len(g))
+	for i, a := range g {
+		if i+1 < len(g) && replay[i+1] {
+			continue
+		}
+		out = append(out, a)
 	}
-	budget := "no retry budget declared (Contract.RetryBudget)"
-	if worst.budget > 0 {
-		budget = fmt.Sprintf("its retry budget (%.2f of calls) unspent: %d retries for %d calls", worst.budget, worst.retries, worst.calls)
-	}
-	return v.Fail(worst.share, maxShare, fmt.Sprintf("%s, e.g. request id %s after %d attempt(s); %s: retry a retryable answer while attempts and time are left (declare what stops the client earlier)",
-		reason, worst.firstEarly, worst.attempts, budget))
+	return out
 }

@@ -36,14 +36,29 @@ func TestAttemptsUsed(t *testing.T) {
 	runCheckCases(t, []checkCase{
 		{"attempts exhausted", AttemptsUsed{}, func() *harness.History { return handedBack(ct, 10, 3, 503).done() }, harness.StatusPass, []string{"inventory: 0 of 10 calls handed back on a 5xx had attempts (max 3)"}},
 		{"one attempt short", AttemptsUsed{}, func() *harness.History { return handedBack(ct, 10, 2, 503).done() }, harness.StatusFail, []string{"10 of 10 calls", "after 2 attempt(s)", "no retry budget declared"}},
-		{"a declared budget, spent", AttemptsUsed{}, func() *harness.History {
-			b := handedBack(budgeted, 10, 1, 503)
-			for i := range 30 { // 30 retried calls for 140 calls: over half of a 20% budget
+		{"a declared budget denying most retries in a burst", AttemptsUsed{}, func() *harness.History {
+			b := handedBack(budgeted, 25, 1, 503)
+			for i := range 5 { // 5+2 of 32 first 503s retried, and 3 of 5 second ones
+				statuses, waits := []int{503, 200}, []time.Duration{10 * ms}
+				if i < 3 {
+					statuses, waits = []int{503, 503, 200}, []time.Duration{10 * ms, 20 * ms}
+				}
+				spaced(b, "inventory", 2*time.Second+time.Duration(i)*30*ms, statuses, waits, ms)
+			}
+			for i := range 2 {
+				spaced(b, "inventory", 3*time.Second+time.Duration(i)*30*ms, []int{503, 503}, []time.Duration{10 * ms}, ms)
+			}
+			return b.done()
+		}, harness.StatusPass, []string{"within its declared retry budget (0.20 of calls): at every attempt with 20 or more retriable answers it retried at least 10% of them"}},
+		{"a declared budget never granting a retry", AttemptsUsed{}, func() *harness.History { return handedBack(budgeted, 20, 1, 503).done() }, harness.StatusFail,
+			[]string{"after attempt 1 it retried only 0 of 20 retriable answers, fewer than a retry budget of 0.20 explains"}},
+		{"a declared budget never granting a third attempt", AttemptsUsed{}, func() *harness.History {
+			b := handedBack(budgeted, 20, 2, 503)
+			for i := range 10 {
 				spaced(b, "inventory", 2*time.Second+time.Duration(i)*30*ms, []int{503, 200}, []time.Duration{10 * ms}, ms)
 			}
 			return b.done()
-		}, harness.StatusPass, []string{"its declared retry budget (0.20 of calls) was spent: 30 retries for 140 calls"}},
-		{"a declared budget, unspent", AttemptsUsed{}, func() *harness.History { return handedBack(budgeted, 10, 1, 503).done() }, harness.StatusFail, []string{"its retry budget (0.20 of calls) unspent: 0 retries for 110 calls"}},
+		}, harness.StatusFail, []string{"after attempt 2 it retried only 0 of 20 retriable answers"}},
 		{"the deadline too near for another attempt", AttemptsUsed{}, func() *harness.History {
 			b := newHB()
 			b.h.Profile.Default = ct

@@ -71,7 +71,7 @@ var checkDocs = []Doc{
 	{IDRetryBackoffGrows, "server truth, a declared BackoffBase and MaxAttempts >= 3, calls retried twice", "the median wait before the second retry over the one before the first reaches a third of the way to the declared growth (Contract.BackoffMultiplier, default 2, capped by BackoffCap)"},
 	{IDRetryJitter, "server truth, a declared BackoffJitter >= 0.25, first retries", "the first retries' waits are spread across calls: (Q3-Q1)/(Q3+Q1) >= a third of what Contract.BackoffJitter gives"},
 	{IDRetryGivesUpPromptly, "server truth, calls ending on a 429 or 5xx answer", "a call whose last attempt was answered with a 429 or 5xx returns within a quarter of the next declared backoff (10-100ms, median per status) of that answer: no sleep after the last attempt, none for a Retry-After the client will not honour"},
-	{IDRetryAttemptsUsed, "server truth, a declared MaxAttempts >= 2, calls handed back on a 5xx (or the scenario's status)", "at most 10% of the calls handed back on a retryable answer had attempts, an honoured Retry-After (Contract.MaxRetryAfter) and time left for another, unless a declared Contract.RetryBudget was spent"},
+	{IDRetryAttemptsUsed, "server truth, a declared MaxAttempts >= 2, calls handed back on a 5xx (or the scenario's status)", "at most 10% of the calls handed back on a retryable answer had attempts, an honoured Retry-After (Contract.MaxRetryAfter) and time left for another; with a declared Contract.RetryBudget, at least 10% of the retriable answers after each attempt number (with 20 or more) are retried"},
 }
 
 // Docs lists every check the harness has, in report order.
