@@ -67,10 +67,14 @@ func backoffCeiling(ct harness.Contract, n int) time.Duration {
 // attempt than on the second. Over the calls the server saw at least three
 // times, the median wait before the second retry over the median wait
 // before the first must reach a third of the way from 1 (no growth) to the
-// declared growth (Contract.BackoffMultiplier, capped by BackoffCap).
-// Medians over many calls hold for any jitter that scales with the delay
-// (full, equal, none); waits after a 429 (set by its Retry-After) are left
-// out, as are the transport's replays.
+// declared growth (Contract.BackoffMultiplier, capped by BackoffCap), or
+// their difference a third of the declared one (the growth of the delay's
+// median under Contract.BackoffJitter): a loaded machine adds the same
+// scheduling delay to both waits, which pulls a ratio toward 1 but leaves
+// a difference whole. A backoff that does not grow fails both. Medians over
+// many calls hold for any jitter that scales with the delay (full, equal,
+// none); waits after a 429 (set by its Retry-After) are left out, as are the
+// transport's replays.
 type BackoffGrows struct {
 	// Service restricts the check to one service ("" = every service).
 	Service string `json:"service,omitempty"`
@@ -84,11 +88,12 @@ func (c BackoffGrows) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "x")
 	minCalls := cmp.Or(c.MinCalls, 8)
 	type result struct {
-		svc          string
-		ratio, bound float64
-		want         float64
-		first, secnd time.Duration
-		calls        int
+		svc             string
+		ratio, bound    float64
+		want            float64
+		first, secnd    time.Duration
+		diff, diffBound time.Duration
+		calls           int
 	}
 	var (
 		worst    *result
@@ -128,9 +133,11 @@ func (c BackoffGrows) Judge(h *harness.History) harness.Verdict {
 		slices.Sort(first)
 		slices.Sort(second)
 		m1, m2 := percentile(first, 0.5), percentile(second, 0.5)
-		r := result{svc: svc, want: want, bound: round2(1 + (want-1)/3), first: m1, secnd: m2, calls: len(first)}
+		wantDiff := float64(backoffCeiling(ct, 2)-backoffCeiling(ct, 1)) * (1 - min(max(ct.BackoffJitter, 0), 1)/2)
+		r := result{svc: svc, want: want, bound: round2(1 + (want-1)/3), first: m1, secnd: m2, calls: len(first),
+			diff: m2 - m1, diffBound: time.Duration(wantDiff / 3)}
 		r.ratio = round2(float64(m2) / float64(max(m1, time.Microsecond)))
-		if worst == nil || r.ratio-r.bound < worst.ratio-worst.bound {
+		if worst == nil || grows(r.ratio, r.bound, r.diff, r.diffBound) < grows(worst.ratio, worst.bound, worst.diff, worst.diffBound) {
 			worst = &r
 		}
 	}
@@ -142,12 +149,19 @@ func (c BackoffGrows) Judge(h *harness.History) harness.Verdict {
 	case worst == nil:
 		return v.NotApplicable(fmt.Sprintf("nothing shows the backoff's growth: %v", why))
 	}
-	reason := fmt.Sprintf("%s: over %d calls retried twice, the median wait before the second retry is %s, before the first %s: x%.2f (declared x%.2f)",
-		worst.svc, worst.calls, harness.FormatDuration(worst.secnd), harness.FormatDuration(worst.first), worst.ratio, worst.want)
-	if worst.ratio < worst.bound {
+	reason := fmt.Sprintf("%s: over %d calls retried twice, the median wait before the second retry is %s, before the first %s: x%.2f (declared x%.2f), %s longer (a third of the declared growth of the median: %s)",
+		worst.svc, worst.calls, harness.FormatDuration(worst.secnd), harness.FormatDuration(worst.first), worst.ratio, worst.want,
+		harness.FormatDuration(worst.diff), harness.FormatDuration(worst.diffBound))
+	if grows(worst.ratio, worst.bound, worst.diff, worst.diffBound) < 1 {
 		return v.Fail(worst.ratio, worst.bound, reason+": the backoff does not grow between retries; multiply the delay per attempt (up to the cap) as declared")
 	}
 	return v.Pass(worst.ratio, worst.bound, reason)
+}
+
+// grows is how far the measured growth reaches its bounds: the better of
+// ratio/bound and diff/diffBound; below 1 the backoff does not grow.
+func grows(ratio, bound float64, diff, diffBound time.Duration) float64 {
+	return max(ratio/bound, float64(diff)/float64(max(diffBound, time.Microsecond)))
 }
 
 // minJudgedJitter is the least declared jitter retry.jitter judges: below

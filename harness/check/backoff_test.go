@@ -71,6 +71,9 @@ func TestBackoffGrowsAndJitter(t *testing.T) {
 	runCheckCases(t, []checkCase{
 		{"grows: full jitter doubling", BackoffGrows{}, history(1, 60, full), harness.StatusPass, []string{"inventory: over 60 calls retried twice", "(declared x2.00)"}},
 		{"grows: doubling without jitter, noisy", BackoffGrows{}, history(0, 30, noisy(doubling)), harness.StatusPass, nil},
+		{"grows: a loaded machine adding 30ms to every wait pulls the ratio down, not the difference", BackoffGrows{}, history(1, 200, func(n int) time.Duration {
+			return 30*ms + full(n)
+		}), harness.StatusPass, []string{"a third of the declared growth of the median: 3.3ms"}},
 		{"grows: constant backoff", BackoffGrows{}, history(0, 30, noisy(constant)), harness.StatusFail, []string{"does not grow between retries"}},
 		{"grows: constant backoff with full jitter", BackoffGrows{}, history(1, 200, func(int) time.Duration {
 			return ms/2 + time.Duration(rng.Int64N(int64(20*ms)))
