@@ -17,6 +17,7 @@ import (
 // next attempt's arrival.
 type retryGap struct {
 	Gap   time.Duration
+	From  time.Duration // when the wait began: the end of After, or its arrival
 	After serverAttempt // the attempt the caller waited after
 	N     int           // 1 for the wait before the first retry
 }
@@ -35,7 +36,7 @@ func retryGaps(g []serverAttempt) []retryGap {
 		if g[i-1].Finished >= from && g[i-1].Finished <= g[i].Arrived {
 			from = g[i-1].Finished
 		}
-		out = append(out, retryGap{Gap: g[i].Arrived - from, After: g[i-1], N: len(out) + 1})
+		out = append(out, retryGap{Gap: g[i].Arrived - from, From: from, After: g[i-1], N: len(out) + 1})
 	}
 	return out
 }
@@ -168,34 +169,46 @@ func grows(ratio, bound float64, diff, diffBound time.Duration) float64 {
 // it a jittered backoff spreads its waits no more than scheduling noise.
 const minJudgedJitter = 0.25
 
+// togetherWithin is how close two calls' failed attempts must end for the
+// calls to count as failing together, and maxPartners bounds the pairs one
+// call is compared in.
+const (
+	togetherWithin = time.Millisecond
+	maxPartners    = 8
+)
+
 // Jitter fails a client that declares a jittered backoff and waits the
 // same delay in every call: callers that fail together then retry
 // together, in synchronized waves against a server that is recovering.
-// The spread of the first retries' waits across calls, as the quartile
-// coefficient of dispersion (Q3-Q1)/(Q3+Q1), must reach a third of what
-// the declared jitter gives: j/(4-2j) for a delay drawn uniformly from
-// [d(1-j), d] (0.5 for full jitter, 0.17 for equal jitter); a delay
-// without jitter measures only scheduling noise, near 0. Quartiles, not
-// the standard deviation, so that a few waits stretched by a loaded
-// machine decide nothing.
+// Judged from the first retries on the client's own backoff: for every two
+// calls whose failed first attempts ended within 1ms of each other, the
+// difference between their waits. A delay drawn uniformly over a width
+// W = Contract.BackoffJitter x the first delay puts the median difference
+// at (1 - 1/sqrt 2) x W, ~0.29 W; it must reach a third of that. A delay
+// without jitter measures only the difference of two timers that fire at
+// the same moment, well under a millisecond even on a loaded machine,
+// where the spread of the waits themselves is not: CPU starvation stretches
+// waits by tens of milliseconds, but stretches the waits of calls that
+// failed together alike.
 type Jitter struct {
 	// Service restricts the check to one service ("" = every service).
 	Service string `json:"service,omitempty"`
-	// MinRetries is the fewest first retries needed (default 20).
-	MinRetries int `json:"min_retries,omitempty"`
+	// MinPairs is the fewest pairs of calls failing together needed
+	// (default 20).
+	MinPairs int `json:"min_pairs,omitempty"`
 }
 
 func (Jitter) ID() string { return IDRetryJitter }
 
 func (c Jitter) Judge(h *harness.History) harness.Verdict {
-	v := harness.NewVerdict(c.ID(), h, "spread")
-	minRetries := cmp.Or(c.MinRetries, defaultMinCalls)
+	v := harness.NewVerdict(c.ID(), h, "ms")
+	minPairs := cmp.Or(c.MinPairs, defaultMinCalls)
 	type result struct {
 		svc           string
-		spread, bound float64
+		median, bound time.Duration
 		jitter        float64
-		q1, q3        time.Duration
-		retries       int
+		width         time.Duration
+		pairs         int
 	}
 	var (
 		worst    *result
@@ -215,22 +228,30 @@ func (c Jitter) Judge(h *harness.History) harness.Verdict {
 			continue
 		}
 		truth = true
-		var first []time.Duration
+		var first []retryGap
 		groups := bySeq(as)
 		for _, seq := range sortedSeqs(groups) {
 			if gaps := retryGaps(groups[seq]); len(gaps) > 0 && ownBackoff(gaps[0].After) {
-				first = append(first, gaps[0].Gap)
+				first = append(first, gaps[0])
 			}
 		}
-		if len(first) < minRetries {
-			why = append(why, fmt.Sprintf("%s: %d first retries on the client's own backoff, %d needed", svc, len(first), minRetries))
+		slices.SortFunc(first, func(a, b retryGap) int { return cmp.Compare(a.From, b.From) })
+		var diffs []time.Duration
+		for i := range first {
+			for k := i + 1; k < len(first) && k <= i+maxPartners && first[k].From-first[i].From <= togetherWithin; k++ {
+				d := first[k].Gap - first[i].Gap
+				diffs = append(diffs, max(d, -d))
+			}
+		}
+		if len(diffs) < minPairs {
+			why = append(why, fmt.Sprintf("%s: %d pairs of calls failing within %s of each other and retrying on their own backoff, %d needed", svc, len(diffs), harness.FormatDuration(togetherWithin), minPairs))
 			continue
 		}
-		slices.Sort(first)
-		q1, q3 := percentile(first, 0.25), percentile(first, 0.75)
-		r := result{svc: svc, jitter: j, q1: q1, q3: q3, retries: len(first), bound: round2(j / (4 - 2*j) / 3)}
-		r.spread = math.Round(float64(q3-q1)/float64(max(q3+q1, time.Microsecond))*1000) / 1000
-		if worst == nil || r.spread-r.bound < worst.spread-worst.bound {
+		slices.Sort(diffs)
+		width := time.Duration(j * float64(backoffCeiling(ct, 1)))
+		r := result{svc: svc, jitter: j, width: width, pairs: len(diffs), median: percentile(diffs, 0.5),
+			bound: time.Duration((1 - 1/math.Sqrt2) * float64(width) / 3)}
+		if worst == nil || float64(r.median)/float64(r.bound) < float64(worst.median)/float64(worst.bound) {
 			worst = &r
 		}
 	}
@@ -240,14 +261,15 @@ func (c Jitter) Judge(h *harness.History) harness.Verdict {
 	case worst == nil && !truth && len(why) == 0:
 		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	case worst == nil:
-		return v.NotApplicable(fmt.Sprintf("too few retries to measure their spread: %v", why))
+		return v.NotApplicable(fmt.Sprintf("too few calls failing together to see whether they retry together: %v", why))
 	}
-	reason := fmt.Sprintf("%s: the waits before %d first retries have quartiles %s and %s, a spread (Q3-Q1)/(Q3+Q1) of %.3f (declared jitter %.2f)",
-		worst.svc, worst.retries, harness.FormatDuration(worst.q1), harness.FormatDuration(worst.q3), worst.spread, worst.jitter)
-	if worst.spread < worst.bound {
-		return v.Fail(worst.spread, worst.bound, reason+": every caller waits the same delay, so callers that fail together retry together; draw each delay at random as declared")
+	reason := fmt.Sprintf("%s: over %d pairs of calls whose first attempts failed within %s of each other, their waits before the first retry differ by %s at the median (declared jitter %.2f over a first delay of %s: ~%s)",
+		worst.svc, worst.pairs, harness.FormatDuration(togetherWithin), harness.FormatDuration(worst.median), worst.jitter,
+		harness.FormatDuration(time.Duration(float64(worst.width)/worst.jitter)), harness.FormatDuration(3*worst.bound))
+	if worst.median < worst.bound {
+		return v.Fail(ms(worst.median), ms(worst.bound), reason+": calls that fail together retry together; draw each delay at random as declared")
 	}
-	return v.Pass(worst.spread, worst.bound, reason)
+	return v.Pass(ms(worst.median), ms(worst.bound), reason)
 }
 
 // GivesUpPromptly fails a client that, done with a call, still waits before

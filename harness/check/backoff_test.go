@@ -59,6 +59,26 @@ func TestBackoffGrowsAndJitter(t *testing.T) {
 	noisy := func(w func(int) time.Duration) func(int) time.Duration {
 		return func(n int) time.Duration { return w(n) + time.Duration(rng.Int64N(int64(3*ms))) }
 	}
+	// together records groups of 4 calls whose first attempts fail at the
+	// same moment, each waiting wait(n) plus up to 200µs of its own noise
+	// and, per group, up to load of a machine starving them all alike.
+	together := func(ct harness.Contract, groups int, load time.Duration, wait func(int) time.Duration) func() *harness.History {
+		return func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = ct
+			for g := range groups {
+				starved := time.Duration(0)
+				if load > 0 {
+					starved = time.Duration(rng.Int64N(int64(load)))
+				}
+				for range 4 {
+					own := time.Duration(rng.Int64N(int64(200 * time.Microsecond)))
+					spaced(b, "inventory", time.Second+time.Duration(g)*300*ms, []int{503, 200}, []time.Duration{wait(1) + starved + own}, ms)
+				}
+			}
+			return b.done()
+		}
+	}
 	history := func(j float64, calls int, wait func(int) time.Duration) func() *harness.History {
 		return func() *harness.History {
 			b := newHB()
@@ -100,14 +120,17 @@ func TestBackoffGrowsAndJitter(t *testing.T) {
 			return b.done()
 		}, harness.StatusNotApplicable, []string{"0 calls retried twice"}},
 
-		{"jitter: full jitter", Jitter{}, history(1, 60, full), harness.StatusPass, []string{"60 first retries"}},
-		{"jitter: equal jitter", Jitter{}, history(0.5, 60, func(n int) time.Duration {
+		{"jitter: full jitter", Jitter{}, together(backoffContract(1), 15, 0, full), harness.StatusPass, []string{"over 90 pairs of calls whose first attempts failed within 1ms of each other"}},
+		{"jitter: equal jitter on a loaded machine", Jitter{}, together(backoffContract(0.5), 15, 30*ms, func(n int) time.Duration {
 			d := int64(backoffCeiling(backoffContract(0.5), n))
 			return time.Duration(d/2 + rng.Int64N(d/2))
 		}), harness.StatusPass, nil},
-		{"jitter: declared, none drawn", Jitter{}, history(0.5, 60, noisy(doubling)), harness.StatusFail, []string{"every caller waits the same delay"}},
-		{"jitter: not declared", Jitter{}, history(0, 60, doubling), harness.StatusNotApplicable, []string{"declare max_attempts >= 2, backoff_base and backoff_jitter"}},
-		{"jitter: too few retries", Jitter{}, history(1, 5, full), harness.StatusNotApplicable, []string{"5 first retries on the client's own backoff, 20 needed"}},
+		{"jitter: declared, none drawn, each wait up to 1ms late on its own", Jitter{}, together(backoffContract(0.5), 15, 0, func(n int) time.Duration {
+			return doubling(n) + time.Duration(rng.Int64N(int64(ms)))
+		}), harness.StatusFail, []string{"calls that fail together retry together"}},
+		{"jitter: declared, none drawn, on a loaded machine", Jitter{}, together(backoffContract(0.5), 15, 30*ms, doubling), harness.StatusFail, []string{"calls that fail together retry together"}},
+		{"jitter: not declared", Jitter{}, together(backoffContract(0), 15, 0, doubling), harness.StatusNotApplicable, []string{"declare max_attempts >= 2, backoff_base and backoff_jitter"}},
+		{"jitter: calls that never fail together", Jitter{}, history(1, 60, full), harness.StatusNotApplicable, []string{"0 pairs of calls failing within 1ms of each other"}},
 	})
 }
 
