@@ -80,8 +80,8 @@ type Contract struct {
 	BackoffCap time.Duration `json:"backoff_cap,omitempty"`
 	// BackoffJitter is the share of each delay drawn at random: 1 is full
 	// jitter (uniform in [0, delay]), 0.5 equal jitter (uniform in
-	// [delay/2, delay]), 0 none (not declared). retry.jitter holds the
-	// spread of the first retries' gaps across calls to it, from 0.25 on.
+	// [delay/2, delay]), 0 none (not declared). retry.jitter holds calls
+	// that fail together to first retries that far apart, from 0.25 on.
 	BackoffJitter float64 `json:"backoff_jitter,omitempty"`
 	// MaxRetryAfter is the longest Retry-After the client waits for before
 	// a retry; a longer one is handed back to the caller at once (0: the
