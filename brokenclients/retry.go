@@ -27,6 +27,8 @@ type retryBugs struct {
 	leakDiscarded bool
 	// constantBackoff waits baseBackoff before every retry.
 	constantBackoff bool
+	// uncapped doubles its delay past maxBackoff.
+	uncapped bool
 	// sleepAfterLast waits its backoff once more after the last attempt,
 	// before it hands the last answer back.
 	sleepAfterLast bool
@@ -227,8 +229,11 @@ func (c *retryingClient) backoff(n int) time.Duration {
 	if c.bugs.constantBackoff {
 		return d
 	}
-	for i := 1; i < n && d < c.maxBackoff; i++ {
+	for i := 1; i < n && (d < c.maxBackoff || c.bugs.uncapped); i++ {
 		d *= 2
+	}
+	if c.bugs.uncapped {
+		return d
 	}
 	return min(d, c.maxBackoff)
 }

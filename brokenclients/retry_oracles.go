@@ -1,6 +1,8 @@
 package brokenclients
 
 import (
+	"time"
+
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/check"
 	"github.com/poolproof/poolproof/pooledclient"
@@ -26,6 +28,14 @@ func retryOracleEntries() []Entry {
 			CaughtBy: []string{check.IDRetryBackoffGrows},
 			Factory:  newConstantBackoff,
 			Profile:  retryLoopProfile(),
+		},
+		{
+			Name: "uncapped-backoff",
+			Bug: "is configured with a 60ms cap on its backoff but keeps doubling past it: waits grow without bound, " +
+				"so a call that retries a few times outlives its caller's patience for nothing",
+			CaughtBy: []string{check.IDRetryBackoffBounded},
+			Factory:  newUncappedBackoff,
+			Profile:  uncappedProfile(),
 		},
 		{
 			Name: "no-jitter",
@@ -103,4 +113,25 @@ func newGivesUpEarly(svc harness.Service) (harness.Client, error) {
 
 func newNeverRetries429(svc harness.Service) (harness.Client, error) {
 	return newRetrying(svc, retryBugs{no429Retry: true})
+}
+
+// uncappedBackoffCap is the cap uncapped-backoff is configured with, low
+// enough that its second retry passes it.
+const uncappedBackoffCap = 60 * time.Millisecond
+
+// uncappedProfile declares the retry loop with its backoff capped at
+// uncappedBackoffCap.
+func uncappedProfile() harness.Profile {
+	p := retryLoopProfile()
+	p.Default.BackoffCap = uncappedBackoffCap
+	return p
+}
+
+func newUncappedBackoff(svc harness.Service) (harness.Client, error) {
+	cl, err := newRetrying(svc, retryBugs{uncapped: true})
+	if err != nil {
+		return nil, err
+	}
+	cl.(*retryingClient).maxBackoff = uncappedBackoffCap
+	return cl, nil
 }

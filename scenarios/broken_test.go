@@ -51,6 +51,7 @@ var exercisedBy = map[string][]string{
 	check.IDRetryJitter:          {scenarios.Flaky5xx},
 	check.IDRetryGivesUpPromptly: {scenarios.Flaky5xx, scenarios.RetryAfter429},
 	check.IDRetryAttemptsUsed:    {scenarios.Flaky5xx, scenarios.RetryAfter429},
+	check.IDRetryBackoffBounded:  {scenarios.Flaky5xx},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {

@@ -356,7 +356,7 @@ func flaky5xx(quick bool) harness.Scenario {
 		},
 		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory},
 			check.BackoffGrows{Service: fakeservers.Inventory}, check.Jitter{Service: fakeservers.Inventory}, check.GivesUpPromptly{}, check.PoolChurn{},
-			check.AttemptsUsed{Service: fakeservers.Inventory}),
+			check.AttemptsUsed{Service: fakeservers.Inventory}, check.BackoffBounded{Service: fakeservers.Inventory}),
 	}
 }
 

@@ -165,6 +165,107 @@ func grows(ratio, bound float64, diff, diffBound time.Duration) float64 {
 	return max(ratio/bound, float64(diff)/float64(max(diffBound, time.Microsecond)))
 }
 
+// BackoffBounded fails a client that waits longer between attempts than
+// its declared backoff allows: a cap (Contract.BackoffCap) it ignores, a
+// multiplier larger than declared, a delay in the wrong unit. Over the
+// waits on the client's own backoff (not after a 429, not the transport's
+// replays), with at least MinCalls per retry number: the median wait before
+// the first retry must stay within the declared first delay (BackoffBase)
+// plus half of it, at least 25ms; the median wait before each later retry
+// n may exceed the first's by no more than the declared delays differ
+// (BackoffBase x BackoffMultiplier^(n-1), capped by BackoffCap, less
+// BackoffBase) plus a quarter of that, at least 10ms. The median of any
+// jitter lies below its delay; a loaded machine stretches every wait alike,
+// which a difference cancels and the first retry's margin absorbs.
+type BackoffBounded struct {
+	// Service restricts the check to one service ("" = every service).
+	Service string `json:"service,omitempty"`
+	// MinCalls is the fewest waits per retry number judged (default 8).
+	MinCalls int `json:"min_calls,omitempty"`
+}
+
+func (BackoffBounded) ID() string { return IDRetryBackoffBounded }
+
+func (c BackoffBounded) Judge(h *harness.History) harness.Verdict {
+	v := harness.NewVerdict(c.ID(), h, "ms")
+	minCalls := cmp.Or(c.MinCalls, 8)
+	type result struct {
+		svc           string
+		n, waits      int
+		median, bound time.Duration // for n > 1: over the first retry's median
+		declared      time.Duration
+		first         time.Duration // the first retry's median, for n > 1
+	}
+	var (
+		worst    *result
+		truth    bool
+		declared bool
+		judged   []string
+	)
+	for _, svc := range servicesOrAll(h, c.Service) {
+		ct := contractFor(h, svc)
+		if ct.MaxAttempts < 2 || ct.BackoffBase <= 0 {
+			continue
+		}
+		declared = true
+		as, ok := serverAttempts(h, svc)
+		if !ok {
+			continue
+		}
+		truth = true
+		byN := make([][]time.Duration, ct.MaxAttempts)
+		groups := bySeq(as)
+		for _, seq := range sortedSeqs(groups) {
+			for _, g := range retryGaps(groups[seq]) {
+				if g.N < len(byN) && ownBackoff(g.After) {
+					byN[g.N] = append(byN[g.N], g.Gap)
+				}
+			}
+		}
+		if len(byN[1]) < minCalls {
+			continue
+		}
+		var first time.Duration
+		for n := 1; n < len(byN); n++ {
+			if len(byN[n]) < minCalls {
+				continue
+			}
+			slices.Sort(byN[n])
+			d := backoffCeiling(ct, n)
+			r := result{svc: svc, n: n, waits: len(byN[n]), median: percentile(byN[n], 0.5), declared: d, bound: d + max(d/2, 25*time.Millisecond)}
+			if n == 1 {
+				first = r.median
+			} else {
+				grow := d - backoffCeiling(ct, 1)
+				r.first, r.median, r.declared, r.bound = first, r.median-first, grow, grow+max(grow/4, 10*time.Millisecond)
+			}
+			judged = append(judged, fmt.Sprintf("%s retry %d (%d waits)", svc, n, r.waits))
+			if worst == nil || float64(r.median)/float64(r.bound) > float64(worst.median)/float64(worst.bound) {
+				worst = &r
+			}
+		}
+	}
+	switch {
+	case !declared:
+		return v.NotApplicable("no service declares a backoff: declare max_attempts >= 2 and backoff_base (Contract.BackoffBase; backoff_multiplier, default 2, and backoff_cap say how it grows)")
+	case !truth:
+		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
+	case worst == nil:
+		return v.NotApplicable(fmt.Sprintf("fewer than %d waits on the client's own backoff before any retry number: nothing shows how long it waits", minCalls))
+	}
+	reason := fmt.Sprintf("%s: the median wait before retry 1 is %s over %d waits, declared %s (BackoffBase); judged: %v",
+		worst.svc, harness.FormatDuration(worst.median), worst.waits, harness.FormatDuration(worst.declared), judged)
+	if worst.n > 1 {
+		reason = fmt.Sprintf("%s: the median wait before retry %d is %s over %d waits, %s longer than before retry 1 (%s), declared %s longer (BackoffBase x BackoffMultiplier^%d, capped by BackoffCap, less BackoffBase); judged: %v",
+			worst.svc, worst.n, harness.FormatDuration(worst.first+worst.median), worst.waits, harness.FormatDuration(worst.median), harness.FormatDuration(worst.first),
+			harness.FormatDuration(worst.declared), worst.n-1, judged)
+	}
+	if worst.median > worst.bound {
+		return v.Fail(ms(worst.median), ms(worst.bound), reason+": the client waits longer than its declared backoff; apply the cap (and the declared base and multiplier) to every delay")
+	}
+	return v.Pass(ms(worst.median), ms(worst.bound), reason)
+}
+
 // minJudgedJitter is the least declared jitter retry.jitter judges: below
 // it a jittered backoff spreads its waits no more than scheduling noise.
 const minJudgedJitter = 0.25

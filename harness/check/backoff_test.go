@@ -196,3 +196,42 @@ func TestGivesUpPromptly(t *testing.T) {
 		}, harness.StatusNotApplicable, []string{"no server-side truth"}},
 	})
 }
+
+func TestBackoffBounded(t *testing.T) {
+	const ms = time.Millisecond
+	capped := backoffContract(0)
+	capped.BackoffBase, capped.BackoffCap = 50*ms, 60*ms
+	history := func(ct harness.Contract, wait func(n int) time.Duration) func() *harness.History {
+		return func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = ct
+			retriedCalls(b, 30, wait)
+			return b.done()
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	load := func(w func(int) time.Duration) func(int) time.Duration {
+		return func(n int) time.Duration { return w(n) + time.Duration(rng.Int64N(int64(8*ms))) }
+	}
+	runCheckCases(t, []checkCase{
+		{"within the cap on a loaded machine", BackoffBounded{}, history(capped, load(func(n int) time.Duration { return backoffCeiling(capped, n) })), harness.StatusPass,
+			[]string{"judged: [inventory retry 1 (30 waits) inventory retry 2 (30 waits)]"}},
+		{"the cap ignored", BackoffBounded{}, history(capped, func(n int) time.Duration { return 50 * ms << (n - 1) }), harness.StatusFail,
+			[]string{"the median wait before retry 2 is 100ms over 30 waits, 50ms longer than before retry 1 (50ms), declared 10ms longer", "apply the cap"}},
+		{"within the cap on a machine stretching every wait by up to 30ms", BackoffBounded{}, history(capped, func(n int) time.Duration {
+			return backoffCeiling(capped, n) + time.Duration(rng.Int64N(int64(30*ms)))
+		}), harness.StatusPass, nil},
+		{"a delay in seconds, not milliseconds", BackoffBounded{}, history(backoffContract(1), func(n int) time.Duration { return 20 * time.Second }), harness.StatusFail,
+			[]string{"the median wait before retry"}},
+		{"full jitter far below its ceiling", BackoffBounded{}, history(backoffContract(1), func(n int) time.Duration {
+			return time.Duration(rng.Int64N(int64(backoffCeiling(backoffContract(1), n))))
+		}), harness.StatusPass, nil},
+		{"no backoff declared", BackoffBounded{}, history(fullContract, func(int) time.Duration { return time.Second }), harness.StatusNotApplicable, []string{"declare max_attempts >= 2 and backoff_base"}},
+		{"too few waits", BackoffBounded{}, func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = capped
+			retriedCalls(b, 3, func(int) time.Duration { return time.Second })
+			return b.done()
+		}, harness.StatusNotApplicable, []string{"fewer than 8 waits"}},
+	})
+}

@@ -12,7 +12,7 @@ func All() []harness.Check {
 		RetryAttempts{}, RetryBackoff{}, RetryAfter{}, Ledger{},
 		BreakerOpens{}, BreakerHalfOpen{}, BreakerRecovers{}, Isolation{},
 		RecoveryThroughput{}, RecoveryLatency{}, IntegrityDigest{},
-		BackoffGrows{}, Jitter{}, GivesUpPromptly{}, AttemptsUsed{},
+		BackoffGrows{}, Jitter{}, GivesUpPromptly{}, AttemptsUsed{}, BackoffBounded{},
 	}
 }
 

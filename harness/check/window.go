@@ -39,6 +39,7 @@ const (
 	IDRetryJitter          = "retry.jitter"
 	IDRetryGivesUpPromptly = "retry.gives_up_promptly"
 	IDRetryAttemptsUsed    = "retry.attempts_used"
+	IDRetryBackoffBounded  = "retry.backoff_bounded"
 )
 
 // Doc describes one check for reports and the CLI's help.
@@ -72,6 +73,7 @@ var checkDocs = []Doc{
 	{IDRetryJitter, "server truth, a declared BackoffJitter >= 0.25, calls whose first attempts failed within 1ms of each other", "calls that fail together do not retry together: the median difference of their first waits >= a third of what Contract.BackoffJitter gives (~0.29 x jitter x first delay)"},
 	{IDRetryGivesUpPromptly, "server truth, calls ending on a 429 or 5xx answer", "a call whose last attempt was answered with a 429 or 5xx returns within a quarter of the next declared backoff (10-100ms, median per status) of that answer: no sleep after the last attempt, none for a Retry-After the client will not honour"},
 	{IDRetryAttemptsUsed, "server truth, a declared MaxAttempts >= 2, calls handed back on a 5xx (or the scenario's status)", "at most 10% of the calls handed back on a retryable answer had attempts, an honoured Retry-After (Contract.MaxRetryAfter) and time left for another; with a declared Contract.RetryBudget, at least 10% of the retriable answers after each attempt number (with 20 or more) are retried"},
+	{IDRetryBackoffBounded, "server truth, a declared BackoffBase, waits on the client's own backoff", "the median wait before the first retry <= BackoffBase + half (at least 25ms); before each later retry it exceeds the first by no more than the declared delays differ (BackoffMultiplier, capped by BackoffCap) + a quarter (at least 10ms)"},
 }
 
 // Docs lists every check the harness has, in report order.
