@@ -44,9 +44,11 @@ var exercisedBy = map[string][]string{
 	// 500ms tail after recovery, which the fault step's own scheduling slip
 	// makes shorter than the checks' 500ms MinSpan, so they are not
 	// applicable there; connection-resets leaves a second.
-	check.IDRecoveryThroughput:   {scenarios.ConnectionResets},
-	check.IDRecoveryLatency:      {scenarios.ConnectionResets},
-	check.IDIntegrityDigest:      {scenarios.Baseline},
+	check.IDRecoveryThroughput: {scenarios.ConnectionResets},
+	check.IDRecoveryLatency:    {scenarios.ConnectionResets},
+	check.IDIntegrityDigest:    {scenarios.Baseline},
+
+	// The retry oracles.
 	check.IDRetryBackoffGrows:    {scenarios.Flaky5xx},
 	check.IDRetryJitter:          {scenarios.Flaky5xx},
 	check.IDRetryGivesUpPromptly: {scenarios.Flaky5xx, scenarios.RetryAfter429},
