@@ -51,6 +51,7 @@ func All() []Entry {
 				"each retried call leaks a connection and its goroutines until the pool is exhausted",
 			CaughtBy: []string{check.IDLeakServerConns, check.IDLeakGoroutines},
 			Factory:  newRetryBodiesNotClosed,
+			Profile:  retryLoopProfile(),
 		},
 		{
 			Name: "no-timeouts",
@@ -86,6 +87,7 @@ func All() []Entry {
 				"when the server processed the first attempt, the customer is charged twice",
 			CaughtBy: []string{check.IDLedgerNoDuplicate},
 			Factory:  newRetriesUnsafePost,
+			Profile:  retryLoopProfile(),
 		},
 		{
 			Name: "retry-after-ignored",
@@ -93,6 +95,7 @@ func All() []Entry {
 				"it hammers a server that asked it to slow down and gets throttled harder",
 			CaughtBy: []string{check.IDRetryAfter},
 			Factory:  newRetryAfterIgnored,
+			Profile:  retryLoopProfile(),
 		},
 		{
 			Name: "breaker-never-half-opens",
@@ -214,6 +217,7 @@ func All() []Entry {
 			Profile:  PlainProfile(),
 		},
 	}
+	entries = append(entries, retryOracleEntries()...)
 	for i := range entries {
 		if entries[i].Profile.Default == (harness.Contract{}) && entries[i].Profile.Services == nil {
 			entries[i].Profile = Profile()
@@ -243,9 +247,10 @@ const (
 	refPoolWait       = 250 * time.Millisecond
 	refRequestTimeout = 2 * time.Second
 	refMaxAttempts    = 3
-	refRetryBudget    = 0.2
 	refBaseBackoff    = 50 * time.Millisecond
 	refMaxBackoff     = 500 * time.Millisecond
+	refJitter         = 0.5 // equal jitter
+	refRetryBudget    = 0.2 // a retry per five calls, sustained
 	refMaxRetryAfter  = 2 * time.Second
 	refTripAfter      = 5 // consecutive failures
 	refOpenDelay      = time.Second
@@ -254,8 +259,9 @@ const (
 
 // Contract is what every gallery client declares: the promises of the
 // reference settings it starts from (16 connections, a 250ms pool wait, a
-// 2s request timeout, 3 attempts within a retry budget of 0.2 retries per call, a breaker with a 1s open delay, recovery
-// within 3s).
+// 2s request timeout, 3 attempts within a retry budget of 0.2 retries per call, with a
+// backoff from 50ms doubling up to 500ms with equal jitter, a breaker with a 1s open delay,
+// recovery within 3s).
 var Contract = harness.Contract{
 	MaxConns:         refMaxConns,
 	PoolWait:         refPoolWait,
@@ -263,6 +269,9 @@ var Contract = harness.Contract{
 	MaxAttempts:      refMaxAttempts,
 	RetryBudget:      refRetryBudget,
 	BackoffBase:      refBaseBackoff,
+	BackoffCap:       refMaxBackoff,
+	BackoffJitter:    refJitter,
+	MaxRetryAfter:    refMaxRetryAfter,
 	BreakerOpenDelay: refOpenDelay,
 	RecoveryTime:     3 * time.Second,
 	HalfOpenProbes:   3,
@@ -294,7 +303,7 @@ func ReferenceConfig(svc harness.Service) (pooledclient.Config, error) {
 		PoolWait:              refPoolWait,
 		Retry: pooledclient.RetryConfig{
 			MaxAttempts: refMaxAttempts, BaseBackoff: refBaseBackoff, MaxBackoff: refMaxBackoff,
-			Jitter: 0.5, MaxRetryAfter: refMaxRetryAfter, BudgetRatio: refRetryBudget, BudgetMinPerSecond: 10,
+			Jitter: refJitter, MaxRetryAfter: refMaxRetryAfter, BudgetRatio: refRetryBudget, BudgetMinPerSecond: 10,
 		},
 		Breaker: pooledclient.BreakerConfig{
 			ConsecutiveFailures: refTripAfter, FailureRate: 0.5, Window: 10 * time.Second, MinCalls: 20,

@@ -32,7 +32,7 @@ func TestAll_EntriesAreComplete(t *testing.T) {
 	}
 	kebab := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	all := All()
-	require.Len(t, all, 25)
+	require.Len(t, all, 33)
 	assert.Equal(t, names(all), names(All()), "All must return a stable order")
 	seen := map[string]bool{}
 	for _, e := range all {
@@ -72,6 +72,9 @@ func TestReferenceConfig_HonoursContract(t *testing.T) {
 	assert.Equal(t, d.PoolWait, cfg.PoolWait)
 	assert.Equal(t, d.RequestTimeout, cfg.RequestTimeout)
 	assert.Equal(t, d.MaxAttempts, cfg.Retry.MaxAttempts)
+	assert.Equal(t, d.BackoffBase, cfg.Retry.BaseBackoff)
+	assert.Equal(t, d.BackoffCap, cfg.Retry.MaxBackoff)
+	assert.Equal(t, d.BackoffJitter, cfg.Retry.Jitter)
 	assert.Equal(t, d.BreakerOpenDelay, cfg.Breaker.OpenDelay)
 	assert.Less(t, cfg.Breaker.OpenDelay, d.RecoveryTime)
 

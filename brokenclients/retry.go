@@ -15,7 +15,8 @@ import (
 )
 
 // retryBugs are the classic retry mistakes; the zero value is a correct
-// retry loop (the reference's, minus jitter and the retry budget).
+// retry loop (the reference's, minus jitter and the retry budget: see
+// retryLoopProfile).
 type retryBugs struct {
 	// retryUnsafe retries POST and PATCH without an Idempotency-Key.
 	retryUnsafe bool
@@ -27,6 +28,23 @@ type retryBugs struct {
 	// sleepIgnoresContext waits between attempts with time.Sleep, deaf to
 	// the caller's deadline or cancellation.
 	sleepIgnoresContext bool
+	// constantBackoff waits baseBackoff before every retry.
+	constantBackoff bool
+	// uncapped doubles its delay past maxBackoff.
+	uncapped bool
+	// sleepAfterLast waits its backoff once more after the last attempt,
+	// before it hands the last answer back.
+	sleepAfterLast bool
+	// oneAttemptShort stops after maxAttempts-1 attempts.
+	oneAttemptShort bool
+	// no429Retry hands every 429 back as final.
+	no429Retry bool
+	// closeUndrained closes the body of a response it retries past
+	// without reading it, which costs its connection.
+	closeUndrained bool
+	// honourAnyRetryAfter waits whatever Retry-After a server asks for,
+	// until the call's deadline ends the wait.
+	honourAnyRetryAfter bool
 }
 
 // retryingClient is the gallery's one retry loop, around a pooledclient
@@ -94,23 +112,41 @@ func (c *retryingClient) Do(req *http.Request) (*http.Response, error) {
 	body := req.Body
 	for attempt := 1; ; attempt++ {
 		resp, cancel, err := c.attempt(req, body, deadline)
-		if !retry || attempt >= c.maxAttempts || !c.worthRetry(req.Context(), resp, err) {
+		last := c.maxAttempts
+		if c.bugs.oneAttemptShort {
+			last--
+		}
+		if !retry || attempt >= last || !c.worthRetry(req.Context(), resp, err) {
+			if c.bugs.sleepAfterLast && retry && c.worthRetry(req.Context(), resp, err) {
+				// The loop's sleep sits at the end of every iteration, the last one's too.
+				_ = sleep(req.Context(), min(c.backoff(attempt), time.Until(deadline)))
+			}
 			return c.handOver(resp, cancel, deadline), err
 		}
 		delay := c.backoff(attempt)
 		if resp != nil && !c.bugs.ignoreRetryAfter {
 			if ra, ok := retryAfter(resp.Header, time.Now()); ok {
-				if ra > c.maxRetryAfter {
+				if ra > c.maxRetryAfter && !c.bugs.honourAnyRetryAfter {
 					return c.handOver(resp, cancel, deadline), nil
 				}
 				delay = max(delay, ra)
 			}
 		}
 		if !time.Now().Add(delay).Before(deadline) {
+			if c.bugs.honourAnyRetryAfter && resp != nil {
+				// Waits as asked; only the call's deadline ends the wait.
+				_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+				_ = resp.Body.Close()
+				cancel(nil)
+				_ = sleep(req.Context(), time.Until(deadline))
+				return nil, fmt.Errorf("brokenclients: %s: waiting %s (Retry-After) before retry %d: %w", c.name, delay, attempt, errCallTimeout)
+			}
 			return c.handOver(resp, cancel, deadline), err
 		}
 		if resp != nil && !c.bugs.leakDiscarded {
-			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			if !c.bugs.closeUndrained {
+				_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			}
 			_ = resp.Body.Close()
 			cancel(nil)
 		} else if resp != nil {
@@ -176,6 +212,9 @@ func (c *retryingClient) replayable(req *http.Request) bool {
 
 func (c *retryingClient) worthRetry(ctx context.Context, resp *http.Response, err error) bool {
 	if resp != nil {
+		if resp.StatusCode == http.StatusTooManyRequests && c.bugs.no429Retry {
+			return false
+		}
 		switch resp.StatusCode {
 		case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
 			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
@@ -192,8 +231,14 @@ func (c *retryingClient) worthRetry(ctx context.Context, resp *http.Response, er
 // baseBackoff, capped at maxBackoff, without jitter so a run replays exactly.
 func (c *retryingClient) backoff(n int) time.Duration {
 	d := c.baseBackoff
-	for i := 1; i < n && d < c.maxBackoff; i++ {
+	if c.bugs.constantBackoff {
+		return d
+	}
+	for i := 1; i < n && (d < c.maxBackoff || c.bugs.uncapped); i++ {
 		d *= 2
+	}
+	if c.bugs.uncapped {
+		return d
 	}
 	return min(d, c.maxBackoff)
 }

@@ -133,4 +133,3 @@ func FuzzLoadHistory(f *testing.F) {
 		}
 	})
 }
-

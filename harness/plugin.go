@@ -71,6 +71,32 @@ type Contract struct {
 	// retries' median gap is held to at least a quarter of it. 0: not
 	// declared (the gap must only show the client waits at all).
 	BackoffBase time.Duration `json:"backoff_base,omitempty"`
+	// BackoffMultiplier is how much each delay grows over the one before
+	// (before the cap and jitter); 0 means 2 when BackoffBase is declared.
+	// retry.backoff_grows holds the retries' second gaps to it.
+	BackoffMultiplier float64 `json:"backoff_multiplier,omitempty"`
+	// BackoffCap is the longest delay between two attempts, before jitter
+	// (0: not declared). It slows the growth retry.backoff_grows expects.
+	BackoffCap time.Duration `json:"backoff_cap,omitempty"`
+	// BackoffJitter is the share of each delay drawn at random: 1 is full
+	// jitter (uniform in [0, delay]), 0.5 equal jitter (uniform in
+	// [delay/2, delay]), 0 none (not declared). retry.jitter holds calls
+	// that fail together to first retries that far apart, from 0.25 on.
+	BackoffJitter float64 `json:"backoff_jitter,omitempty"`
+	// MaxRetryAfter is the longest Retry-After the client waits for before
+	// a retry; a longer one is handed back to the caller at once (0: the
+	// request timeout). retry.attempts_used expects a 429 asking for no
+	// longer, with time left before the call's deadline, to be retried.
+	MaxRetryAfter time.Duration `json:"max_retry_after,omitempty"`
+	// RetryBudget is the share of calls the client may retry, sustained
+	// (a retry budget, e.g. 0.2: one retry per five calls, as Finagle's
+	// retry budget or gRPC's retry throttling); 0: none, every retryable
+	// answer is retried while attempts and time are left. A client that
+	// stops early once its budget is spent must declare it, or
+	// retry.attempts_used fails it for giving up with attempts left; goodput
+	// then expects under a fault only the calls the budget can retry to be
+	// saved.
+	RetryBudget float64 `json:"retry_budget,omitempty"`
 	// BreakerOpenDelay is how long the breaker stays open before it probes;
 	// zero when the client has no breaker.
 	BreakerOpenDelay time.Duration `json:"breaker_open_delay"`
@@ -80,13 +106,6 @@ type Contract struct {
 	// while half-open (default 3); the breaker checks hold the attempts that
 	// reach the server during an outage to it.
 	HalfOpenProbes int `json:"half_open_probes,omitempty"`
-	// RetryBudget is the most retries the client sends, as a share of its
-	// calls (0.2: one retry per five calls, sustained), for a client that
-	// rations its retries (Finagle's retry budget, gRPC's retry
-	// throttling); goodput then expects under a fault only the calls that
-	// budget can retry to be saved. 0: not declared, retries are bounded
-	// by MaxAttempts alone.
-	RetryBudget float64 `json:"retry_budget,omitempty"`
 	// MaxConnLifetime is the oldest a connection may be when a request
 	// starts on it: the client retires older ones, so that traffic follows
 	// a load balancer that rotates its backends. 0: not declared (the

@@ -131,6 +131,7 @@ type contractField struct {
 	name     string
 	index    int
 	duration bool
+	share    bool // a float64: a multiplier or a share, like 0.5
 }
 
 var contractFieldsOnce = sync.OnceValue(func() []contractField {
@@ -139,7 +140,7 @@ var contractFieldsOnce = sync.OnceValue(func() []contractField {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		out = append(out, contractField{name: name, index: i, duration: f.Type == reflect.TypeFor[time.Duration]()})
+		out = append(out, contractField{name: name, index: i, duration: f.Type == reflect.TypeFor[time.Duration](), share: f.Type.Kind() == reflect.Float64})
 	}
 	return out
 })
@@ -170,6 +171,15 @@ func parseContract(path string, node any) (Contract, []int, error) {
 			return c, nil, fmt.Errorf("%w: %s.%s: unknown field: use %s", ErrInvalidProfile, path, key, contractFieldNames())
 		}
 		f := contractFields()[i]
+		if f.share {
+			x, ok := number(obj[key])
+			if !ok || x < 0 {
+				return c, nil, fmt.Errorf("%w: %s.%s: %s is not a number of 0 or more: write it like 0.5 or 2", ErrInvalidProfile, path, key, describeValue(obj[key]))
+			}
+			v.Field(f.index).SetFloat(x)
+			set = append(set, f.index)
+			continue
+		}
 		n, err := fieldValue(f, obj[key])
 		if err != nil {
 			return c, nil, fmt.Errorf("%w: %s.%s: %w", ErrInvalidProfile, path, key, err)
@@ -228,6 +238,29 @@ func integer(node any) (int64, bool) {
 		return int64(n), n == math.Trunc(n) && math.Abs(n) < 1<<53
 	}
 	return 0, false
+}
+
+// number reads any number decodeDocument produces as a finite float64.
+func number(node any) (float64, bool) {
+	var f float64
+	switch n := node.(type) {
+	case json.Number:
+		var err error
+		if f, err = n.Float64(); err != nil {
+			return 0, false
+		}
+	case int:
+		f = float64(n)
+	case int64:
+		f = float64(n)
+	case uint64:
+		f = float64(n)
+	case float64:
+		f = n
+	default:
+		return 0, false
+	}
+	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 // describeValue writes a decoded value as the file had it.

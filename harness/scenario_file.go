@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -439,29 +438,6 @@ func decodeChecks(path string, node any, v reflect.Value) *FieldError {
 	}
 	v.Set(reflect.ValueOf(out))
 	return nil
-}
-
-// number reads any number decodeDocument produces as a finite float64.
-func number(node any) (float64, bool) {
-	var f float64
-	switch n := node.(type) {
-	case json.Number:
-		var err error
-		if f, err = n.Float64(); err != nil {
-			return 0, false
-		}
-	case int:
-		f = float64(n)
-	case int64:
-		f = float64(n)
-	case uint64:
-		f = float64(n)
-	case float64:
-		f = n
-	default:
-		return 0, false
-	}
-	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 // oneLine joins a multi-line parser message into one line.

@@ -29,7 +29,7 @@ var exercisedBy = map[string][]string{
 	check.IDLeakServerConns:     {scenarios.Flaky5xx},
 	check.IDNoHang:              {scenarios.SlowBody},
 	check.IDPoolBound:           {scenarios.PoolExhaustion},
-	check.IDPoolChurn:           {scenarios.Baseline},
+	check.IDPoolChurn:           {scenarios.Baseline, scenarios.Flaky5xx},
 	check.IDPoolExhaustion:      {scenarios.PoolExhaustion},
 	check.IDTimeoutRequestBound: {scenarios.SlowBody},
 	check.IDRetryAttempts:       {scenarios.Flaky5xx},
@@ -53,6 +53,13 @@ var exercisedBy = map[string][]string{
 	check.IDPoolIdleTimeout:    {scenarios.PoolIdleLifetime},
 	check.IDMetricsTruthful:    {scenarios.PoolExhaustion},
 	check.IDAbandonedWork:      {scenarios.AbandonedWork},
+
+	// The retry oracles.
+	check.IDRetryBackoffGrows:    {scenarios.Flaky5xx},
+	check.IDRetryJitter:          {scenarios.Flaky5xx},
+	check.IDRetryGivesUpPromptly: {scenarios.Flaky5xx, scenarios.RetryAfter429},
+	check.IDRetryAttemptsUsed:    {scenarios.Flaky5xx, scenarios.RetryAfter429},
+	check.IDRetryBackoffBounded:  {scenarios.Flaky5xx},
 }
 
 func TestExercisedByNamesScenariosThatJudgeTheCheck(t *testing.T) {

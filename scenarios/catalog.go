@@ -338,7 +338,8 @@ func serverErrorStorm(quick bool) harness.Scenario {
 			{From: ms(1000), Until: ms(2300), Need: harness.NeedBreakerOpenDelay, Factor: 1, Plus: ms(300)},
 			recoveryTail(ms(2300), ms(6600)),
 		},
-		Checks: checks(check.BreakerOpens{Service: fakeservers.Inventory}, check.BreakerHalfOpen{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.RetryAttempts{}, check.RecoveryThroughput{Service: fakeservers.Inventory}),
+		Checks: checks(check.BreakerOpens{Service: fakeservers.Inventory}, check.BreakerHalfOpen{Service: fakeservers.Inventory}, check.BreakerRecovers{Service: fakeservers.Inventory}, check.RetryAttempts{}, check.RecoveryThroughput{Service: fakeservers.Inventory},
+			check.PoolChurn{}),
 	}
 }
 
@@ -361,7 +362,10 @@ func flaky5xx(quick bool) harness.Scenario {
 				fakeservers.Fault{Name: "flaky", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: flakyShare, Status: 503})},
 		},
 		// Every failed read is one the declared retries can save.
-		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory}, check.Goodput{Service: fakeservers.Inventory, FaultFailure: flakyShare}),
+		Checks: checks(check.RetryAttempts{}, check.RetryBackoff{Service: fakeservers.Inventory},
+			check.BackoffGrows{Service: fakeservers.Inventory}, check.Jitter{Service: fakeservers.Inventory}, check.GivesUpPromptly{}, check.PoolChurn{},
+			check.AttemptsUsed{Service: fakeservers.Inventory}, check.BackoffBounded{Service: fakeservers.Inventory},
+			check.Goodput{Service: fakeservers.Inventory, FaultFailure: flakyShare}),
 	}
 }
 
@@ -377,7 +381,7 @@ func retryAfter429(quick bool) harness.Scenario {
 		Name: RetryAfter429,
 		Proves: "when the services answer 429 with Retry-After: 1, the client never retries sooner than asked " +
 			"(it waits, or gives the 429 back when its deadline is nearer), returns to a caller whose deadline passes or who cancels then, " +
-			"and keyed charges stay single",
+			"keyed charges stay single, and a 503 asking for 30s, beyond any call's deadline, is handed back at once instead of slept on",
 		Family: harness.FamilyRetry,
 		Seed:   seed,
 		// A share of the callers give up before the Retry-After (a deadline,
@@ -386,12 +390,15 @@ func retryAfter429(quick bool) harness.Scenario {
 		Workload: harness.Workload{Mode: harness.ClosedLoop, Duration: pick(quick, ms(1500), ms(2500)), Workers: 8,
 			Mix: harness.Mix{Inventory: 3, Payment: 1}, KeyedCharges: true, Caller: impatientCallers},
 		Steps: []harness.Step{
-			{At: ms(200), Label: "inventory throttles 30% of reads (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Inventory,
-				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.3, Status: 429, RetryAfter: "1"})},
+			{At: ms(200), Label: "inventory throttles 30% of reads (Retry-After: 1), answers 503 to 20% of the rest (Retry-After: 30)", Action: harness.SetHTTPFaults(fakeservers.Inventory,
+				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.3, Status: 429, RetryAfter: "1"},
+				// A share of the rest asks for longer than any call may last.
+				fakeservers.Fault{Name: "unavailable-30s", Kind: fakeservers.FaultStatus, Route: itemsRoute, Method: "GET", Probability: 0.2, Status: 503, RetryAfter: "30"})},
 			{At: ms(200), Label: "payment throttles 30% of charges (Retry-After: 1)", Action: harness.SetHTTPFaults(fakeservers.Payment,
 				fakeservers.Fault{Name: "throttle", Kind: fakeservers.FaultStatus, Route: chargesRoute, Method: "POST", Probability: 0.3, Status: 429, RetryAfter: "1"})},
 		},
-		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}, check.CallerDeadline{}),
+		Checks: checks(check.RetryAfter{RetryAfter: time.Second}, check.RetryAttempts{}, check.Ledger{}, check.CallerDeadline{}, check.GivesUpPromptly{},
+			check.AttemptsUsed{Status: 429, RetryAfter: time.Second}),
 	}
 }
 

@@ -45,6 +45,9 @@ var Contract = harness.Contract{
 	RequestTimeout: callTimeout,
 	MaxAttempts:    maxAttempts,
 	BackoffBase:    baseBackoff,
+	BackoffCap:     maxBackoff,
+	BackoffJitter:  1, // full jitter: uniform in [0, ceiling)
+	MaxRetryAfter:  maxRetryAfter,
 	RecoveryTime:   callTimeout + time.Second,
 }
 

@@ -283,10 +283,13 @@ func (b *byClose) Pop() any {
 
 // PoolChurn fails when, in steady state, the client opens new
 // connections instead of reusing its pool: connections accepted after the
-// warm-up and outside fault windows (each extended by the declared recovery
-// time, since reconnecting after a fault is expected), per 1000 calls
-// started in the same span. A client that opens a connection per request
-// measures ~1000.
+// warm-up and outside fault windows that may cost connections (each
+// extended by the declared recovery time, since reconnecting after a fault
+// is expected), per 1000 calls started in the same span. Windows whose
+// faults all answer whole (5xx, 429, delays) count as steady state: a
+// client that throws away the connection of every 5xx it retries churns
+// there. Calls the client refused itself (breaker open, pool full) are not
+// counted. A client that opens a connection per request measures ~1000.
 type PoolChurn struct {
 	// MaxPer1000 is the bound (default 5 new connections per 1000 calls).
 	MaxPer1000 float64 `json:"max_per_1000,omitempty"`
@@ -325,15 +328,18 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 			noTruth = true
 			continue
 		}
-		windows := harness.FaultWindows(h, svc)
+		windows := connectionFaultWindows(h, svc)
 		rt := contractFor(h, svc).RecoveryTime
 		for i := range windows {
 			windows[i].End += rt
 		}
 		steady := func(t time.Duration) bool { return t >= warm && t < end && !inAny(windows, t) }
+		// Calls the client refused itself (its breaker open, its pool full)
+		// used no connection: counted, they would dilute the churn of
+		// those that did.
 		calls := 0
 		for _, cl := range serviceCalls(h, svc, warm, end) {
-			if steady(time.Duration(cl.Start)) {
+			if steady(time.Duration(cl.Start)) && cl.Class != harness.ClassCircuitOpen && cl.Class != harness.ClassPoolExhausted {
 				calls++
 			}
 		}
@@ -369,13 +375,13 @@ func (c PoolChurn) Judge(h *harness.History) harness.Verdict {
 		if noTruth && len(short) == 0 {
 			return v.NotApplicable("no server-side truth: the servers' connections could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 		}
-		return v.NotApplicable(fmt.Sprintf("too few steady-state calls (after the %s warm-up, outside faults) to judge churn: %v, need %d", harness.FormatDuration(warm), short, minCalls))
+		return v.NotApplicable(fmt.Sprintf("too few steady-state calls (after the %s warm-up, outside faults that cost connections) to judge churn: %v, need %d", harness.FormatDuration(warm), short, minCalls))
 	}
 	measured := math.Round(worst.rate*100) / 100
 	if worst.rate <= bound {
 		return v.Pass(measured, bound, fmt.Sprintf("%s: %d new connections for %d steady-state calls (besides %d that grew the pool toward its max): the pool reuses its connections", worst.svc, worst.conns, worst.calls, worst.growth))
 	}
-	return v.Fail(measured, bound, fmt.Sprintf("%s: %d new connections beyond the pool's max for %d steady-state calls (after the %s warm-up, outside faults): keep connections alive and reuse them: read every response body to EOF and close it, keep enough idle connections (MaxIdleConnsPerHost), do not disable keep-alive",
+	return v.Fail(measured, bound, fmt.Sprintf("%s: %d new connections beyond the pool's max for %d steady-state calls (after the %s warm-up, outside faults that cost connections): keep connections alive and reuse them: read every response body to EOF and close it, keep enough idle connections (MaxIdleConnsPerHost), do not disable keep-alive",
 		worst.svc, worst.conns, worst.calls, harness.FormatDuration(warm)))
 }
 

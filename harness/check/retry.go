@@ -207,17 +207,8 @@ func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 		truth = true
 		groups := bySeq(as)
 		for _, seq := range sortedSeqs(groups) {
-			g := groups[seq]
-			replay := transportReplays(g)
-			for i := 1; i < len(g); i++ {
-				if replay[i] {
-					continue // the transport's, not a retry the client spaced
-				}
-				from := g[i-1].Arrived
-				if g[i-1].Finished >= from && g[i-1].Finished <= g[i].Arrived {
-					from = g[i-1].Finished
-				}
-				gaps = append(gaps, g[i].Arrived-from)
+			for _, g := range retryGaps(groups[seq]) {
+				gaps = append(gaps, g.Gap)
 			}
 		}
 		windows := harness.FaultWindows(h, svc)

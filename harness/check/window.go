@@ -43,6 +43,16 @@ const (
 	IDAbandonedWork       = "timeout.abandoned_work"
 )
 
+// Check ids of the retry oracles: the retry bugs real client libraries
+// shipped that the checks above certified alike with their fixes.
+const (
+	IDRetryBackoffGrows    = "retry.backoff_grows"
+	IDRetryJitter          = "retry.jitter"
+	IDRetryGivesUpPromptly = "retry.gives_up_promptly"
+	IDRetryAttemptsUsed    = "retry.attempts_used"
+	IDRetryBackoffBounded  = "retry.backoff_bounded"
+)
+
 // Doc describes one check for reports and the CLI's help.
 type Doc struct {
 	ID      string
@@ -56,7 +66,7 @@ var checkDocs = []Doc{
 	{IDLeakServerConns, "server truth", "the servers see every connection closed after teardown"},
 	{IDNoHang, "calls", "no call outlives the watchdog"},
 	{IDPoolBound, "server truth", "peak server-side connections per service <= Contract.MaxConns, and calls in flight <= Contract.MaxInFlight where declared (HTTP/2 shares connections)"},
-	{IDPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults) stay near zero"},
+	{IDPoolChurn, "server truth, enough steady-state calls", "new connections per 1000 calls in steady state (after warm-up, outside faults that cost connections: 5xx, 429 and delays answer whole and count as steady state) stay near zero"},
 	{IDPoolExhaustion, "the injected latency (from the scenario)", "under pool exhaustion, p99 latency <= latency + the call's pool wait (Contract.PoolWait, else MaxAttempts x AttemptPoolWait) + margin: fail fast instead of queueing"},
 	{IDTimeoutRequestBound, "calls", "every call ends within its timeout (Contract.RequestTimeout, else MaxAttempts x AttemptTimeout) + margin"},
 	{IDRetryAttempts, "server truth", "server-side attempts per X-Request-ID <= Contract.MaxAttempts"},
@@ -76,6 +86,11 @@ var checkDocs = []Doc{
 	{IDPoolIdleTimeout, "server truth (per-connection requests and closes), a declared Contract.IdleTimeout, a pause in traffic longer than it", "no connection stays open without a request for longer than IdleTimeout + max(half of it, 700ms)"},
 	{IDMetricsTruthful, "a client reporting its pool metrics (harness.MetricsGatherer, a driver's metrics_url), server truth", "its active + idle connections agree with the servers' open connections, its active ones with the calls holding a connection (within max(2, 25%), in half the samples at least), and its connection errors count at least half of those the calls returned"},
 	{IDAbandonedWork, "server truth (per-request arrival and finish), calls that ended while their request was unanswered at the server", "a request stops at the server once its call returned (500ms grace): never more requests in flight than MaxInFlight (on HTTP/1.1 MaxConns) + max(a quarter, 4) with more than the margin of them orphaned"},
+	{IDRetryBackoffGrows, "server truth, a declared BackoffBase and MaxAttempts >= 3, calls retried twice", "the median wait before the second retry over the one before the first reaches a third of the way to the declared growth (Contract.BackoffMultiplier, default 2, capped by BackoffCap), or exceeds it by a third of the declared growth of the median (jittered by Contract.BackoffJitter)"},
+	{IDRetryJitter, "server truth, a declared BackoffJitter >= 0.25, calls whose first attempts failed within 1ms of each other", "calls that fail together do not retry together: the median difference of their first waits >= a third of what Contract.BackoffJitter gives (~0.29 x jitter x first delay)"},
+	{IDRetryGivesUpPromptly, "server truth, calls ending on a 429 or 5xx answer", "a call whose last attempt was answered with a 429 or 5xx returns within a quarter of the next declared backoff (10-100ms, median per status) of that answer: no sleep after the last attempt, none for a Retry-After the client will not honour"},
+	{IDRetryAttemptsUsed, "server truth, a declared MaxAttempts >= 2, calls handed back on a 5xx (or the scenario's status)", "at most 10% of the calls handed back on a retryable answer had attempts, an honoured Retry-After (Contract.MaxRetryAfter) and time left for another; with a declared Contract.RetryBudget, at least 10% of the retriable answers after each attempt number (with 20 or more) are retried"},
+	{IDRetryBackoffBounded, "server truth, a declared BackoffBase, waits on the client's own backoff", "the median wait before the first retry <= BackoffBase + half (at least 25ms); before each later retry it exceeds the first by no more than the declared delays differ (BackoffMultiplier, capped by BackoffCap) + a quarter (at least 10ms)"},
 }
 
 // Docs lists every check the harness has, in report order.
