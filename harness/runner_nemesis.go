@@ -55,6 +55,9 @@ func (r *runner) runNemesis(ctx context.Context) []StepRecord {
 		}
 		rec.Ended = time.Since(r.start)
 		out = append(out, rec)
+		if r.cfg.observer != nil {
+			r.cfg.observer.StepDone(rec)
+		}
 	}
 	return out
 }

@@ -102,6 +102,8 @@ type Config struct {
 	Client ClientFunc `json:"-"`
 	// Progress, when set, is called before each cell starts and after it ends.
 	Progress func(Progress) `json:"-"`
+	// RunOptions are passed to every cell's harness.Run (an observer, say).
+	RunOptions []harness.RunOption `json:"-"`
 }
 
 // Progress is what the progress callback sees.

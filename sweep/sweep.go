@@ -269,7 +269,8 @@ func runCell(ctx context.Context, env harness.Environment, cfg Config, actions [
 
 	cctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Watchdog+cellOverhead)
 	defer cancel()
-	h, err := harness.Run(cctx, env, factory, spec, harness.WithWatchdog(cfg.Watchdog))
+	opts := append([]harness.RunOption{harness.WithWatchdog(cfg.Watchdog)}, cfg.RunOptions...)
+	h, err := harness.Run(cctx, env, factory, spec, opts...)
 	if h == nil {
 		return nil, err
 	}

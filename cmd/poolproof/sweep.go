@@ -28,7 +28,7 @@ func init() {
 const sweepStartTimeout = 30 * time.Second
 
 func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, reportDir, err := parseSweepFlags(args, stdout)
+	cfg, reportDir, metricsAddr, err := parseSweepFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -43,6 +43,12 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	cfg.Progress = sweepProgress(stderr)
+	var stopMetrics func()
+	if cfg.RunOptions, stopMetrics, err = serveMetrics(metricsAddr, stderr); err != nil {
+		fmt.Fprintf(stderr, "poolproof sweep: %v\n", err)
+		return 2
+	}
+	defer stopMetrics()
 
 	sctx, cancel := context.WithTimeout(ctx, sweepStartTimeout)
 	e, err := env.NewEmbedded(sctx, env.WithSeed(cfg.Seed))
@@ -78,12 +84,10 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-// parseSweepFlags returns the sweep to run and the -report folder.
-func parseSweepFlags(args []string, stdout io.Writer) (sweep.Config, string, error) {
-	var (
-		cfg                      sweep.Config
-		reportDir, pools, concur string
-	)
+// parseSweepFlags returns the sweep to run, the -report folder and the
+// -metrics-addr.
+func parseSweepFlags(args []string, stdout io.Writer) (cfg sweep.Config, reportDir, metricsAddr string, err error) {
+	var pools, concur string
 	fs := flag.NewFlagSet("poolproof sweep", flag.ContinueOnError)
 	fs.StringVar(&cfg.Service, "service", sweep.DefaultService, "service to drive: payment, inventory or notification")
 	fs.DurationVar(&cfg.Latency, "latency", 50*time.Millisecond, "latency injected on the service in every cell (0: none)")
@@ -95,30 +99,33 @@ func parseSweepFlags(args []string, stdout io.Writer) (sweep.Config, string, err
 	fs.DurationVar(&cfg.Duration, "duration", sweep.DefaultDuration, "how long each cell drives the client")
 	fs.Int64Var(&cfg.Seed, "seed", harness.DefaultSeed, "seed of the workload and the fault draws, so a sweep can be replayed")
 	fs.StringVar(&reportDir, "report", "", "folder to write sweep.html (table and charts) and sweep.json (the data) in")
+	addMetricsFlag(fs, &metricsAddr)
 	if err := parseFlags(fs, args, stdout); err != nil {
-		return cfg, "", err
+		return cfg, "", "", err
+	}
+	if err := checkMetricsAddr(metricsAddr); err != nil {
+		return cfg, "", "", err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["rate"] && set["concurrency"] {
-		return cfg, "", usageError{"-rate and -concurrency both given: drive an open loop (-rate) or closed-loop workers (-concurrency), not both"}
+		return cfg, "", "", usageError{"-rate and -concurrency both given: drive an open loop (-rate) or closed-loop workers (-concurrency), not both"}
 	}
 	if set["rate"] && cfg.Rate <= 0 {
-		return cfg, "", usageError{fmt.Sprintf("-rate %g: give a positive rate in calls/s", cfg.Rate)}
+		return cfg, "", "", usageError{fmt.Sprintf("-rate %g: give a positive rate in calls/s", cfg.Rate)}
 	}
-	var err error
 	if cfg.Pools, err = sweep.ParseInts("-pools", pools); err != nil {
-		return cfg, "", usageError{trimSentinel(err)}
+		return cfg, "", "", usageError{trimSentinel(err)}
 	}
 	if cfg.Rate == 0 {
 		if cfg.Concurrency, err = sweep.ParseInts("-concurrency", concur); err != nil {
-			return cfg, "", usageError{trimSentinel(err)}
+			return cfg, "", "", usageError{trimSentinel(err)}
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, "", usageError{asFlag(trimSentinel(err))}
+		return cfg, "", "", usageError{asFlag(trimSentinel(err))}
 	}
-	return cfg, reportDir, nil
+	return cfg, reportDir, metricsAddr, nil
 }
 
 // trimSentinel drops the sentinel's prefix: on the command line the flag
