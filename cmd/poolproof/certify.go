@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -211,19 +210,9 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	if !slices.Contains(env.Names, f.env) {
 		return f, usageError{fmt.Sprintf("-env %q: use one of %s", f.env, strings.Join(env.Names, ", "))}
 	}
-	if *driverCmd != "" {
-		clientSet := false
-		fs.Visit(func(fl *flag.Flag) { clientSet = clientSet || fl.Name == "client" })
-		if clientSet {
-			return f, usageError{"-driver and -client both given: certify one client, a driver or a built-in one"}
-		}
-		var err error
-		if f.driver, err = splitCommand(*driverCmd); err != nil {
-			return f, usageError{fmt.Sprintf("-driver %q: %v", *driverCmd, err)}
-		}
-		if _, err := exec.LookPath(f.driver[0]); err != nil {
-			return f, usageError{fmt.Sprintf("-driver %q: %s: %v: give the command that runs your driver", *driverCmd, f.driver[0], errors.Unwrap(err))}
-		}
+	var err error
+	if f.driver, err = driverCommand(fs, *driverCmd, "certify"); err != nil {
+		return f, err
 	}
 	if f.driver != nil && f.proxy.kind != "" {
 		return f, usageError{"-driver and -proxy both given: a proxy is certified through the reference client"}
