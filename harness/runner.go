@@ -54,6 +54,7 @@ type RunOption func(*runConfig)
 
 type runConfig struct {
 	progress        func(Progress)
+	observer        Observer
 	sampleInterval  time.Duration
 	watchdog        time.Duration
 	watchdogFactor  int
@@ -350,6 +351,9 @@ func Run(ctx context.Context, env Environment, factory ClientFactory, spec RunSp
 	// leak the checks look for. A hung call is abandoned, not canceled.
 	callsCtx, cancelCalls := context.WithCancel(ctx)
 	defer cancelCalls()
+	if cfg.observer != nil {
+		cfg.observer.RunStarted(spec.Scenario, names)
+	}
 	h.Started = time.Now()
 	withRunLabel(callsCtx, label, r.execute)
 
@@ -664,7 +668,7 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 		r.inFlight.Add(-1)
 		rec.End = r.since()
 		rec.Class = ClassOther
-		r.rec.Record(rec, err.Error())
+		r.record(rec, err.Error())
 		return
 	}
 	r.running.Add(1)
@@ -687,7 +691,7 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 		if res.err != nil {
 			text = res.err.Error()
 		}
-		r.rec.Record(rec, text)
+		r.record(rec, text)
 		if res.err != nil && errors.Is(res.err, ErrClientGone) {
 			r.halt()
 		}
@@ -696,7 +700,15 @@ func (r *runner) callCounted(ctx context.Context, seq uint32, slot *callSlot) {
 		slot.done = make(chan callResult, 1)
 		rec.End = r.since()
 		rec.Class = ClassHang
-		r.rec.Record(rec, fmt.Sprintf("no return within the watchdog (%v): Do or the body read blocked; the call's goroutine was abandoned", r.watchdog))
+		r.record(rec, fmt.Sprintf("no return within the watchdog (%v): Do or the body read blocked; the call's goroutine was abandoned", r.watchdog))
+	}
+}
+
+// record keeps one call in the history and shows it to the observer.
+func (r *runner) record(rec CallRecord, errText string) {
+	r.rec.Record(rec, errText)
+	if r.cfg.observer != nil {
+		r.cfg.observer.CallRecorded(rec)
 	}
 }
 

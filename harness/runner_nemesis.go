@@ -46,7 +46,11 @@ func (r *runner) runNemesis(ctx context.Context) []StepRecord {
 			}
 		default:
 		}
-		out = append(out, r.runStep(ctx, st))
+		rec := r.runStep(ctx, st)
+		out = append(out, rec)
+		if r.cfg.observer != nil {
+			r.cfg.observer.StepDone(rec)
+		}
 	}
 	return out
 }

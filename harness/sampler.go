@@ -54,6 +54,9 @@ func (r *runner) runSampler(ctx context.Context, stop <-chan struct{}) []Sample 
 		began := time.Now()
 		samples = append(samples, r.sample(ctx, counter, readServer))
 		r.checkCeilings(samples[len(samples)-1])
+		if r.cfg.observer != nil {
+			r.cfg.observer.Sampled(samples[len(samples)-1])
+		}
 		if readServer && counter == nil {
 			nextObserve = began.Add(time.Since(began) * observeBudget)
 		}

@@ -98,10 +98,25 @@ type Config struct {
 	// at which errors count as begun (default 0.01).
 	ErrorThreshold float64 `json:"error_threshold"`
 
+	// Repeat is how many times each cell runs (default 1); a cell reports
+	// the median of its runs and their spread (Cell.Spread).
+	Repeat int `json:"repeat"`
+	// FixedPool says the client builds its own pool and ignores the pool
+	// argument (a driver, a gallery client): the sweep then varies only the
+	// load, runs every cell with pool 0 and finds no knee; Pools is ignored.
+	FixedPool bool `json:"fixed_pool,omitempty"`
+	// ClientName names the client in the output (default "reference").
+	ClientName string `json:"client"`
+	// Profile is the contract the runs hold the client to (default
+	// reference.Profile()); it sets what the harness expects of the pool.
+	Profile *harness.Profile `json:"-"`
+
 	// Client builds the client under test (default Reference).
 	Client ClientFunc `json:"-"`
 	// Progress, when set, is called before each cell starts and after it ends.
 	Progress func(Progress) `json:"-"`
+	// RunOptions are passed to every cell's harness.Run (an observer, say).
+	RunOptions []harness.RunOption `json:"-"`
 }
 
 // Progress is what the progress callback sees.
@@ -127,8 +142,21 @@ func (c Config) withDefaults() Config {
 	if c.Fault == "" {
 		c.Fault = FaultNone
 	}
-	if c.Pools == nil {
+	switch {
+	case c.FixedPool:
+		c.Pools = []int{0}
+	case c.Pools == nil:
 		c.Pools = slices.Clone(DefaultPools)
+	}
+	if c.Repeat == 0 {
+		c.Repeat = 1
+	}
+	if c.ClientName == "" {
+		c.ClientName = "reference"
+	}
+	if c.Profile == nil {
+		p := reference.Profile()
+		c.Profile = &p
 	}
 	if c.Rate > 0 {
 		c.Concurrency = nil
@@ -182,9 +210,12 @@ func (c Config) Validate() error {
 		return bad("pools: give at least one pool size")
 	}
 	for _, p := range c.Pools {
-		if p < 1 {
+		if p < 1 && !c.FixedPool {
 			return bad("pool size %d: must be >= 1", p)
 		}
+	}
+	if c.Repeat < 1 {
+		return bad("repeat %d: run each cell at least once", c.Repeat)
 	}
 	if c.Rate < 0 {
 		return bad("rate %g is negative", c.Rate)

@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -51,22 +52,30 @@ func (r *Result) WriteJSON(w io.Writer) error {
 // marked, then per load level the measured answer beside the rule of thumb
 // and Little's law.
 func (r *Result) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "pool sizing sweep: %s, latency %s (%s), fault %s, %s per cell, seed %d\n",
-		r.Service, r.Latency, r.LatencyVia, r.Fault, r.Duration, r.Seed)
+	fmt.Fprintf(w, "pool sizing sweep of the %s client: %s, latency %s (%s), fault %s, %s per cell, %s, seed %d\n",
+		cmp.Or(r.Client, "reference"), r.Service, r.Latency, r.LatencyVia, r.Fault, r.Duration, r.RunsLabel(), r.Seed)
+	if r.FixedPool {
+		fmt.Fprintf(w, "%s\n", FixedPoolNote)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	load := "concurrency"
 	if r.Rate > 0 {
 		load = "rate/s"
 	}
-	fmt.Fprintf(tw, "%s\tpool\tcalls\tok/s\tp50\tp99\terrors\tdropped\tpeak conns\tattempts\tfaulted\t \t\n", load)
+	fmt.Fprintf(tw, "%s\tpool\tcalls\tok/s\tok/s min-max (sd)\tp50\tp99\tp99 min-max\terrors\tdropped\tpeak conns\tattempts\tfaulted\t \t\n", load)
 	for _, c := range r.Cells {
 		k, _ := r.Knee(c.Concurrency)
 		lv := fmt.Sprint(c.Concurrency)
 		if c.Concurrency == 0 {
 			lv = fmt.Sprintf("%g", c.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%s\t%s\t%.1f%%\t%d\t%d\t%d\t%d\t%s\t\n",
-			lv, c.Pool, c.Calls, c.Throughput, FormatLatency(c.P50), FormatLatency(c.P99), 100*c.ErrorRate, c.Dropped, c.PeakConns, c.Attempts, c.Faulted, k.Marks(c))
+		pool := fmt.Sprint(c.Pool)
+		if r.FixedPool {
+			pool = "own"
+		}
+		tputSpread, p99Spread := c.Spread.Format()
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t%.1f%%\t%d\t%d\t%d\t%d\t%s\t\n",
+			lv, pool, c.Calls, c.Throughput, tputSpread, FormatLatency(c.P50), FormatLatency(c.P99), p99Spread, 100*c.ErrorRate, c.Dropped, c.PeakConns, c.Attempts, c.Faulted, k.Marks(c))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -100,6 +109,28 @@ func (r *Result) WriteTable(w io.Writer) error {
 	return nil
 }
 
+// FixedPoolNote is what the table and the page say of a client whose pool
+// the sweep cannot set.
+const FixedPoolNote = "this client builds its own pool (a driver or a gallery client): the sweep cannot set its size, so it varies only the load and finds no knee; read throughput and p99 across the loads, and peak conns for the pool the client kept"
+
+// RunsLabel says how many runs each cell took, e.g. "median of 3 runs per cell".
+func (r *Result) RunsLabel() string {
+	if r.Repeat <= 1 {
+		return "1 run per cell"
+	}
+	return fmt.Sprintf("median of %d runs per cell", r.Repeat)
+}
+
+// Format prints a spread's throughput (min-max and standard deviation) and
+// p99 (min-max) as the table and the page do; "-" for a single run.
+func (s *Spread) Format() (throughput, p99 string) {
+	if s == nil || s.Runs < 2 {
+		return "-", "-"
+	}
+	return fmt.Sprintf("%.1f-%.1f (%.1f)", s.MinThroughput, s.MaxThroughput, s.StddevThroughput),
+		FormatLatency(s.MinP99) + "-" + FormatLatency(s.MaxP99)
+}
+
 // Marks names what a cell is for its load level k: the knee, the lowest
 // p99, where errors begin, or why it failed. The table and the HTML page
 // (package sweepreport) both print it.
@@ -108,13 +139,14 @@ func (k Knee) Marks(c Cell) string {
 	if c.Err != "" {
 		m = append(m, "failed: "+c.Err)
 	}
-	if c.Pool == k.Plateau {
+	// 0 is no pool: nothing succeeded, or the client's pool is its own.
+	if k.Plateau > 0 && c.Pool == k.Plateau {
 		m = append(m, "knee")
 	}
-	if c.Pool == k.LowestP99 {
+	if k.LowestP99 > 0 && c.Pool == k.LowestP99 {
 		m = append(m, "lowest p99")
 	}
-	if c.Pool == k.ErrorsBegin {
+	if k.ErrorsBegin > 0 && c.Pool == k.ErrorsBegin {
 		m = append(m, "errors begin")
 	}
 	return strings.Join(m, ", ")

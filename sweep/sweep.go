@@ -15,7 +15,6 @@ import (
 
 	"github.com/poolproof/poolproof/fakeservers"
 	"github.com/poolproof/poolproof/harness"
-	"github.com/poolproof/poolproof/reference"
 )
 
 // Bounds of the harness's own work around each cell.
@@ -52,6 +51,24 @@ type Result struct {
 	// Cores is runtime.NumCPU(); RuleOfThumb is (cores * 2) + 1 spindle.
 	Cores       int `json:"cores"`
 	RuleOfThumb int `json:"rule_of_thumb"`
+	// Client names the client swept; FixedPool says its pool is its own
+	// and only the load was varied (every cell has pool 0, no knee).
+	Client    string `json:"client"`
+	FixedPool bool   `json:"fixed_pool,omitempty"`
+	// Repeat is how many runs each cell took.
+	Repeat int `json:"repeat"`
+}
+
+// Spread is how a cell's runs differed: its throughput and p99 are the
+// medians of Runs runs, these their extremes and the throughput's
+// standard deviation.
+type Spread struct {
+	Runs             int           `json:"runs"`
+	MinThroughput    float64       `json:"min_throughput"`
+	MaxThroughput    float64       `json:"max_throughput"`
+	StddevThroughput float64       `json:"stddev_throughput"`
+	MinP99           time.Duration `json:"min_p99_ns"`
+	MaxP99           time.Duration `json:"max_p99_ns"`
 }
 
 // Cell is one pool size at one load.
@@ -90,6 +107,8 @@ type Cell struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// Err is why the cell could not be measured, "" otherwise.
 	Err string `json:"err,omitempty"`
+	// Spread is how the runs of a repeated cell differed; nil for one run.
+	Spread *Spread `json:"spread,omitempty"`
 }
 
 // Knee is what one load level says about the pool size.
@@ -151,6 +170,7 @@ func Run(ctx context.Context, env harness.Environment, cfg Config) (*Result, err
 		Mode: harness.ClosedLoop, Rate: cfg.Rate, Pools: cfg.Pools, Concurrency: cfg.Concurrency,
 		Duration: cfg.Duration, Seed: cfg.Seed, Environment: env.Name(), Started: time.Now(),
 		Cores: cores, RuleOfThumb: cores*2 + 1,
+		Client: cfg.ClientName, FixedPool: cfg.FixedPool, Repeat: cfg.Repeat,
 	}
 	loads := cfg.Concurrency
 	if cfg.Rate > 0 {
@@ -179,7 +199,7 @@ func Run(ctx context.Context, env harness.Environment, cfg Config) (*Result, err
 			if cfg.Progress != nil {
 				cfg.Progress(p)
 			}
-			cell, err := runCell(ctx, env, cfg, actions, pool, load)
+			cell, err := repeatCell(ctx, env, cfg, actions, pool, load)
 			if cell != nil {
 				res.Cells = append(res.Cells, *cell)
 				if cfg.Progress != nil {
@@ -196,6 +216,15 @@ func Run(ctx context.Context, env harness.Environment, cfg Config) (*Result, err
 	}
 	res.Knees = analyse(res, cfg)
 	return res, nil
+}
+
+// analyse finds the knee of each load level among the cells measured; a
+// client whose pool the sweep cannot set has no knee to find.
+func analyse(res *Result, cfg Config) []Knee {
+	if cfg.FixedPool {
+		return nil
+	}
+	return analyseLoads(res, cfg)
 }
 
 func loadLabel(concurrency int, rate float64) string {
@@ -231,6 +260,97 @@ func faultActions(cfg Config) []harness.Action {
 	return acts
 }
 
+// repeatCell measures one pool size at one load cfg.Repeat times and
+// combines the runs; it stops at the first run that fails.
+func repeatCell(ctx context.Context, env harness.Environment, cfg Config, actions []harness.Action, pool, concurrency int) (*Cell, error) {
+	var runs []Cell
+	for range cfg.Repeat {
+		cell, err := runCell(ctx, env, cfg, actions, pool, concurrency)
+		if cell != nil {
+			runs = append(runs, *cell)
+		}
+		if err != nil {
+			if len(runs) == 0 {
+				return nil, err
+			}
+			c := combine(runs)
+			return &c, err
+		}
+	}
+	c := combine(runs)
+	return &c, nil
+}
+
+// combine makes one cell of a cell's runs: counts summed, throughput and
+// latencies the medians, the peak the highest, the spread kept. A failed
+// run (the last) makes the cell failed.
+func combine(runs []Cell) Cell {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	out := runs[len(runs)-1]
+	out.Calls, out.OK, out.Failed, out.Hung, out.Dropped, out.Attempts, out.Faulted, out.Elapsed = 0, 0, 0, 0, 0, 0, 0, 0
+	out.Errors = nil
+	sp := &Spread{Runs: len(runs), MinThroughput: math.Inf(1), MinP99: time.Duration(math.MaxInt64)}
+	var tputs []float64
+	var p50s, p99s, means []time.Duration
+	for _, r := range runs {
+		out.Calls += r.Calls
+		out.OK += r.OK
+		out.Failed += r.Failed
+		out.Hung += r.Hung
+		out.Dropped += r.Dropped
+		out.Attempts += r.Attempts
+		out.Faulted += r.Faulted
+		out.Elapsed += r.Elapsed
+		out.PeakConns = max(out.PeakConns, r.PeakConns)
+		for class, n := range r.Errors {
+			if out.Errors == nil {
+				out.Errors = map[string]int{}
+			}
+			out.Errors[class] += n
+		}
+		tputs = append(tputs, r.Throughput)
+		sp.MinThroughput, sp.MaxThroughput = min(sp.MinThroughput, r.Throughput), max(sp.MaxThroughput, r.Throughput)
+		if r.OK > 0 {
+			p50s, p99s, means = append(p50s, r.P50), append(p99s, r.P99), append(means, r.Mean)
+			sp.MinP99, sp.MaxP99 = min(sp.MinP99, r.P99), max(sp.MaxP99, r.P99)
+		}
+	}
+	if len(p99s) == 0 {
+		sp.MinP99 = 0
+	}
+	out.Throughput = median(tputs)
+	out.P50, out.P99, out.Mean = median(p50s), median(p99s), median(means)
+	if out.Calls > 0 {
+		out.ErrorRate = float64(out.Failed) / float64(out.Calls)
+	}
+	mean := 0.0
+	for _, t := range tputs {
+		mean += t / float64(len(tputs))
+	}
+	for _, t := range tputs {
+		sp.StddevThroughput += (t - mean) * (t - mean) / float64(len(tputs)-1)
+	}
+	sp.StddevThroughput = math.Sqrt(sp.StddevThroughput)
+	out.Spread = sp
+	return out
+}
+
+// median is the middle value (the mean of the two middle ones for an even
+// count), the zero value of none.
+func median[T float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
 // runCell measures one pool size at one load. It returns a nil cell only
 // when the cell could not start.
 func runCell(ctx context.Context, env harness.Environment, cfg Config, actions []harness.Action, pool, concurrency int) (*Cell, error) {
@@ -261,15 +381,19 @@ func runCell(ctx context.Context, env harness.Environment, cfg Config, actions [
 		w.Mode, w.Workers = harness.ClosedLoop, concurrency
 	}
 	name := fmt.Sprintf("sweep-%s-pool%d", cfg.Service, pool)
+	if cfg.FixedPool {
+		name = fmt.Sprintf("sweep-%s-ownpool", cfg.Service)
+	}
 	if concurrency > 0 {
 		name += fmt.Sprintf("-c%d", concurrency)
 	}
-	spec := harness.RunSpec{Scenario: name, Seed: cfg.Seed, Workload: w, Profile: reference.Profile()}
+	spec := harness.RunSpec{Scenario: name, Seed: cfg.Seed, Workload: w, Profile: *cfg.Profile}
 	factory := func(svc harness.Service) (harness.Client, error) { return cfg.Client(svc, pool) }
 
 	cctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Watchdog+cellOverhead)
 	defer cancel()
-	h, err := harness.Run(cctx, env, factory, spec, harness.WithWatchdog(cfg.Watchdog))
+	opts := append([]harness.RunOption{harness.WithWatchdog(cfg.Watchdog)}, cfg.RunOptions...)
+	h, err := harness.Run(cctx, env, factory, spec, opts...)
 	if h == nil {
 		return nil, err
 	}
@@ -367,8 +491,8 @@ func measure(h *harness.History, d time.Duration) Cell {
 	return c
 }
 
-// analyse finds the knee of each load level among the cells measured.
-func analyse(res *Result, cfg Config) []Knee {
+// analyseLoads finds the knee of each load level among the cells measured.
+func analyseLoads(res *Result, cfg Config) []Knee {
 	loads := cfg.Concurrency
 	if cfg.Rate > 0 {
 		loads = []int{0}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -57,6 +56,9 @@ type certifyFlags struct {
 	reportDir     string
 	http2         bool
 	proxy         proxyFlags
+	metrics       string // -metrics-addr
+	// runOpts are passed to every run: set by runCertify, not a flag.
+	runOpts []harness.RunOption
 }
 
 func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -90,6 +92,12 @@ func runCertify(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	profile.HTTP2 = profile.HTTP2 || f.http2
+	var stopMetrics func()
+	if f.runOpts, stopMetrics, err = serveMetrics(f.metrics, stderr); err != nil {
+		fmt.Fprintf(stderr, "poolproof certify: %v\n", err)
+		return 2
+	}
+	defer stopMetrics()
 	if f.reportDir != "" { // fail now, not after a run of minutes
 		if err := os.MkdirAll(f.reportDir, 0o755); err != nil {
 			fmt.Fprintf(stderr, "poolproof certify: -report %s: %v: choose a folder you can write to\n", f.reportDir, err)
@@ -146,6 +154,9 @@ func certifyOn(ctx context.Context, e harness.Environment, f certifyFlags, catal
 	if f.seed != 0 {
 		opts = append(opts, harness.WithSeed(f.seed))
 	}
+	if len(f.runOpts) > 0 {
+		opts = append(opts, harness.WithRunOptions(f.runOpts...))
+	}
 	cert, certErr := harness.Certify(ctx, e, factory, profile, catalog, opts...)
 	if cert == nil {
 		fmt.Fprintf(stderr, "poolproof certify: %v\n", certErr)
@@ -184,6 +195,7 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	fs.BoolVar(&f.http2, "http2", false, "the client speaks HTTP/2: certify every scenario on HTTP/1.1 and again on HTTP/2 (runs named <scenario>@h2); without it the services offer HTTP/1.1 only")
 	fs.Int64Var(&f.seed, "seed", 0, "seed for every scenario (0: each scenario's own); printed with every verdict, so a run can be replayed")
 	addProxyFlags(fs, &f.proxy)
+	addMetricsFlag(fs, &f.metrics)
 	fs.StringVar(&f.reportDir, "report", defaultReportDir, "folder to write the report in: report.html (scorecard and timelines), junit.xml, summary.md and histories/<scenario>.json.gz (poolproof judge recomputes the verdicts from them); \"\" or - writes none")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return f, err
@@ -191,22 +203,15 @@ func parseCertifyFlags(args []string, stdout io.Writer) (certifyFlags, error) {
 	if f.reportDir == "-" {
 		f.reportDir = ""
 	}
+	if err := checkMetricsAddr(f.metrics); err != nil {
+		return f, err
+	}
 	if !slices.Contains(env.Names, f.env) {
 		return f, usageError{fmt.Sprintf("-env %q: use one of %s", f.env, strings.Join(env.Names, ", "))}
 	}
-	if *driverCmd != "" {
-		clientSet := false
-		fs.Visit(func(fl *flag.Flag) { clientSet = clientSet || fl.Name == "client" })
-		if clientSet {
-			return f, usageError{"-driver and -client both given: certify one client, a driver or a built-in one"}
-		}
-		var err error
-		if f.driver, err = splitCommand(*driverCmd); err != nil {
-			return f, usageError{fmt.Sprintf("-driver %q: %v", *driverCmd, err)}
-		}
-		if _, err := exec.LookPath(f.driver[0]); err != nil {
-			return f, usageError{fmt.Sprintf("-driver %q: %s: %v: give the command that runs your driver", *driverCmd, f.driver[0], errors.Unwrap(err))}
-		}
+	var err error
+	if f.driver, err = driverCommand(fs, *driverCmd, "certify"); err != nil {
+		return f, err
 	}
 	if f.driver != nil && f.proxy.kind != "" {
 		return f, usageError{"-driver and -proxy both given: a proxy is certified through the reference client"}

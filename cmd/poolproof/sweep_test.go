@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/poolproof/poolproof/internal/drivertest"
+	"github.com/poolproof/poolproof/internal/testenv"
 	"github.com/poolproof/poolproof/sweep"
 )
 
@@ -70,7 +73,7 @@ func TestSweepTinyRunPrintsTheTableAndWritesTheReport(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "out")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	code, stdout, stderr := runSweepCmd(t, ctx, "-pools", "1,4", "-concurrency", "4", "-latency", "20ms", "-duration", "400ms", "-report", dir)
+	code, stdout, stderr := runSweepCmd(t, ctx, "-pools", "1,4", "-concurrency", "4", "-latency", "20ms", "-duration", "400ms", "-repeat", "2", "-report", dir)
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	t.Logf("\n%s", stdout)
 
@@ -88,6 +91,66 @@ func TestSweepTinyRunPrintsTheTableAndWritesTheReport(t *testing.T) {
 	require.NoError(t, json.Unmarshal(data, &res))
 	require.Len(t, res.Cells, 2)
 	assert.Positive(t, res.Cells[1].Throughput)
+	require.NotNil(t, res.Cells[1].Spread, "a repeated cell keeps its spread")
+	assert.Equal(t, 2, res.Cells[1].Spread.Runs)
+	assert.LessOrEqual(t, res.Cells[1].Spread.MinThroughput, res.Cells[1].Throughput)
+	assert.GreaterOrEqual(t, res.Cells[1].Spread.MaxThroughput, res.Cells[1].Throughput)
+	assert.Contains(t, stdout, "median of 2 runs per cell")
+	assert.Contains(t, string(html), "ok/s min-max (sd)")
+}
+
+// A driver's pool is its own: the sweep varies only the load, says so,
+// and prints every cell with the spread of its runs.
+func TestSweepOfADriverVariesTheLoadAndPrintsTheSpread(t *testing.T) {
+	testenv.SkipUnderRace(t)
+	bin := drivertest.GoDriver(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	code, stdout, stderr := runSweepCmd(t, ctx, "-driver", bin, "-contract", "../../drivers/go/contract.json",
+		"-concurrency", "1,4", "-latency", "10ms", "-duration", "300ms", "-repeat", "2")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	t.Logf("\n%s", stdout)
+
+	assert.Contains(t, stderr, sweep.FixedPoolNote, "the output says what the sweep varies")
+	assert.Contains(t, stdout, sweep.FixedPoolNote)
+	assert.Contains(t, stderr, "[cell 2 of 2] its own pool, concurrency 4")
+	assert.Contains(t, stdout, "median of 2 runs per cell")
+	assert.NotContains(t, stdout, "plateaus at pool", "no pool size was varied, so no knee")
+	rows := 0
+	for _, line := range strings.Split(stdout, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 6 || fields[1] != "own" {
+			continue
+		}
+		rows++
+		ok, err := strconv.ParseFloat(fields[3], 64)
+		require.NoError(t, err, line)
+		assert.Positive(t, ok, "the driver served calls: %s", line)
+		assert.Regexp(t, `^[0-9.]+-[0-9.]+$`, fields[4], "throughput min-max: %s", line)
+		assert.Regexp(t, `^\([0-9.]+\)$`, fields[5], "throughput standard deviation: %s", line)
+	}
+	assert.Equal(t, 2, rows, "one row per load")
+}
+
+func TestSweepClientFlagsRejectedWithExitCode2(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"pools for a gallery client", []string{"-client", "small-idle-pool", "-pools", "1,2"}, "-pools given for the small-idle-pool client, whose pool is its own"},
+		{"unknown client", []string{"-client", "nope"}, `-client "nope": not a client poolproof knows`},
+		{"driver and client", []string{"-driver", "python3 d.py", "-client", "plain"}, "-driver and -client both given: sweep one client"},
+		{"zero repeat", []string{"-repeat", "0"}, "-repeat 0: run each cell at least once"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runSweepCmd(t, context.Background(), tc.args...)
+			assert.Equal(t, 2, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, tc.want)
+			assert.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+		})
+	}
 }
 
 func TestSweepInterruptedExitsOne(t *testing.T) {

@@ -10,11 +10,14 @@
 package sweepreport
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
+	"image/color"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -83,6 +86,7 @@ func writeFile(path string, write func(io.Writer) error) (err error) {
 // page is what the page template renders.
 type page struct {
 	Title, Setup, Generated string
+	FixedPool               string // what the sweep varied, for a client whose pool is its own
 	Interrupted             bool
 	Rows                    []row
 	Knees                   []knee
@@ -92,6 +96,7 @@ type page struct {
 
 type row struct {
 	Load, Pool, Calls, Throughput, P50, P99, Errors, Dropped, Marks string
+	ThroughputSpread, P99Spread                                     string
 	PeakConns, Attempts, Faulted                                    int
 	Knee                                                            bool
 }
@@ -108,21 +113,30 @@ type knee struct {
 func WriteHTML(w io.Writer, r *sweep.Result) error {
 	pg := page{
 		Title: "poolproof pool-sizing sweep: " + r.Service,
-		Setup: fmt.Sprintf("latency %s (%s), fault %s, %s per cell, seed %d, %s environment, started %s, took %s",
-			r.Latency, r.LatencyVia, r.Fault, r.Duration, r.Seed, r.Environment,
+		Setup: fmt.Sprintf("%s client, latency %s (%s), fault %s, %s per cell, %s, seed %d, %s environment, started %s, took %s",
+			cmp.Or(r.Client, "reference"), r.Latency, r.LatencyVia, r.Fault, r.Duration, r.RunsLabel(), r.Seed, r.Environment,
 			r.Started.UTC().Format(time.RFC3339), r.Elapsed.Round(time.Millisecond)),
 		Generated:   time.Now().UTC().Format(time.RFC3339),
 		Interrupted: r.Interrupted,
 		Cores:       r.Cores,
 		RuleOfThumb: r.RuleOfThumb,
 	}
+	if r.FixedPool {
+		pg.FixedPool = sweep.FixedPoolNote
+	}
 	for _, c := range r.Cells {
 		k, _ := r.Knee(c.Concurrency)
+		pool := strconv.Itoa(c.Pool)
+		if r.FixedPool {
+			pool = "own"
+		}
+		tputSpread, p99Spread := c.Spread.Format()
 		pg.Rows = append(pg.Rows, row{
-			Load: loadOf(c.Concurrency, c.Rate), Pool: strconv.Itoa(c.Pool), Calls: strconv.Itoa(c.Calls),
+			ThroughputSpread: tputSpread, P99Spread: p99Spread,
+			Load: loadOf(c.Concurrency, c.Rate), Pool: pool, Calls: strconv.Itoa(c.Calls),
 			Throughput: fmt.Sprintf("%.1f", c.Throughput), P50: sweep.FormatLatency(c.P50), P99: sweep.FormatLatency(c.P99),
 			Errors: fmt.Sprintf("%.1f%%", 100*c.ErrorRate), Dropped: strconv.FormatInt(c.Dropped, 10),
-			Marks: k.Marks(c), Knee: c.Pool == k.Plateau,
+			Marks: k.Marks(c), Knee: k.Plateau > 0 && c.Pool == k.Plateau,
 			PeakConns: c.PeakConns, Attempts: c.Attempts, Faulted: c.Faulted,
 		})
 	}
@@ -198,13 +212,29 @@ func renderChart(r *sweep.Result, id, title, yLabel string, value func(sweep.Cel
 	p.Legend.ThumbnailWidth = 0.25 * vg.Inch
 	p.Add(plotter.NewGrid())
 	p.X.Scale = plot.LogScale{}
+	xs, groups := r.Pools, r.Knees
+	xOf := func(c sweep.Cell) float64 { return float64(c.Pool) }
+	inGroup := func(k sweep.Knee, c sweep.Cell) bool { return c.Concurrency == k.Concurrency }
+	if r.FixedPool {
+		// The client's pool is its own: one line against the load.
+		p.X.Label.Text = "load (closed-loop workers, or the offered rate)"
+		xs, groups = nil, []sweep.Knee{{}}
+		for _, c := range r.Cells {
+			if !slices.Contains(xs, loadX(c)) {
+				xs = append(xs, loadX(c))
+			}
+		}
+		slices.Sort(xs)
+		xOf = func(c sweep.Cell) float64 { return float64(loadX(c)) }
+		inGroup = func(sweep.Knee, sweep.Cell) bool { return true }
+	}
 	var ticks plot.ConstantTicks
-	for _, pool := range r.Pools {
-		ticks = append(ticks, plot.Tick{Value: float64(pool), Label: strconv.Itoa(pool)})
+	for _, x := range xs {
+		ticks = append(ticks, plot.Tick{Value: float64(x), Label: strconv.Itoa(x)})
 	}
 	p.X.Tick.Marker = ticks
-	if len(r.Pools) > 0 {
-		lo, hi := float64(r.Pools[0]), float64(r.Pools[len(r.Pools)-1])
+	if len(xs) > 0 {
+		lo, hi := float64(xs[0]), float64(xs[len(xs)-1])
 		if lo == hi { // a log axis needs a span
 			lo, hi = lo/2, hi*2
 		}
@@ -212,11 +242,16 @@ func renderChart(r *sweep.Result, id, title, yLabel string, value func(sweep.Cel
 	}
 
 	yMax := 0.0
-	for i, k := range r.Knees {
+	type kneePoint struct {
+		at  plotter.XY
+		col color.Color
+	}
+	var knees []kneePoint
+	for i, k := range groups {
 		col := svgchart.Color(i)
-		var pts, knee plotter.XYs
+		var pts plotter.XYs
 		for _, c := range r.Cells {
-			if c.Concurrency != k.Concurrency {
+			if !inGroup(k, c) {
 				continue
 			}
 			v, ok := value(c)
@@ -224,9 +259,9 @@ func renderChart(r *sweep.Result, id, title, yLabel string, value func(sweep.Cel
 				continue
 			}
 			yMax = max(yMax, v)
-			pts = append(pts, plotter.XY{X: float64(c.Pool), Y: v})
-			if c.Pool == k.Plateau {
-				knee = append(knee, plotter.XY{X: float64(c.Pool), Y: v})
+			pts = append(pts, plotter.XY{X: xOf(c), Y: v})
+			if k.Plateau > 0 && c.Pool == k.Plateau {
+				knees = append(knees, kneePoint{plotter.XY{X: xOf(c), Y: v}, col})
 			}
 		}
 		if len(pts) == 0 {
@@ -239,34 +274,63 @@ func renderChart(r *sweep.Result, id, title, yLabel string, value func(sweep.Cel
 		line.Color, line.Width = col, vg.Points(1.4)
 		points.Color, points.Radius = col, vg.Points(2)
 		p.Add(line, points)
-		p.Legend.Add(k.LoadLabel(), line, points)
-		if len(knee) > 0 {
-			ring, err := plotter.NewScatter(knee)
-			if err != nil {
-				return svgchart.Chart{}, fmt.Errorf("chart %s, knee of %s: %w", id, k.LoadLabel(), err)
-			}
-			ring.Color, ring.Radius = col, vg.Points(6)
-			ring.Shape = draw.RingGlyph{}
-			labels, err := plotter.NewLabels(plotter.XYLabels{XYs: knee, Labels: []string{"knee"}})
-			if err != nil {
-				return svgchart.Chart{}, fmt.Errorf("chart %s, knee label of %s: %w", id, k.LoadLabel(), err)
-			}
-			for j := range labels.TextStyle {
-				labels.TextStyle[j].Color = col
-				labels.TextStyle[j].Font.Size = 8
-			}
-			labels.Offset = vg.Point{X: vg.Points(7), Y: vg.Points(-10)}
-			p.Add(ring, labels)
+		label := k.LoadLabel()
+		if r.FixedPool {
+			label = "the client's own pool"
 		}
+		p.Legend.Add(label, line, points)
 	}
 	if yMax <= 0 {
 		yMax = 1
 	}
 	p.Y.Min, p.Y.Max = 0, yMax*1.2 // room for the legend and the knee labels
-
+	for _, kp := range knees {
+		knee := plotter.XYs{kp.at}
+		ring, err := plotter.NewScatter(knee)
+		if err != nil {
+			return svgchart.Chart{}, fmt.Errorf("chart %s, knee: %w", id, err)
+		}
+		ring.Color, ring.Radius = kp.col, vg.Points(6)
+		ring.Shape = draw.RingGlyph{}
+		labels, err := plotter.NewLabels(plotter.XYLabels{XYs: knee, Labels: []string{kneeLabel}})
+		if err != nil {
+			return svgchart.Chart{}, fmt.Errorf("chart %s, knee label: %w", id, err)
+		}
+		for j := range labels.TextStyle {
+			labels.TextStyle[j].Color = kp.col
+			labels.TextStyle[j].Font.Size = 8
+		}
+		labels.Offset = kneeLabelOffset(kp.at, p.X.Max, p.Y.Max)
+		p.Add(ring, labels)
+	}
 	return svgchart.Render(p, id, title, chartWidth, chartHeight)
 }
 
+// kneeLabel is the text beside a knee's ring.
+const kneeLabel = "knee"
+
+// kneeLabelOffset places a knee's label beside its ring, inside the chart:
+// right of the ring and below it by default; left of it when the ring is
+// near the right edge (the knee is often the largest pool), above it when
+// the ring is near the bottom. x is on the chart's log axis.
+func kneeLabelOffset(at plotter.XY, xMax, yMax float64) vg.Point {
+	off := vg.Point{X: vg.Points(7), Y: vg.Points(-10)}
+	if xMax > 0 && at.X*1.5 > xMax { // within a third of a doubling of the edge
+		off.X = -vg.Points(7) - vg.Points(4.5*float64(len(kneeLabel))) // the label's width at 8pt, about
+	}
+	if yMax > 0 && at.Y < 0.15*yMax {
+		off.Y = vg.Points(6)
+	}
+	return off
+}
+
+// loadX is a cell's load: its workers, or its offered rate.
+func loadX(c sweep.Cell) int {
+	if c.Concurrency > 0 {
+		return c.Concurrency
+	}
+	return int(c.Rate)
+}
 func loadOf(concurrency int, rate float64) string {
 	if concurrency > 0 {
 		return strconv.Itoa(concurrency)
@@ -295,6 +359,7 @@ td.marks { text-align: left; }
 <body>
 <h1>{{.Title}}</h1>
 <p class="setup">{{.Setup}}; generated {{.Generated}}</p>
+{{if .FixedPool}}<p class="interrupted">{{.FixedPool}}</p>{{end}}
 {{if .Interrupted}}<p class="interrupted">Interrupted: only the cells below were measured.</p>{{end}}
 <h2>Answer</h2>
 {{range .Knees}}<h3>{{.Load}}</h3>
@@ -310,9 +375,9 @@ td.marks { text-align: left; }
 {{end}}</div>
 <h2>Cells</h2>
 <table>
-<thead><tr><th>load</th><th>pool</th><th>calls</th><th>ok/s</th><th>p50</th><th>p99</th><th>errors</th><th>dropped</th><th title="most connections the server saw open at once">peak conns</th><th title="requests the server saw, retries included">attempts</th><th title="attempts the injected fault hit">faulted</th><th></th></tr></thead>
+<thead><tr><th>load</th><th>pool</th><th>calls</th><th>ok/s</th><th title="throughput of the cell's runs: lowest-highest (standard deviation)">ok/s min-max (sd)</th><th>p50</th><th>p99</th><th title="p99 of the cell's runs: lowest-highest">p99 min-max</th><th>errors</th><th>dropped</th><th title="most connections the server saw open at once">peak conns</th><th title="requests the server saw, retries included">attempts</th><th title="attempts the injected fault hit">faulted</th><th></th></tr></thead>
 <tbody>
-{{range .Rows}}<tr{{if .Knee}} class="knee"{{end}}><td>{{.Load}}</td><td>{{.Pool}}</td><td>{{.Calls}}</td><td>{{.Throughput}}</td><td>{{.P50}}</td><td>{{.P99}}</td><td>{{.Errors}}</td><td>{{.Dropped}}</td><td>{{.PeakConns}}</td><td>{{.Attempts}}</td><td>{{.Faulted}}</td><td class="marks">{{.Marks}}</td></tr>
+{{range .Rows}}<tr{{if .Knee}} class="knee"{{end}}><td>{{.Load}}</td><td>{{.Pool}}</td><td>{{.Calls}}</td><td>{{.Throughput}}</td><td>{{.ThroughputSpread}}</td><td>{{.P50}}</td><td>{{.P99}}</td><td>{{.P99Spread}}</td><td>{{.Errors}}</td><td>{{.Dropped}}</td><td>{{.PeakConns}}</td><td>{{.Attempts}}</td><td>{{.Faulted}}</td><td class="marks">{{.Marks}}</td></tr>
 {{end}}</tbody>
 </table>
 </body>
