@@ -6,14 +6,17 @@ PKGS ?= ./...
 
 # test: every package with the race detector, then the certifications
 # whose verdicts are timing measurements, which the race detector distorts
-# (they skip themselves under -race); the reference certifications and the
-# broken-client gallery in separate processes, so the gallery's deliberate
+# (they skip themselves under -race); the reference certifications, the
+# correct-client controls (reference, a Do-only plain client and a retrying
+# client on HTTP/1.1 and HTTP/2) and the broken-client gallery in separate
+# processes, so the gallery's deliberate
 # leaks never load the reference's timing; the proxy catalog through the
 # shipped and the broken proxy configurations (nginx and haproxy needed);
 # fresh results, no cache.
 test:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	$(GO) test -count=1 -timeout 30m -run 'TestReferenceCertifies' -v ./scenarios/
+	$(GO) test -count=1 -timeout 30m -run 'TestCorrectClientsCertifyOnBothProtocols' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestBrokenClientsAreCaught|TestNewClientPerRequestGetsAWholeCertificate' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestProxies' -v ./proxy/
 	$(GO) test -count=1 -timeout 30m -run 'TestSweepKneeMatchesLittlesLaw|TestGoDriverCertifiesTheQuickCatalog' -v ./sweep/ ./driver/
