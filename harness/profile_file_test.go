@@ -3,6 +3,9 @@ package harness_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +95,24 @@ func TestLoadProfileNamesTheFile(t *testing.T) {
 
 	_, err = harness.LoadProfile(filepath.Join(t.TempDir(), "missing.json"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// docs/contract-file.md has a row for every Contract field a file may
+// hold, and none for a field that does not exist.
+func TestContractFileDocListsEveryField(t *testing.T) {
+	doc, err := os.ReadFile("../docs/contract-file.md")
+	require.NoError(t, err)
+	rows := regexp.MustCompile("(?m)^\\| `([a-z_0-9]+)` \\|").FindAllStringSubmatch(string(doc), -1)
+	var documented []string
+	for _, r := range rows {
+		documented = append(documented, r[1])
+	}
+	var fields []string
+	ct := reflect.TypeOf(harness.Contract{})
+	for i := range ct.NumField() {
+		if name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			fields = append(fields, name)
+		}
+	}
+	assert.ElementsMatch(t, fields, documented)
 }

@@ -31,8 +31,10 @@ urllib3 1.26 (Debian 12) and no other package:
     (raise_on_status=False), not a RetryError.
 
 The limits it keeps are read from requests_corrected.contract.json beside
-this file, so the contract is what the code does; only the backoff and the
-budget, which the contract does not name, are set here.
+this file, so the contract is what the code does; the backoff and the
+budget are set here (TUNING, BUDGET_RATIO) and declared with the same
+values in the contract (backoff_base, backoff_cap, backoff_jitter 0.5 for
+equal jitter, retry_budget), which the retry checks hold them to.
 """
 
 import heapq
