@@ -97,9 +97,16 @@ func TestGallery_TLSTrustsOnlyServiceCA(t *testing.T) {
 	for _, e := range All() {
 		t.Run(e.Name, func(t *testing.T) {
 			c := newClient(t, subject{e.Name, e.Factory}, svc)
-			got := get(c, itemURL(svc, "sku-1"), "")
-			require.NoError(t, got.err)
-			assert.Equal(t, http.StatusOK, got.status)
+			got := get(c, itemURL(svc, "sku-1"), "trusted-"+e.Name)
+			require.NotEmpty(t, attemptsOf(s, "trusted-"+e.Name), "%s got past the handshake: %v", e.Name, got.err)
+			switch e.Name {
+			case "cancel-before-body", "attempt-deadline-cuts-body":
+				// Their bug cuts the body read short when it is not
+				// buffered in time, which on a loaded machine it may not be.
+			default:
+				require.NoError(t, got.err)
+				assert.Equal(t, http.StatusOK, got.status)
+			}
 
 			bad := newClient(t, subject{e.Name, e.Factory}, wrong)
 			got = get(bad, itemURL(wrong, "sku-1"), "untrusted-"+e.Name)
