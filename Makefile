@@ -15,11 +15,11 @@ PKGS ?= ./...
 # fresh results, no cache.
 test:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
-	$(GO) test -count=1 -timeout 30m -run 'TestReferenceCertifies' -v ./scenarios/
+	$(GO) test -count=1 -timeout 30m -run 'TestReferenceCertifies|TestPoolParametersKeptCertify' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestCorrectClientsCertifyOnBothProtocols' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestBrokenClientsAreCaught|TestNewClientPerRequestGetsAWholeCertificate' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestProxies' -v ./proxy/
-	$(GO) test -count=1 -timeout 30m -run 'TestSweepKneeMatchesLittlesLaw|TestGoDriverCertifiesTheQuickCatalog' -v ./sweep/ ./driver/
+	$(GO) test -count=1 -timeout 30m -run 'TestSweepKneeMatchesLittlesLaw|TestGoDriverCertifiesTheQuickCatalog|TestSweepOfADriverVariesTheLoadAndPrintsTheSpread' -v ./sweep/ ./driver/ ./cmd/poolproof/
 	$(MAKE) examples
 
 # examples: the two team repositories of examples/teams, run as their own
