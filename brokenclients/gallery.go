@@ -216,6 +216,14 @@ func All() []Entry {
 			Factory:  newDetachedRequests,
 			Profile:  PlainProfile(),
 		},
+		{
+			Name: "connect-timeout-unset",
+			Bug: "declares a 300ms connect timeout but leaves its dialer's Timeout and its transport's TLSHandshakeTimeout at zero: " +
+				"when a backend accepts TCP and never completes the handshake, every call waits out the whole request timeout instead",
+			CaughtBy: []string{check.IDTimeoutConnect},
+			Factory:  newConnectTimeoutUnset,
+			Profile:  connectTimeoutProfile(),
+		},
 	}
 	entries = append(entries, retryOracleEntries()...)
 	for i := range entries {
@@ -255,6 +263,9 @@ const (
 	refTripAfter      = 5 // consecutive failures
 	refOpenDelay      = time.Second
 	refHalfOpenProbes = 1
+	// refConnectTimeout is ReferenceConfig's 1s dial timeout + 1s TLS
+	// handshake timeout: a new connection is usable, or given up, within it.
+	refConnectTimeout = 2 * time.Second
 )
 
 // Contract is what every gallery client declares: the promises of the
@@ -275,6 +286,7 @@ var Contract = harness.Contract{
 	BreakerOpenDelay: refOpenDelay,
 	RecoveryTime:     3 * time.Second,
 	HalfOpenProbes:   3,
+	ConnectTimeout:   refConnectTimeout,
 }
 
 // Profile holds every service to Contract: a gallery client is judged on

@@ -32,7 +32,7 @@ func TestAll_EntriesAreComplete(t *testing.T) {
 	}
 	kebab := regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	all := All()
-	require.Len(t, all, 33)
+	require.Len(t, all, 34)
 	assert.Equal(t, names(all), names(All()), "All must return a stable order")
 	seen := map[string]bool{}
 	for _, e := range all {

@@ -26,6 +26,7 @@ var PlainContract = harness.Contract{
 	MaxAttempts:    1,
 	RecoveryTime:   3 * time.Second,
 	IdleTimeout:    plainIdleTimeout,
+	ConnectTimeout: 2 * time.Second, // PlainTransport's 1s dial + 1s TLS handshake
 }
 
 // PlainProfile holds every service to PlainContract.

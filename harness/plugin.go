@@ -115,6 +115,13 @@ type Contract struct {
 	// no request before it closes it. 0: not declared (the idle-timeout
 	// check is then not applicable).
 	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
+	// ConnectTimeout is the longest one new connection may take to become
+	// usable: the TCP connect and the TLS handshake together (with separate
+	// dial and handshake timeouts, their sum). A call whose connections
+	// never complete fails within MaxAttempts x (it + the backoff between
+	// attempts), plus its pool wait, and never later than RequestTimeout.
+	// 0: not declared (the connect-timeout check is then not applicable).
+	ConnectTimeout time.Duration `json:"connect_timeout,omitempty"`
 }
 
 // Profile is the contract a team claims for its client, per service.

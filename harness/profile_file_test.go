@@ -60,7 +60,7 @@ func TestParseProfileReadsHTTP2(t *testing.T) {
 
 func TestParseProfileNamesTheBadField(t *testing.T) {
 	for _, tc := range []struct{ name, doc, want string }{
-		{"unknown field", `{"default": {"max_con": 8}}`, "default.max_con: unknown field: use max_conns, max_in_flight, pool_wait, request_timeout, attempt_pool_wait, attempt_timeout, max_attempts, backoff_base, backoff_multiplier, backoff_cap, backoff_jitter, max_retry_after, retry_budget, breaker_open_delay, recovery_time, half_open_probes"},
+		{"unknown field", `{"default": {"max_con": 8}}`, "default.max_con: unknown field: use max_conns, max_in_flight, pool_wait, request_timeout, attempt_pool_wait, attempt_timeout, max_attempts, backoff_base, backoff_multiplier, backoff_cap, backoff_jitter, max_retry_after, retry_budget, breaker_open_delay, recovery_time, half_open_probes, max_conn_lifetime, idle_timeout, connect_timeout"},
 		{"unknown top-level field", `{"defaults": {}}`, "defaults: unknown field: use http2, default and services"},
 		{"http2 not a boolean", `{"http2": "yes"}`, "http2: \"yes\" is not true or false"},
 		{"unknown service", "services:\n  paymnt:\n    max_conns: 2\n", "services.paymnt: unknown service: use payment, inventory, notification"},

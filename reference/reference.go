@@ -94,6 +94,9 @@ func ContractOf(c pooledclient.Config) harness.Contract {
 		RecoveryTime:    c.RequestTimeout + recoveryMargin,
 		MaxConnLifetime: c.MaxLifetime,
 		IdleTimeout:     c.IdleTimeout,
+		// Dial and handshake have a timeout each: a connection is usable
+		// (or given up) within their sum.
+		ConnectTimeout: c.ConnectTimeout + c.TLSHandshakeTimeout,
 	}
 	if !c.Breaker.Disabled {
 		k.BreakerOpenDelay = c.Breaker.OpenDelay

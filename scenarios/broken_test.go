@@ -53,6 +53,7 @@ var exercisedBy = map[string][]string{
 	check.IDPoolIdleTimeout:    {scenarios.PoolIdleLifetime},
 	check.IDMetricsTruthful:    {scenarios.PoolExhaustion},
 	check.IDAbandonedWork:      {scenarios.AbandonedWork},
+	check.IDTimeoutConnect:     {scenarios.ConnectNeverCompletes},
 
 	// The retry oracles.
 	check.IDRetryBackoffGrows:    {scenarios.Flaky5xx},

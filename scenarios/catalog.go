@@ -311,7 +311,7 @@ func connectNeverCompletes(quick bool) harness.Scenario {
 			{At: ms(1800), Label: "connections complete again", Action: harness.RemoveToxic(fakeservers.Inventory, "stall")},
 		},
 		Stretch: []harness.Stretch{outlastTimeout(ms(300), ms(1800))},
-		Checks:  checks(check.RequestBound{}, check.PoolBound{}),
+		Checks:  checks(check.RequestBound{}, check.PoolBound{}, check.ConnectTimeout{}),
 	}
 }
 

@@ -49,6 +49,7 @@ var Contract = harness.Contract{
 	BackoffJitter:  1, // full jitter: uniform in [0, ceiling)
 	MaxRetryAfter:  maxRetryAfter,
 	RecoveryTime:   callTimeout + time.Second,
+	ConnectTimeout: 2 * time.Second, // New's 1s dial + 1s TLS handshake, per attempt
 }
 
 // Profile holds every service to Contract; the client speaks HTTP/2 where

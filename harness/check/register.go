@@ -15,6 +15,7 @@ func All() []harness.Check {
 		Goodput{}, CallerDeadline{}, ConnLifetime{}, IdleTimeout{},
 		MetricsTruthful{},
 		AbandonedWork{},
+		ConnectTimeout{},
 		BackoffGrows{}, Jitter{}, GivesUpPromptly{}, AttemptsUsed{}, BackoffBounded{},
 	}
 }

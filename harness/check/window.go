@@ -41,6 +41,7 @@ const (
 	IDPoolIdleTimeout     = "pool.idle_timeout"
 	IDMetricsTruthful     = "metrics.truthful"
 	IDAbandonedWork       = "timeout.abandoned_work"
+	IDTimeoutConnect      = "timeout.connect"
 )
 
 // Check ids of the retry oracles: the retry bugs real client libraries
@@ -86,6 +87,7 @@ var checkDocs = []Doc{
 	{IDPoolIdleTimeout, "server truth (per-connection requests and closes), a declared Contract.IdleTimeout, a pause in traffic longer than it", "no connection stays open without a request for longer than IdleTimeout + max(half of it, 700ms)"},
 	{IDMetricsTruthful, "a client reporting its pool metrics (harness.MetricsGatherer, a driver's metrics_url), server truth", "its active + idle connections agree with the servers' open connections, its active ones with the calls holding a connection (within max(2, 25%), in half the samples at least), and its connection errors count at least half of those the calls returned"},
 	{IDAbandonedWork, "server truth (per-request arrival and finish), calls that ended while their request was unanswered at the server", "a request stops at the server once its call returned (500ms grace): never more requests in flight than MaxInFlight (on HTTP/1.1 MaxConns) + max(a quarter, 4) with more than the margin of them orphaned"},
+	{IDTimeoutConnect, "a declared Contract.ConnectTimeout, a connect stall (an upstream timeout toxic after the proxy dropped its connections), server truth, calls in it that never reached the server", "a call whose connections never complete fails within MaxAttempts x ConnectTimeout + the declared backoff + PoolWait (never more than RequestTimeout) + max(half of it, 500ms)"},
 	{IDRetryBackoffGrows, "server truth, a declared BackoffBase and MaxAttempts >= 3, calls retried twice", "the median wait before the second retry over the one before the first reaches a third of the way to the declared growth (Contract.BackoffMultiplier, default 2, capped by BackoffCap), or exceeds it by a third of the declared growth of the median (jittered by Contract.BackoffJitter)"},
 	{IDRetryJitter, "server truth, a declared BackoffJitter >= 0.25, calls whose first attempts failed within 1ms of each other", "calls that fail together do not retry together: the median difference of their first waits >= a third of what Contract.BackoffJitter gives (~0.29 x jitter x first delay)"},
 	{IDRetryGivesUpPromptly, "server truth, calls ending on a 429 or 5xx answer", "a call whose last attempt was answered with a 429 or 5xx returns within a quarter of the next declared backoff (10-100ms, median per status) of that answer: no sleep after the last attempt, none for a Retry-After the client will not honour"},
