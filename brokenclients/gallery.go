@@ -180,7 +180,7 @@ func All() []Entry {
 		},
 		{
 			Name: "breaker-trips-on-noise",
-			Bug: "trips its circuit breaker at a 10% failure rate, below what a healthy service's ordinary errors reach: " +
+			Bug: "trips its circuit breaker after two failures in a row or at a 10% failure rate, below what a healthy service's ordinary errors reach: " +
 				"a service failing one attempt in five, which its retries would absorb, is cut off and nearly every call rejected",
 			CaughtBy: []string{check.IDGoodput},
 			Factory:  newBreakerTripsOnNoise,
