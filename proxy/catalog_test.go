@@ -74,9 +74,9 @@ func TestProxiesBrokenConfigsAreCaught(t *testing.T) {
 		{"fail_timeout longer than promised", proxy.Nginx, "testdata/nginx-long-fail-timeout.conf", promised,
 			scenarios.ReplicaDown, check.IDProxyFailover, "keeps a recovered replica out too long"},
 		{"POST retried on the next replica (nginx)", proxy.Nginx, "testdata/nginx-retries-post.conf", promised,
-			scenarios.ProxyProcessThenFail, check.IDLedgerNoDuplicate, "was charged 2 times"},
+			scenarios.ProxyProcessThenFail, check.IDLedgerNoDuplicate, "a retried charge the server had already processed was processed again"},
 		{"POST retried on the next replica (HAProxy)", proxy.HAProxy, "testdata/haproxy-retries-post.cfg", promised,
-			scenarios.ProxyProcessThenFail, check.IDLedgerNoDuplicate, "was charged 2 times"},
+			scenarios.ProxyProcessThenFail, check.IDLedgerNoDuplicate, "a retried charge the server had already processed was processed again"},
 	} {
 		t.Run(tc.mistake, func(t *testing.T) {
 			v := verdict(t, certify(t, tc.kind, tc.file, tc.opts, tc.scenario), tc.scenario, tc.check)
