@@ -242,13 +242,18 @@ def _run_call(driver, msg):
     send(reply)
 
 
+IDLE_RETIRE = 0.3  # seconds an idle worker waits for a call before it ends
+_RETIRED = object()
+
+
 class _Workers:
     """Threads that run calls, kept between calls: starting a thread costs
     the reader a scheduling round trip (milliseconds on a loaded machine),
     which would throttle a burst of calls. A call goes to an idle worker, or
     to a new one when all are busy, so calls never wait for each other. On
-    close the idle workers end, so the process holds as many threads after
-    close as before its first call."""
+    close the idle workers end, and a worker idle for IDLE_RETIRE ends by
+    itself, so the process holds as many threads after close as before its
+    first call, even when calls were still running at close."""
 
     def __init__(self, run):
         self.run = run
@@ -270,10 +275,26 @@ class _Workers:
             self.run(item)
             with self.lock:
                 self.idle += 1
-            item = self.items.get()
+            item = self._next()
+            if item is _RETIRED:
+                return
         with self.lock:
             self.ending -= 1
             self.lock.notify_all()
+
+    def _next(self):
+        """The next item, or _RETIRED once the worker sat idle for IDLE_RETIRE
+        seconds with no item meant for it: a call still running at close
+        (one its caller gave up on) ends as a worker that does not stay."""
+        while True:
+            try:
+                return self.items.get(timeout=IDLE_RETIRE)
+            except queue.Empty:
+                with self.lock:
+                    if self.idle > 0:  # no submit counted on this worker
+                        self.idle -= 1
+                        return _RETIRED
+                # a submit took this worker's idle slot: its item is coming
 
     def shrink(self, timeout=2.0):
         """Ends the idle workers and waits (bounded) until they have."""
