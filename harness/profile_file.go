@@ -121,7 +121,8 @@ func decodeDocument(data []byte) (any, error) {
 		return doc, nil
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("neither JSON nor valid YAML: %w", err)
+		// yaml.v3 lists its errors on lines of their own: one line here.
+		return nil, fmt.Errorf("neither JSON nor valid YAML: %s", oneLine(err.Error()))
 	}
 	return doc, nil
 }

@@ -72,7 +72,7 @@ func parseScenarios(data []byte) ([]Scenario, *FieldError) {
 	}
 	if len(top) > 1 {
 		extra := slices.DeleteFunc(sortedKeys(top), func(k string) bool { return k == "scenarios" })
-		return nil, &FieldError{Path: extra[0], Problem: `unknown field beside "scenarios": move it into a scenario`}
+		return nil, &FieldError{Path: joinPath("", extra[0]), Problem: `unknown field beside "scenarios": move it into a scenario`}
 	}
 	items, ok := list.([]any)
 	if !ok || len(items) == 0 {
@@ -258,6 +258,9 @@ func jsonFieldNames(t reflect.Type) string {
 }
 
 func joinPath(path, field string) string {
+	if field == "" {
+		field = `""` // a key the file left empty, shown as such
+	}
 	if path == "" {
 		return field
 	}
