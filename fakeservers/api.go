@@ -122,6 +122,9 @@ type RequestRecord struct {
 	// however the requests raced to the server.
 	Draw    uint32 `json:"draw,omitempty"`
 	OrderID string `json:"order_id,omitempty"`
+	// RetryAfter is the Retry-After header the answer carried, verbatim
+	// (seconds or an HTTP-date), "" when it carried none.
+	RetryAfter string `json:"retry_after,omitempty"`
 	// HTTP10 marks a request that arrived as HTTP/1.0 (a reverse proxy's
 	// upstream default, e.g. nginx without proxy_http_version 1.1).
 	HTTP10 bool `json:"http10,omitempty"`

@@ -11,16 +11,18 @@ import (
 type reqRecord struct {
 	requestID string
 	orderID   string
-	connID    uint64
-	arrived   int64 // unix nanoseconds
-	took      int64 // nanoseconds from arrival to the end of the handler; -1 while running
-	attempt   int32
-	status    int16
-	route     int8 // index into the service's routes; -1 when no route matched
-	method    uint8
-	fault     uint8 // faultKinds bitmask
-	conn      uint8 // reqHTTP10, reqClose
-	draw      uint32
+	// retryAfter is the Retry-After header the answer carried, verbatim.
+	retryAfter string
+	connID     uint64
+	arrived    int64 // unix nanoseconds
+	took       int64 // nanoseconds from arrival to the end of the handler; -1 while running
+	attempt    int32
+	status     int16
+	route      int8 // index into the service's routes; -1 when no route matched
+	method     uint8
+	fault      uint8 // faultKinds bitmask
+	conn       uint8 // reqHTTP10, reqClose
+	draw       uint32
 }
 
 // Bits of reqRecord.conn: how the request treated its connection.
@@ -102,17 +104,18 @@ func (l *requestLog) begin(requestID string, connID uint64, arrived time.Time, r
 	return slot, gen, attempt
 }
 
-func (l *requestLog) finish(slot int, gen uint64, took time.Duration, status int, fault uint8, draw uint32, orderID string) {
+func (l *requestLog) finish(slot int, gen uint64, took time.Duration, out outcome) {
 	l.mu.Lock()
 	if gen == l.gen && slot < len(l.records) {
 		r := &l.records[slot]
 		if took >= 0 {
 			r.took = int64(took)
 		}
-		r.status = int16(status)
-		r.fault = fault
-		r.draw = draw
-		r.orderID = orderID
+		r.status = int16(out.status)
+		r.fault = out.faults
+		r.draw = out.draw
+		r.orderID = out.orderID
+		r.retryAfter = out.retryAfter
 	}
 	l.mu.Unlock()
 }
@@ -132,17 +135,18 @@ func (l *requestLog) snapshot(rs []route) []RequestRecord {
 	out := make([]RequestRecord, len(recs))
 	for i, r := range recs {
 		rr := RequestRecord{
-			RequestID: r.requestID,
-			Attempt:   int(r.attempt),
-			ConnID:    r.connID,
-			Arrived:   time.Unix(0, r.arrived),
-			Method:    methodNames[r.method],
-			Status:    int(r.status),
-			Fault:     faultLabel(r.fault),
-			Draw:      r.draw,
-			OrderID:   r.orderID,
-			HTTP10:    r.conn&reqHTTP10 != 0,
-			Close:     r.conn&reqClose != 0,
+			RequestID:  r.requestID,
+			Attempt:    int(r.attempt),
+			ConnID:     r.connID,
+			Arrived:    time.Unix(0, r.arrived),
+			Method:     methodNames[r.method],
+			Status:     int(r.status),
+			Fault:      faultLabel(r.fault),
+			Draw:       r.draw,
+			OrderID:    r.orderID,
+			RetryAfter: r.retryAfter,
+			HTTP10:     r.conn&reqHTTP10 != 0,
+			Close:      r.conn&reqClose != 0,
 		}
 		if r.took >= 0 {
 			rr.Finished = time.Unix(0, r.arrived+r.took)

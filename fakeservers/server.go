@@ -453,7 +453,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			took = time.Since(arrived)
 			finished = true
 		}
-		s.log.finish(slot, gen, took, out.status, out.faults, out.draw, out.orderID)
+		s.log.finish(slot, gen, took, out)
 	}
 	defer func() {
 		if !finished {
@@ -481,7 +481,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f != nil {
 		w.Header()[keyFault] = []string{f.label()}
 		if f.Kind == FaultStatus {
-			out.status = f.Status
+			out.status, out.retryAfter = f.Status, f.RetryAfter
 			settle(true)
 			writeResponse(w, faultResponse(f.Status, f))
 			return
@@ -503,7 +503,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if status == 0 {
 				status = http.StatusInternalServerError
 			}
-			out.status = status
+			out.status, out.retryAfter = status, f.RetryAfter
 			settle(true)
 			writeResponse(w, faultResponse(status, f))
 			return
@@ -542,6 +542,8 @@ type outcome struct {
 	faults  uint8
 	draw    uint32
 	orderID string
+	// retryAfter is the Retry-After the answer carries ("" for none).
+	retryAfter string
 }
 
 func (s *Server) latency() time.Duration {

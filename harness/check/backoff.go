@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/poolproof/poolproof/harness"
@@ -42,8 +43,9 @@ func retryGaps(g []serverAttempt) []retryGap {
 }
 
 // ownBackoff reports whether the caller's wait after a chose its own
-// backoff: a 429 carries a Retry-After, which sets the wait instead.
-func ownBackoff(a serverAttempt) bool { return a.Status != 429 }
+// backoff: an answer with a Retry-After (and any 429) sets the wait
+// instead.
+func ownBackoff(a serverAttempt) bool { return a.Status != 429 && a.RetryAfter == 0 }
 
 // backoffOf returns a contract's declared backoff: the first delay, the
 // growth per retry (2 unless declared) and the cap (0: none).
@@ -278,41 +280,66 @@ const (
 	maxPartners    = 8
 )
 
+// longWait is the least median wait retry.jitter judges by the spread of
+// the waits themselves: beside half a second, the scheduling noise of a
+// loaded machine (a few milliseconds, tens at worst) is small.
+const longWait = 500 * time.Millisecond
+
 // Jitter fails a client that declares a jittered backoff and waits the
 // same delay in every call: callers that fail together then retry
 // together, in synchronized waves against a server that is recovering.
-// Judged from the first retries on the client's own backoff: for every two
-// calls whose failed first attempts ended within 1ms of each other, the
-// difference between their waits. A delay drawn uniformly over a width
-// W = Contract.BackoffJitter x the first delay puts the median difference
-// at (1 - 1/sqrt 2) x W, ~0.29 W; it must reach a third of that. A delay
-// without jitter measures only the difference of two timers that fire at
-// the same moment, well under a millisecond even on a loaded machine,
-// where the spread of the waits themselves is not: CPU starvation stretches
-// waits by tens of milliseconds, but stretches the waits of calls that
-// failed together alike.
+// Judged from the client's own waits (not those a Retry-After set), two
+// ways, and the worse of the two decides:
+//
+//   - Pairs. For every two calls whose attempts before the same retry n
+//     failed within 1ms of each other, the difference between their waits.
+//     A delay drawn uniformly over a width W = Contract.BackoffJitter x the
+//     declared delay before retry n puts the median difference at
+//     (1 - 1/sqrt 2) x W, ~0.29 W; each difference is taken in units of
+//     that, and their median must reach a third. A delay without jitter
+//     measures only the difference of two timers that fire at the same
+//     moment, well under a millisecond even on a loaded machine, where the
+//     waits themselves are not: CPU starvation stretches waits by tens of
+//     milliseconds, but stretches the waits of calls that failed together
+//     alike.
+//   - Spread. Where the waits before retry n are long (median over
+//     longWait), their interquartile range over their median: a delay drawn
+//     uniformly over the top BackoffJitter of its value spreads its middle
+//     half over (j/2)/(1-j/2) of the median (a third for equal jitter); it
+//     must reach a sixth of that. This judges the client's waits as they
+//     are, however far from the declared delays: waits of seconds without
+//     jitter are the lock-step the check is for. Over 15 waits a jittered
+//     client falls below the bound less than once in 5000 runs.
 type Jitter struct {
 	// Service restricts the check to one service ("" = every service).
 	Service string `json:"service,omitempty"`
 	// MinPairs is the fewest pairs of calls failing together needed
 	// (default 20).
 	MinPairs int `json:"min_pairs,omitempty"`
+	// MinWaits is the fewest long waits before one retry needed to judge
+	// their spread (default 15).
+	MinWaits int `json:"min_waits,omitempty"`
 }
 
 func (Jitter) ID() string { return IDRetryJitter }
 
+// jitterResult is one judgement of retry.jitter: measured against bound,
+// in the unit the reason gives.
+type jitterResult struct {
+	measured, bound float64
+	reason          string
+}
+
+func (r jitterResult) worseThan(o *jitterResult) bool {
+	return o == nil || r.measured/r.bound < o.measured/o.bound
+}
+
 func (c Jitter) Judge(h *harness.History) harness.Verdict {
-	v := harness.NewVerdict(c.ID(), h, "ms")
+	v := harness.NewVerdict(c.ID(), h, "share")
 	minPairs := cmp.Or(c.MinPairs, defaultMinCalls)
-	type result struct {
-		svc           string
-		median, bound time.Duration
-		jitter        float64
-		width         time.Duration
-		pairs         int
-	}
+	minWaits := cmp.Or(c.MinWaits, 15)
 	var (
-		worst    *result
+		worst    *jitterResult
 		truth    bool
 		declared bool
 		why      []string
@@ -329,48 +356,106 @@ func (c Jitter) Judge(h *harness.History) harness.Verdict {
 			continue
 		}
 		truth = true
-		var first []retryGap
+		byRetry := map[int][]retryGap{} // own-backoff waits by retry number
 		groups := bySeq(as)
 		for _, seq := range sortedSeqs(groups) {
-			if gaps := retryGaps(groups[seq]); len(gaps) > 0 && ownBackoff(gaps[0].After) {
-				first = append(first, gaps[0])
+			for _, g := range retryGaps(groups[seq]) {
+				if !ownBackoff(g.After) {
+					break // a Retry-After set this wait, and the ones after count from it
+				}
+				byRetry[g.N] = append(byRetry[g.N], g)
 			}
 		}
-		slices.SortFunc(first, func(a, b retryGap) int { return cmp.Compare(a.From, b.From) })
-		var diffs []time.Duration
-		for i := range first {
-			for k := i + 1; k < len(first) && k <= i+maxPartners && first[k].From-first[i].From <= togetherWithin; k++ {
-				d := first[k].Gap - first[i].Gap
-				diffs = append(diffs, max(d, -d))
+		judged := false
+		if r, ok := jitterPairs(svc, ct, j, byRetry, minPairs); ok {
+			judged = true
+			if r.worseThan(worst) {
+				worst = &r
 			}
 		}
-		if len(diffs) < minPairs {
-			why = append(why, fmt.Sprintf("%s: %d pairs of calls failing within %s of each other and retrying on their own backoff, %d needed", svc, len(diffs), harness.FormatDuration(togetherWithin), minPairs))
-			continue
+		if r, ok := jitterSpread(svc, j, byRetry, minWaits); ok {
+			judged = true
+			if r.worseThan(worst) {
+				worst = &r
+			}
 		}
-		slices.Sort(diffs)
-		width := time.Duration(j * float64(backoffCeiling(ct, 1)))
-		r := result{svc: svc, jitter: j, width: width, pairs: len(diffs), median: percentile(diffs, 0.5),
-			bound: time.Duration((1 - 1/math.Sqrt2) * float64(width) / 3)}
-		if worst == nil || float64(r.median)/float64(r.bound) < float64(worst.median)/float64(worst.bound) {
-			worst = &r
+		if !judged {
+			why = append(why, fmt.Sprintf("%s: fewer than %d pairs of calls failing within %s of each other, and fewer than %d waits of over %s before one retry", svc, minPairs, harness.FormatDuration(togetherWithin), minWaits, harness.FormatDuration(longWait)))
 		}
 	}
 	switch {
 	case !declared:
 		return v.NotApplicable(fmt.Sprintf("no service declares a jittered backoff: declare max_attempts >= 2, backoff_base and backoff_jitter >= %.2f (Contract.BackoffJitter: 1 full jitter, 0.5 equal jitter)", minJudgedJitter))
-	case worst == nil && !truth && len(why) == 0:
+	case worst == nil && !truth:
 		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
 	case worst == nil:
-		return v.NotApplicable(fmt.Sprintf("too few calls failing together to see whether they retry together: %v", why))
+		return v.NotApplicable(fmt.Sprintf("too few retries on the client's own backoff to see whether they are spread: %s", strings.Join(why, "; ")))
 	}
-	reason := fmt.Sprintf("%s: over %d pairs of calls whose first attempts failed within %s of each other, their waits before the first retry differ by %s at the median (declared jitter %.2f over a first delay of %s: ~%s)",
-		worst.svc, worst.pairs, harness.FormatDuration(togetherWithin), harness.FormatDuration(worst.median), worst.jitter,
-		harness.FormatDuration(time.Duration(float64(worst.width)/worst.jitter)), harness.FormatDuration(3*worst.bound))
-	if worst.median < worst.bound {
-		return v.Fail(ms(worst.median), ms(worst.bound), reason+": calls that fail together retry together; draw each delay at random as declared")
+	if worst.measured < worst.bound {
+		return v.Fail(round3(worst.measured), round3(worst.bound), worst.reason+": calls that fail together retry together; draw each delay at random as declared")
 	}
-	return v.Pass(ms(worst.median), ms(worst.bound), reason)
+	return v.Pass(round3(worst.measured), round3(worst.bound), worst.reason)
+}
+
+// jitterPairs judges the waits of calls that failed together (see
+// Jitter): the median difference of their waits, in units of what the
+// declared jitter puts there.
+func jitterPairs(svc string, ct harness.Contract, j float64, byRetry map[int][]retryGap, minPairs int) (jitterResult, bool) {
+	var units []float64
+	for _, n := range slices.Sorted(maps.Keys(byRetry)) {
+		gaps := slices.SortedFunc(slices.Values(byRetry[n]), func(a, b retryGap) int { return cmp.Compare(a.From, b.From) })
+		expected := (1 - 1/math.Sqrt2) * j * float64(backoffCeiling(ct, n))
+		if expected <= 0 {
+			continue
+		}
+		for i := range gaps {
+			for k := i + 1; k < len(gaps) && k <= i+maxPartners && gaps[k].From-gaps[i].From <= togetherWithin; k++ {
+				d := gaps[k].Gap - gaps[i].Gap
+				units = append(units, float64(max(d, -d))/expected)
+			}
+		}
+	}
+	if len(units) < minPairs {
+		return jitterResult{}, false
+	}
+	slices.Sort(units)
+	med := units[(len(units)-1)/2]
+	return jitterResult{measured: med, bound: 1.0 / 3, reason: fmt.Sprintf(
+		"%s: over %d pairs of calls whose attempts before the same retry failed within %s of each other, their waits differ by %.2f of what the declared jitter (%.2f) puts there at the median, at least 1/3 needed",
+		svc, len(units), harness.FormatDuration(togetherWithin), med, j)}, true
+}
+
+// jitterSpread judges the long waits before each retry (see Jitter): their
+// interquartile range over their median, against a sixth of what a delay
+// drawn over the declared jitter spreads.
+func jitterSpread(svc string, j float64, byRetry map[int][]retryGap, minWaits int) (jitterResult, bool) {
+	var (
+		worst jitterResult
+		found bool
+	)
+	want := (j / 2) / (1 - j/2)
+	for _, n := range slices.Sorted(maps.Keys(byRetry)) {
+		if len(byRetry[n]) < minWaits {
+			continue
+		}
+		waits := make([]time.Duration, len(byRetry[n]))
+		for i, g := range byRetry[n] {
+			waits[i] = g.Gap
+		}
+		slices.Sort(waits)
+		med := percentile(waits, 0.5)
+		if med < longWait {
+			continue
+		}
+		iqr := percentile(waits, 0.75) - percentile(waits, 0.25)
+		r := jitterResult{measured: float64(iqr) / float64(med), bound: want / 6, reason: fmt.Sprintf(
+			"%s: the %d waits before retry %d spread their middle half over %s around a median of %s, %.3f of it; the declared jitter (%.2f) spreads ~%.2f, at least %.3f needed",
+			svc, len(waits), n, harness.FormatDuration(iqr), harness.FormatDuration(med), float64(iqr)/float64(med), j, want, want/6)}
+		if !found || r.worseThan(&worst) {
+			worst, found = r, true
+		}
+	}
+	return worst, found
 }
 
 // GivesUpPromptly fails a client that, done with a call, still waits before
@@ -476,3 +561,5 @@ func (c GivesUpPromptly) Judge(h *harness.History) harness.Verdict {
 	}
 	return v.Pass(ms(wMed), ms(wBound), reason)
 }
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }

@@ -261,13 +261,15 @@ func (c RetryBackoff) Judge(h *harness.History) harness.Verdict {
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
-// RetryAfter fails when a retry after a 429 arrived sooner than
-// Factor x RetryAfter after the 429 was sent. The scenario that injects the
-// 429s knows the Retry-After it set and passes it in. Measured is the
-// shortest such gap.
+// RetryAfter fails when a retry came sooner than Factor x the wait the
+// answer before it asked for in its Retry-After: any status, 429 or 503,
+// seconds or an HTTP-date, as the server recorded what it sent. A client
+// that will not wait that long (its deadline is nearer, or the wait is
+// beyond what it honours) should give up and say so, not retry early into
+// a server that asked for room. Measured is the shortest such gap.
 type RetryAfter struct {
-	// RetryAfter is the Retry-After the scenario's 429s carry; 0 makes the
-	// check not applicable.
+	// RetryAfter stands for the Retry-After of the 429s of servers that do
+	// not record what they sent; recorded answers are judged by their own.
 	RetryAfter time.Duration `json:"retry_after,omitempty"`
 	// Factor tolerates clock and scheduling slop (default 0.9).
 	Factor float64 `json:"factor,omitempty"`
@@ -275,25 +277,36 @@ type RetryAfter struct {
 
 func (RetryAfter) ID() string { return IDRetryAfter }
 
+// asked is the wait a's answer asked for, 0 for none.
+func (c RetryAfter) asked(a serverAttempt) time.Duration {
+	if a.RetryAfter > 0 {
+		return a.RetryAfter
+	}
+	if a.Status == 429 {
+		return c.RetryAfter
+	}
+	return 0
+}
+
 func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
 	v := harness.NewVerdict(c.ID(), h, "ms")
-	if c.RetryAfter <= 0 {
-		return v.NotApplicable("the scenario declared no Retry-After")
-	}
 	if !declaresRetries(h, h.Services) {
 		return v.NotApplicable(noRetriesDeclared)
 	}
-	need := time.Duration(cmp.Or(c.Factor, 0.9) * float64(c.RetryAfter))
+	factor := cmp.Or(c.Factor, 0.9)
+	type early struct {
+		gap, asked time.Duration
+		svc, id    string
+		status, n  int
+	}
 	var (
-		truth     bool
-		n429      int
-		retried   int
-		early     int
-		shortest  = time.Duration(math.MaxInt64)
-		worstID   string
-		worstSvc  string
-		hasRetry  bool
-		shortestN int
+		truth    bool
+		answers  int
+		retried  int
+		earlies  int
+		worst    *early // the retry that came soonest for what it was asked
+		shortest = time.Duration(math.MaxInt64)
+		askedMin = time.Duration(math.MaxInt64)
 	)
 	for _, svc := range h.Services {
 		as, ok := serverAttempts(h, svc)
@@ -305,24 +318,25 @@ func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
 		for _, seq := range sortedSeqs(groups) {
 			g := groups[seq]
 			for i, a := range g {
-				if a.Status != 429 {
+				want := c.asked(a)
+				if want <= 0 {
 					continue
 				}
-				n429++
+				answers++
+				askedMin = min(askedMin, want)
 				if i+1 == len(g) {
 					continue
 				}
 				retried++
-				sent := a.Finished
-				if sent < a.Arrived {
-					sent = a.Arrived
-				}
+				sent := max(a.Finished, a.Arrived)
 				gap := g[i+1].Arrived - sent
-				if gap < need {
-					early++
+				shortest = min(shortest, gap)
+				if float64(gap) >= factor*float64(want) {
+					continue
 				}
-				if gap < shortest {
-					shortest, worstID, worstSvc, hasRetry, shortestN = gap, a.RequestID, svc, true, g[i+1].Attempt
+				earlies++
+				if worst == nil || float64(gap)/float64(want) < float64(worst.gap)/float64(worst.asked) {
+					worst = &early{gap: gap, asked: want, svc: svc, id: a.RequestID, status: a.Status, n: g[i+1].Attempt}
 				}
 			}
 		}
@@ -330,13 +344,13 @@ func (c RetryAfter) Judge(h *harness.History) harness.Verdict {
 	switch {
 	case !truth:
 		return v.NotApplicable("no server-side truth: the attempts per request id could not be read; give the environment the fake services' admin URLs (POOLPROOF_ADMIN_<SERVICE>)")
-	case n429 == 0:
-		return v.NotApplicable("the servers sent no 429 in this run")
-	case !hasRetry:
-		return v.Pass(ms(c.RetryAfter), ms(need), fmt.Sprintf("%d 429s, none retried: the client gave up rather than retry early", n429))
-	case early > 0:
-		return v.Fail(ms(shortest), ms(need), fmt.Sprintf("%d of %d retries after a 429 came before its Retry-After (%s); earliest %s %s attempt %d arrived %s after the 429: parse Retry-After and wait at least that long before the next attempt (or give up)",
-			early, retried, harness.FormatDuration(c.RetryAfter), worstSvc, worstID, shortestN, harness.FormatDuration(shortest)))
+	case answers == 0:
+		return v.NotApplicable("no answer of the servers carried a Retry-After in this run")
+	case retried == 0:
+		return v.Pass(ms(askedMin), ms(time.Duration(factor*float64(askedMin))), fmt.Sprintf("%d answers asked for a wait (Retry-After), none retried: the client gave up rather than retry early", answers))
+	case worst != nil:
+		return v.Fail(ms(worst.gap), ms(time.Duration(factor*float64(worst.asked))), fmt.Sprintf("%d of %d retries after an answer with a Retry-After came before the wait it asked; worst: %s %s answered %d with Retry-After %s, and attempt %d arrived %s after it: parse Retry-After (seconds or an HTTP-date) and wait at least that long before the next attempt, or give up when the wait is longer than the call may take",
+			earlies, retried, worst.svc, worst.id, worst.status, harness.FormatDuration(worst.asked), worst.n, harness.FormatDuration(worst.gap)))
 	}
-	return v.Pass(ms(shortest), ms(need), fmt.Sprintf("all %d retries after a 429 waited the Retry-After (%s); shortest wait %s", retried, harness.FormatDuration(c.RetryAfter), harness.FormatDuration(shortest)))
+	return v.Pass(ms(shortest), ms(time.Duration(factor*float64(askedMin))), fmt.Sprintf("all %d retries after an answer with a Retry-After waited what it asked (shortest asked %s); shortest wait %s", retried, harness.FormatDuration(askedMin), harness.FormatDuration(shortest)))
 }

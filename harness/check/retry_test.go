@@ -1,6 +1,7 @@
 package check
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -133,22 +134,44 @@ func TestRetryChecks(t *testing.T) {
 			b.attempt(inv, seq, 3*sec, ms, 429, 1)
 			b.attempt(inv, seq, 3*sec+ms+1050*ms, ms, 200, 1)
 			return b.done()
-		}, harness.StatusPass, []string{"all 1 retries after a 429 waited the Retry-After (1s); shortest wait 1.05s"}},
+		}, harness.StatusPass, []string{"all 1 retries after an answer with a Retry-After waited what it asked (shortest asked 1s); shortest wait 1.05s"}},
 		{"retry-after: ignored", RetryAfter{RetryAfter: sec}, func() *harness.History {
 			b := healthy()
 			seq := b.call(inv, 3*sec, 200*ms, 200, harness.ClassNone)
 			b.attempt(inv, seq, 3*sec, ms, 429, 1)
 			b.attempt(inv, seq, 3*sec+ms+100*ms, ms, 200, 1)
 			return b.done()
-		}, harness.StatusFail, []string{"1 of 1 retries after a 429 came before its Retry-After (1s)", "inventory pp-synthetic-7-300 attempt 2 arrived 100ms after the 429"}},
+		}, harness.StatusFail, []string{"1 of 1 retries after an answer with a Retry-After came before the wait it asked", "inventory pp-synthetic-7-300 answered 429 with Retry-After 1s, and attempt 2 arrived 100ms after it"}},
+		{"retry-after: a 503's recorded Retry-After ignored", RetryAfter{}, func() *harness.History {
+			b := healthy()
+			seq := b.call(inv, 3*sec, 2100*ms, 200, harness.ClassNone)
+			b.attempt(inv, seq, 3*sec, ms, 503, 1)
+			b.retryAfter(inv, "30")
+			b.attempt(inv, seq, 3*sec+ms+2*sec, ms, 200, 1)
+			return b.done()
+		}, harness.StatusFail, []string{"answered 503 with Retry-After 30s, and attempt 2 arrived 2s after it"}},
+		{"retry-after: an HTTP-date honoured", RetryAfter{}, func() *harness.History {
+			b := healthy()
+			seq := b.call(inv, 3*sec, 2100*ms, 200, harness.ClassNone)
+			b.attempt(inv, seq, 3*sec, 0, 503, 1)
+			b.retryAfter(inv, b.at(3*sec+2*sec).UTC().Format(http.TimeFormat))
+			b.attempt(inv, seq, 3*sec+2050*ms, ms, 200, 1)
+			return b.done()
+		}, harness.StatusPass, []string{"waited what it asked"}},
+		{"retry-after: a 503 with a long Retry-After not retried", RetryAfter{}, func() *harness.History {
+			b := healthy()
+			seq := b.call(inv, 3*sec, 2*ms, 503, harness.ClassNone)
+			b.attempt(inv, seq, 3*sec, ms, 503, 1)
+			b.retryAfter(inv, "30")
+			return b.done()
+		}, harness.StatusPass, []string{"none retried"}},
 		{"retry-after: a 429 not retried", RetryAfter{RetryAfter: sec}, func() *harness.History {
 			b := healthy()
 			seq := b.call(inv, 3*sec, 2*ms, 429, harness.ClassNone)
 			b.attempt(inv, seq, 3*sec, ms, 429, 1)
 			return b.done()
 		}, harness.StatusPass, []string{"none retried"}},
-		{"retry-after: no 429", RetryAfter{RetryAfter: sec}, func() *harness.History { return healthy().done() }, harness.StatusNotApplicable, []string{"no 429"}},
-		{"retry-after: not declared", RetryAfter{}, func() *harness.History { return healthy().done() }, harness.StatusNotApplicable, []string{"no Retry-After"}},
+		{"retry-after: none asked", RetryAfter{RetryAfter: sec}, func() *harness.History { return healthy().done() }, harness.StatusNotApplicable, []string{"no answer of the servers carried a Retry-After"}},
 	}
 	runCheckCases(t, cases)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,7 +73,7 @@ var checkDocs = []Doc{
 	{IDTimeoutRequestBound, "calls", "every call ends within its timeout (Contract.RequestTimeout, else MaxAttempts x AttemptTimeout) + margin"},
 	{IDRetryAttempts, "server truth", "server-side attempts per X-Request-ID <= Contract.MaxAttempts"},
 	{IDRetryBackoff, "server truth, retries or a fault window", "retries are spaced (median gap >= a quarter of Contract.BackoffBase, at least 3ms) and do not multiply the load on a failing service"},
-	{IDRetryAfter, "server truth, 429s, the Retry-After (from the scenario)", "no retry after a 429 arrives before its Retry-After"},
+	{IDRetryAfter, "server truth, answers carrying a Retry-After (any status; seconds or an HTTP-date, as the servers recorded them)", "no retry after such an answer arrives before 0.9 x the wait it asked: wait, or give up"},
 	{IDLedgerNoDuplicate, "payment server truth, charge calls", "no order charged twice; a charge reported ok was made exactly once; a locally rejected charge never reached the server"},
 	{IDBreakerOpens, "a declared breaker, a fault window", "during an outage the attempts reaching the server collapse and failures are fast"},
 	{IDBreakerHalfOpen, "a declared breaker, a fault window, server truth", "half-open lets only Contract.HalfOpenProbes attempts through"},
@@ -89,7 +90,7 @@ var checkDocs = []Doc{
 	{IDAbandonedWork, "server truth (per-request arrival and finish), calls that ended while their request was unanswered at the server", "a request stops at the server once its call returned (500ms grace): never more requests in flight than MaxInFlight (on HTTP/1.1 MaxConns) + max(a quarter, 4) with more than the margin of them orphaned"},
 	{IDTimeoutConnect, "a declared Contract.ConnectTimeout, a connect stall (an upstream timeout toxic after the proxy dropped its connections), server truth, calls in it that never reached the server", "a call whose connections never complete fails within MaxAttempts x ConnectTimeout + the declared backoff + PoolWait (never more than RequestTimeout) + max(half of it, 500ms)"},
 	{IDRetryBackoffGrows, "server truth, a declared BackoffBase and MaxAttempts >= 3, calls retried twice", "the median wait before the second retry over the one before the first reaches a third of the way to the declared growth (Contract.BackoffMultiplier, default 2, capped by BackoffCap), or exceeds it by a third of the declared growth of the median (jittered by Contract.BackoffJitter)"},
-	{IDRetryJitter, "server truth, a declared BackoffJitter >= 0.25, calls whose first attempts failed within 1ms of each other", "calls that fail together do not retry together: the median difference of their first waits >= a third of what Contract.BackoffJitter gives (~0.29 x jitter x first delay)"},
+	{IDRetryJitter, "server truth, a declared BackoffJitter >= 0.25, and 20 pairs of calls whose attempts before the same retry failed within 1ms of each other, or 15 waits before one retry with a median over 500ms", "calls that fail together do not retry together: the median difference of their waits >= a third of what Contract.BackoffJitter gives (~0.29 x jitter x the declared delay); long waits spread their middle half over >= a sixth of what the jitter gives ((j/2)/(1-j/2) of the median)"},
 	{IDRetryGivesUpPromptly, "server truth, calls ending on a 429 or 5xx answer", "a call whose last attempt was answered with a 429 or 5xx returns within a quarter of the next declared backoff (10-100ms, median per status) of that answer: no sleep after the last attempt, none for a Retry-After the client will not honour"},
 	{IDRetryAttemptsUsed, "server truth, a declared MaxAttempts >= 2, calls handed back on a 5xx (or the scenario's status)", "at most 10% of the calls handed back on a retryable answer had attempts, an honoured Retry-After (Contract.MaxRetryAfter) and time left for another; with a declared Contract.RetryBudget, at least 10% of the retriable answers after each attempt number (with 20 or more) are retried"},
 	{IDRetryBackoffBounded, "server truth, a declared BackoffBase, waits on the client's own backoff", "the median wait before the first retry <= BackoffBase + half (at least 25ms); before each later retry it exceeds the first by no more than the declared delays differ (BackoffMultiplier, capped by BackoffCap) + a quarter (at least 10ms)"},
@@ -225,6 +226,9 @@ type serverAttempt struct {
 	// ConnAccepted is when the server accepted the attempt's connection
 	// (an offset; -1 when unknown).
 	ConnAccepted time.Duration
+	// RetryAfter is the wait the answer's Retry-After asked for, 0 when it
+	// carried none.
+	RetryAfter time.Duration
 }
 
 // serverTruth returns the stats of service after the run, or false.
@@ -268,6 +272,7 @@ func serverAttempts(h *harness.History, service string) ([]serverAttempt, bool) 
 		if !r.Finished.IsZero() {
 			a.Finished = offset(h, r.Finished)
 		}
+		a.RetryAfter = retryAfterOf(r)
 		out = append(out, a)
 	}
 	slices.SortStableFunc(out, func(a, b serverAttempt) int { return cmp.Compare(a.Arrived, b.Arrived) })
@@ -325,4 +330,23 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // callName names a call for a reason: service, op, request id, start.
 func callName(h *harness.History, c harness.CallRecord) string {
 	return fmt.Sprintf("%s %s (request id %s, started %s)", c.Service, c.Op, h.RequestID(c.Seq), harness.FormatDuration(time.Duration(c.Start)))
+}
+
+// retryAfterOf is the wait r's Retry-After asked for: its seconds, or its
+// HTTP-date less the time the server answered; 0 when there is none (or
+// the date is past).
+func retryAfterOf(r fakeservers.RequestRecord) time.Duration {
+	if r.RetryAfter == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(r.RetryAfter); err == nil {
+		return time.Duration(max(n, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(r.RetryAfter); err == nil {
+		sent := cmp.Or(r.Finished, r.Arrived)
+		if t.After(sent) {
+			return t.Sub(sent)
+		}
+	}
+	return 0
 }

@@ -98,6 +98,12 @@ func (b *hb) attempt(svc string, seq uint32, arrived, took time.Duration, status
 		Finished: b.at(arrived + took), Method: method, Status: status})
 }
 
+// retryAfter sets the Retry-After of svc's last recorded answer.
+func (b *hb) retryAfter(svc, header string) {
+	st := b.truth(svc)
+	st.Requests[len(st.Requests)-1].RetryAfter = header
+}
+
 // conn records one connection; closed < 0 leaves it open.
 func (b *hb) conn(svc string, accepted, closed time.Duration) uint64 {
 	st := b.truth(svc)
