@@ -139,6 +139,35 @@ def classify_builtin(chain):
     return None
 
 
+def classify_requests(exc, pool_exhausted=(), timeouts=()):
+    """The class of an exception raised through requests and urllib3.
+    pool_exhausted and timeouts are the exception types (beyond urllib3's
+    and requests') that mean a call found no free connection, or ran out of
+    time. requests is imported here, so that drivers of other libraries do
+    not need it."""
+    import requests
+    from urllib3.exceptions import EmptyPoolError, NewConnectionError, ProtocolError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    chain = causes(exc)
+    if any(isinstance(e, (EmptyPoolError, *pool_exhausted)) for e in chain):
+        return "pool_exhausted"
+    # NewConnectionError is a subclass of urllib3's ConnectTimeoutError:
+    # a refused connection is not a timeout.
+    if any(isinstance(e, NewConnectionError) for e in chain):
+        return classify_builtin(chain) or "connect"
+    if any(isinstance(e, (*timeouts, requests.Timeout, Urllib3Timeout)) for e in chain):
+        return "timeout"
+    if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
+        return "tls"
+    builtin = classify_builtin(chain)
+    if builtin:
+        return builtin
+    if any(isinstance(e, (ProtocolError, requests.exceptions.ChunkedEncodingError)) for e in chain):
+        return "reset"
+    return "other"
+
+
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 

@@ -49,8 +49,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import (EmptyPoolError, InvalidHeader, MaxRetryError, NewConnectionError,
-                                ProtocolError, ResponseError, TimeoutError as Urllib3Timeout)
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
@@ -369,21 +368,7 @@ class Driver:
             client.session.close()
 
     def classify(self, exc):
-        chain = ppdriver.causes(exc)
-        if any(isinstance(e, EmptyPoolError) for e in chain):
-            return "pool_exhausted"
-        if any(isinstance(e, NewConnectionError) for e in chain):
-            return ppdriver.classify_builtin(chain) or "connect"
-        if any(isinstance(e, (DeadlineExceeded, requests.Timeout, Urllib3Timeout)) for e in chain):
-            return "timeout"
-        if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
-            return "tls"
-        builtin = ppdriver.classify_builtin(chain)
-        if builtin:
-            return builtin
-        if any(isinstance(e, (ProtocolError, requests.exceptions.ChunkedEncodingError)) for e in chain):
-            return "reset"
-        return "other"
+        return ppdriver.classify_requests(exc, timeouts=(DeadlineExceeded,))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ with requests 2.28 / urllib3 1.26 (Debian 12), which poolproof should find:
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import EmptyPoolError, NewConnectionError, ProtocolError, TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 import ppdriver
@@ -103,23 +102,7 @@ class Driver:
             session.close()
 
     def classify(self, exc):
-        chain = ppdriver.causes(exc)
-        if any(isinstance(e, EmptyPoolError) for e in chain):
-            return "pool_exhausted"
-        # NewConnectionError is a subclass of urllib3's ConnectTimeoutError:
-        # a refused connection is not a timeout.
-        if any(isinstance(e, NewConnectionError) for e in chain):
-            return ppdriver.classify_builtin(chain) or "connect"
-        if any(isinstance(e, (requests.Timeout, Urllib3Timeout)) for e in chain):
-            return "timeout"
-        if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
-            return "tls"
-        builtin = ppdriver.classify_builtin(chain)
-        if builtin:
-            return builtin
-        if any(isinstance(e, (ProtocolError, requests.exceptions.ChunkedEncodingError)) for e in chain):
-            return "reset"
-        return "other"
+        return ppdriver.classify_requests(exc)
 
 
 if __name__ == "__main__":

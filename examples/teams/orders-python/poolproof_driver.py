@@ -12,7 +12,6 @@ sys.path.insert(0, os.environ.get("PPDRIVER_DIR", ""))
 import ppdriver  # noqa: E402  (found through PPDRIVER_DIR)
 import requests  # noqa: E402
 import urllib3  # noqa: E402
-from urllib3.exceptions import NewConnectionError, ProtocolError, TimeoutError as Urllib3Timeout  # noqa: E402
 
 import orders_http  # noqa: E402
 
@@ -41,21 +40,8 @@ class Driver:
             client.close_idle()
 
     def classify(self, exc):
-        chain = ppdriver.causes(exc)
-        if any(isinstance(e, orders_http.PoolExhausted) for e in chain):
-            return "pool_exhausted"
-        if any(isinstance(e, NewConnectionError) for e in chain):
-            return ppdriver.classify_builtin(chain) or "connect"
-        if any(isinstance(e, (orders_http.DeadlineExceeded, requests.Timeout, Urllib3Timeout)) for e in chain):
-            return "timeout"
-        if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
-            return "tls"
-        builtin = ppdriver.classify_builtin(chain)
-        if builtin:
-            return builtin
-        if any(isinstance(e, (ProtocolError, requests.exceptions.ChunkedEncodingError)) for e in chain):
-            return "reset"
-        return "other"
+        return ppdriver.classify_requests(exc, pool_exhausted=(orders_http.PoolExhausted,),
+                                          timeouts=(orders_http.DeadlineExceeded,))
 
 
 if __name__ == "__main__":
