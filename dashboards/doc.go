@@ -3,14 +3,17 @@
 // the HTTP pool metrics a client exposes) and the names they may graph.
 package dashboards
 
+import "github.com/poolproof/poolproof/harness"
+
 // PoolMetricNames are the HTTP pool metrics teams commonly graph and the
 // dashboard expects the client under test to expose (the reference client
 // does): active and idle connections (labels service, host), the wait for
 // a connection (a histogram, label service) and connection errors (labels
 // service, error_type).
+// The names are those metrics.truthful reads (harness's Metric* names).
 var PoolMetricNames = []string{
-	"http_pool_active_connections",
-	"http_pool_idle_connections",
-	"http_pool_wait_seconds",
-	"http_connection_errors_total",
+	harness.MetricActiveConnections,
+	harness.MetricIdleConnections,
+	harness.MetricPoolWait,
+	harness.MetricConnectionErrors,
 }

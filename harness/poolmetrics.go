@@ -51,7 +51,7 @@ var unknownPool = ReportedPool{Active: -1, Idle: -1, Errors: -1}
 func reportedPools(ctx context.Context, names []string, clientOf func(string) Client, bound time.Duration) []ReportedPool {
 	var (
 		out      []ReportedPool
-		gathered = map[MetricsGatherer][]*dto.MetricFamily{}
+		gathered map[MetricsGatherer][]*dto.MetricFamily // made at the first gatherer: most clients report nothing
 	)
 	for i, name := range names {
 		g, ok := clientOf(name).(MetricsGatherer)
@@ -68,6 +68,9 @@ func reportedPools(ctx context.Context, names []string, clientOf func(string) Cl
 			})
 			if err == nil && !abandoned {
 				fams = got
+			}
+			if gathered == nil {
+				gathered = map[MetricsGatherer][]*dto.MetricFamily{}
 			}
 			gathered[g] = fams
 		}

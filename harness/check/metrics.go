@@ -62,6 +62,7 @@ func (c MetricsTruthful) Judge(h *harness.History) harness.Verdict {
 		var open, active, paired int
 		var firstErr, lastErr int64 = -1, -1
 		var badOpen, badActive string
+		inFlight := callsInFlight(h, svc)
 		for _, s := range h.Samples {
 			if i >= len(s.Reported) || !s.Reported[i].Known() {
 				continue
@@ -83,12 +84,12 @@ func (c MetricsTruthful) Judge(h *harness.History) harness.Verdict {
 				badOpen = fmt.Sprintf("at %s it reported %d open (%d active, %d idle) where the servers had %d",
 					harness.FormatDuration(time.Duration(s.At).Round(time.Millisecond)), reported, r.Active, r.Idle, srv)
 			}
-			want := min(inFlightAt(h, svc, time.Duration(s.At)), srv)
+			want := min(inFlight.at(time.Duration(s.At)), srv)
 			if within(int(r.Active), want) {
 				active++
 			} else if badActive == "" {
 				badActive = fmt.Sprintf("at %s it reported %d active where %d calls held a connection (%d in flight, %d open at the servers)",
-					harness.FormatDuration(time.Duration(s.At).Round(time.Millisecond)), r.Active, want, inFlightAt(h, svc, time.Duration(s.At)), srv)
+					harness.FormatDuration(time.Duration(s.At).Round(time.Millisecond)), r.Active, want, inFlight.at(time.Duration(s.At)), srv)
 			}
 		}
 		if firstErr < 0 {
@@ -134,17 +135,30 @@ func (c MetricsTruthful) Judge(h *harness.History) harness.Verdict {
 	return v.Pass(round2(worst), minAgree, reason)
 }
 
-// inFlightAt counts the calls to service started and not ended at t.
-func inFlightAt(h *harness.History, service string, t time.Duration) int {
+// inFlight holds the starts and ends of one service's calls, each sorted,
+// so that the calls in flight at any moment are two binary searches away.
+type inFlight struct{ starts, ends []time.Duration }
+
+func callsInFlight(h *harness.History, service string) inFlight {
 	id := harness.ServiceIDOf(service)
-	n := 0
+	var f inFlight
 	for i := range h.Calls {
-		c := &h.Calls[i]
-		if c.Service == id && time.Duration(c.Start) <= t && t < time.Duration(c.End) {
-			n++
+		if c := &h.Calls[i]; c.Service == id {
+			f.starts = append(f.starts, time.Duration(c.Start))
+			f.ends = append(f.ends, time.Duration(c.End))
 		}
 	}
-	return n
+	slices.Sort(f.starts)
+	slices.Sort(f.ends)
+	return f
+}
+
+// at counts the calls started and not ended at t (start <= t < end): a
+// call that ended by t also started by it.
+func (f inFlight) at(t time.Duration) int {
+	started, _ := slices.BinarySearch(f.starts, t+1)
+	ended, _ := slices.BinarySearch(f.ends, t+1)
+	return started - ended
 }
 
 // connectionErrors counts the calls to service that returned an error of

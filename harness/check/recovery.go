@@ -111,49 +111,33 @@ func (p phases) aSpan() time.Duration { return p.aTo - p.aFrom }
 // (skipping the first fifth, the client's warm-up) and the tail after its
 // last fault cleared plus the recovery time; why says what is missing.
 func recoveryPhases(h *harness.History, service string, minSpan time.Duration, minCalls int) (p phases, why string) {
-	before, after, bSpan, aSpan, why := recoveryCalls(h, service, minSpan, minCalls)
-	if why != "" {
-		return phases{}, why
-	}
-	p = phases{before: before, after: after}
-	ws := harness.FaultWindows(h, service)
-	p.bTo = ws[0].Start
-	p.bFrom = p.bTo - bSpan
-	p.aFrom = ws[len(ws)-1].End + contractFor(h, service).RecoveryTime
-	p.aTo = p.aFrom + aSpan
-	return p, ""
-}
-
-func recoveryCalls(h *harness.History, service string, minSpan time.Duration, minCalls int) (before, after []harness.CallRecord, bSpan, aSpan time.Duration, why string) {
 	ws := harness.FaultWindows(h, service)
 	if len(ws) == 0 {
-		return nil, nil, 0, 0, "no fault window"
+		return phases{}, "no fault window"
 	}
 	last := ws[len(ws)-1]
 	if !last.Closed {
-		return nil, nil, 0, 0, "the fault lasted to the end of the run"
+		return phases{}, "the fault lasted to the end of the run"
 	}
-	first := ws[0].Start
-	bFrom := first / 5
-	bSpan = first - bFrom
-	before = serviceCalls(h, service, bFrom, first)
-	if bSpan < minSpan || len(before) < minCalls {
-		return nil, nil, 0, 0, fmt.Sprintf("no baseline: %s with %d calls before the fault, need %s and %d", harness.FormatDuration(bSpan), len(before), harness.FormatDuration(minSpan), minCalls)
+	p.bTo = ws[0].Start
+	p.bFrom = p.bTo / 5
+	p.before = serviceCalls(h, service, p.bFrom, p.bTo)
+	if p.bSpan() < minSpan || len(p.before) < minCalls {
+		return phases{}, fmt.Sprintf("no baseline: %s with %d calls before the fault, need %s and %d", harness.FormatDuration(p.bSpan()), len(p.before), harness.FormatDuration(minSpan), minCalls)
 	}
-	aFrom := last.End + contractFor(h, service).RecoveryTime
+	p.aFrom = last.End + contractFor(h, service).RecoveryTime
 	// Calls are started until the workload's duration; the tail ends there
 	// (or at the end of the last call when the duration is not recorded).
-	end := h.End()
-	if d := h.Workload.Duration; d > 0 && d < end {
-		end = d
+	p.aTo = h.End()
+	if d := h.Workload.Duration; d > 0 && d < p.aTo {
+		p.aTo = d
 	}
-	after = serviceCalls(h, service, aFrom, end)
-	aSpan = end - aFrom
-	if aSpan < minSpan || len(after) < minCalls {
-		return nil, nil, 0, 0, fmt.Sprintf("the run ended too soon after the fault cleared at %s plus the recovery time: %s with %d calls, need %s and %d",
-			harness.FormatDuration(last.End), harness.FormatDuration(max(aSpan, 0)), len(after), harness.FormatDuration(minSpan), minCalls)
+	p.after = serviceCalls(h, service, p.aFrom, p.aTo)
+	if p.aSpan() < minSpan || len(p.after) < minCalls {
+		return phases{}, fmt.Sprintf("the run ended too soon after the fault cleared at %s plus the recovery time: %s with %d calls, need %s and %d",
+			harness.FormatDuration(last.End), harness.FormatDuration(max(p.aSpan(), 0)), len(p.after), harness.FormatDuration(minSpan), minCalls)
 	}
-	return before, after, bSpan, aSpan, ""
+	return p, ""
 }
 
 // RecoveryThroughput fails when, after a fault cleared and the
