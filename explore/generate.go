@@ -48,6 +48,31 @@ var Kinds = []string{
 	KindCloseAfterHeaders, KindSlowBody, KindSlowServer, KindAbandon, KindRestart, KindHang, KindKeepAlive, KindIdleGaps,
 }
 
+// KindDocs says in a few words what each kind does, for poolproof list.
+var KindDocs = map[string]string{
+	KindBlackhole:         "timeout toxic, 0: answers vanish",
+	KindConnectStall:      "upstream timeout toxic + dropped connections: handshakes never complete",
+	KindResetPeer:         "reset_peer toxic",
+	KindLatency:           "latency toxic with jitter",
+	KindBandwidth:         "bandwidth toxic",
+	KindSlowClose:         "slow_close toxic",
+	KindSlicer:            "slicer toxic: fragmented responses",
+	KindLimitData:         "limit_data toxic",
+	KindTimeoutToxic:      "timeout toxic > 0: data stops, the connection closes later",
+	KindStatus:            "5xx answers",
+	KindRetryAfter:        "429 (or 503) with Retry-After",
+	KindProcessThenFail:   "the server commits, then resets or answers 500",
+	KindCutBody:           "part of the body, then close",
+	KindCloseAfterHeaders: "headers, then close",
+	KindSlowBody:          "body trickled",
+	KindSlowServer:        "every answer delayed: with many callers, pool exhaustion",
+	KindAbandon:           "a slow server and callers that give up first",
+	KindRestart:           "proxy disabled, then enabled",
+	KindHang:              "one service hangs in an open loop: isolation, breaker",
+	KindKeepAlive:         "the server closes idle connections early or after N requests",
+	KindIdleGaps:          "few callers with long pauses: idle timeout, max lifetime",
+}
+
 // Workload bounds of a generated case: short, so a budget of minutes runs
 // many cases.
 const (
