@@ -116,7 +116,8 @@ type candidate struct {
 
 // reductions lists the reductions of s to try, in order: fewer checks,
 // fewer faults, a shorter workload, fewer services, shorter windows,
-// milder faults, fewer callers, a lower rate. Only valid scenarios that
+// milder faults, fewer callers, a lower rate, callers without limits, no
+// think time. Only valid scenarios that
 // still hold the check keep are listed. A shorter workload comes early
 // because it makes every later rerun cheaper.
 func reductions(s harness.Scenario, keep string) []candidate {
@@ -198,6 +199,16 @@ func reductions(s harness.Scenario, keep string) []candidate {
 				addIf(fmt.Sprintf("%d workers instead of %d", n, w.Workers), c)
 			}
 		}
+	}
+	if w.Caller != (harness.CallerLimits{}) {
+		c := clone(s)
+		c.Workload.Caller = harness.CallerLimits{}
+		addIf("callers wait for every call", c)
+	}
+	if w.ThinkTime > 0 {
+		c := clone(s)
+		c.Workload.ThinkTime = 0
+		addIf(fmt.Sprintf("no think time instead of %v", w.ThinkTime), c)
 	}
 	return dedupe(out)
 }
