@@ -139,7 +139,7 @@ func reductions(s harness.Scenario, keep string) []candidate {
 		c.Steps = dropSteps(s.Steps, groups[gi])
 		addIf("without "+describeGroup(s.Steps, groups[gi]), c)
 	}
-	for _, frac := range []float64{0.5, 0.75} {
+	for _, frac := range []float64{0, 0.5, 0.75} { // 0: as short as the steps allow
 		c := clone(s)
 		end := lastStepAt(s.Steps)
 		d := max(roundTo(time.Duration(float64(s.Workload.Duration)*frac), 100*time.Millisecond), end+200*time.Millisecond, time.Second)
@@ -160,9 +160,9 @@ func reductions(s harness.Scenario, keep string) []candidate {
 			continue
 		}
 		length := s.Steps[off].At - s.Steps[on].At
-		for _, frac := range []float64{0.5, 0.75} {
-			short := roundTo(time.Duration(float64(length)*frac), 100*time.Millisecond)
-			if short < 100*time.Millisecond || short >= length {
+		for _, frac := range []float64{0, 0.5, 0.75} { // 0: the shortest window, 100ms
+			short := max(100*time.Millisecond, roundTo(time.Duration(float64(length)*frac), 100*time.Millisecond))
+			if short >= length {
 				continue
 			}
 			c := clone(s)

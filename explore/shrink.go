@@ -123,8 +123,8 @@ var ErrNotReproduced = errors.New("the check does not fail on a rerun")
 // fails it: greedily, trying the reductions of s in order and keeping the
 // first whose reruns all fail the check (Confirm in a row), then starting
 // over from the reduced scenario, until no reduction is kept, the budget
-// ends or MaxAttempts reductions were tried. A reduction tried once is
-// not tried again. first, when not nil, is a failing outcome of s already
+// ends or MaxAttempts reductions were tried. A reduction tried once (the
+// same scenario, or the same description) is not tried again. first, when not nil, is a failing outcome of s already
 // seen (it counts as one confirming run).
 func Shrink(ctx context.Context, r Runner, s harness.Scenario, check string, first *Outcome, opts ShrinkOptions) (ShrinkResult, error) {
 	o := opts.withDefaults()
@@ -171,8 +171,11 @@ func Shrink(ctx context.Context, r Runner, s harness.Scenario, check string, fir
 	for progress := true; progress; {
 		progress = false
 		for _, cand := range reductions(cur, check) {
+			// A reduction refused once is not tried again, not even on a
+			// case reduced since: reruns cost seconds each, and a fault
+			// that mattered before a window was shortened still matters.
 			key := fingerprint(cand.s)
-			if tried[key] {
+			if tried[key] || tried[cand.what] {
 				continue
 			}
 			switch {
@@ -186,7 +189,7 @@ func Shrink(ctx context.Context, r Runner, s harness.Scenario, check string, fir
 			if res.Stopped != "" {
 				break
 			}
-			tried[key] = true
+			tried[key], tried[cand.what] = true, true
 			res.Attempts++
 			ok, last, runs, err := confirm(cand.s, o.Confirm)
 			if err != nil && ctx.Err() != nil {
