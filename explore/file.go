@@ -113,16 +113,8 @@ func Sentence(client string, res ShrinkResult) string {
 		reason = v.Reason
 	}
 	var faults []string
-	seen := map[string]bool{}
 	for _, g := range faultGroups(res.Shrunk.Steps) {
-		label := strings.TrimSpace(stripTag(res.Shrunk.Steps[g[0]].Label))
-		if label == "" {
-			label = res.Shrunk.Steps[g[0]].Action.Kind + " on " + res.Shrunk.Steps[g[0]].Action.Service
-		}
-		if !seen[label] {
-			seen[label] = true
-			faults = append(faults, label)
-		}
+		faults = append(faults, DescribeFault(res.Shrunk.Steps, g))
 	}
 	what := "no fault"
 	if len(faults) > 0 {
@@ -143,12 +135,79 @@ func Sentence(client string, res ShrinkResult) string {
 		client, res.Check, what, len(res.Shrunk.Steps), w.Duration.Round(100*time.Millisecond), load, reason)
 }
 
-// stripTag drops the generator's "[f1] " label prefix.
-func stripTag(label string) string {
-	if strings.HasPrefix(label, "[") {
-		if _, rest, ok := strings.Cut(label, "] "); ok {
-			return rest
+// DescribeFault says what the steps of one fault group do, from their
+// actions (labels may be stale after a shrink): the fault, its service and
+// its window.
+func DescribeFault(steps []harness.Step, group []int) string {
+	var parts []string
+	for _, i := range group {
+		if d := describeAction(steps[i].Action); d != "" {
+			parts = append(parts, d)
 		}
 	}
-	return label
+	on, off := steps[group[0]], steps[group[len(group)-1]]
+	text := strings.Join(parts, ", ")
+	if off.At > on.At {
+		return fmt.Sprintf("%s from %v for %v", text, on.At, off.At-on.At)
+	}
+	return fmt.Sprintf("%s from %v", text, on.At)
+}
+
+// describeAction says what a fault's "on" action does; "" for the steps
+// that end one.
+func describeAction(a harness.Action) string {
+	switch a.Kind {
+	case harness.ActionAddToxic:
+		t := a.Toxic
+		var attrs []string
+		for _, k := range harness.ToxicAttributes[t.Type] {
+			if v, ok := t.Attributes[k]; ok {
+				attrs = append(attrs, fmt.Sprintf("%s %v", k, v))
+			}
+		}
+		name := t.Type + " toxic"
+		if n, ok := t.Attributes["timeout"].(int64); ok && n == 0 && t.Type == harness.ToxicTimeout {
+			name = "blackhole (timeout toxic)" // nothing passes, nothing closes
+		}
+		return fmt.Sprintf("%s on %s (%s, %s, toxicity %.2f)", name, a.Service, t.Stream, strings.Join(attrs, " "), t.Toxicity)
+	case harness.ActionSetHTTPFaults:
+		var fs []string
+		for _, f := range a.HTTPFaults {
+			d := f.Kind
+			switch {
+			case f.Status != 0 && f.RetryAfter != "":
+				d = fmt.Sprintf("%s %d Retry-After %s", f.Kind, f.Status, f.RetryAfter)
+			case f.Status != 0:
+				d = fmt.Sprintf("%s %d", f.Kind, f.Status)
+			case f.Delay > 0:
+				d = fmt.Sprintf("%s %v", f.Kind, f.Delay.Std())
+			case f.BytesPerSecond > 0:
+				d = fmt.Sprintf("%s %d B/s", f.Kind, f.BytesPerSecond)
+			case f.CutAfterBytes > 0:
+				d = fmt.Sprintf("%s after %d bytes", f.Kind, f.CutAfterBytes)
+			}
+			if f.Then != "" {
+				d += " then " + f.Then
+			}
+			if f.Probability > 0 && f.Probability < 1 {
+				d += fmt.Sprintf(" on %.0f%%", f.Probability*100)
+			}
+			fs = append(fs, d)
+		}
+		return a.Service + " answers " + strings.Join(fs, " and ")
+	case harness.ActionDisableProxy:
+		return a.Service + " down"
+	case harness.ActionSetKeepAlive:
+		ka := a.KeepAlive
+		switch {
+		case ka.IdleTimeout > 0:
+			return fmt.Sprintf("%s closes connections idle %v", a.Service, ka.IdleTimeout.Std())
+		case ka.MaxRequestsPerConn > 0:
+			return fmt.Sprintf("%s closes a connection after %d requests", a.Service, ka.MaxRequestsPerConn)
+		}
+		return a.Service + " keep-alive changed"
+	case harness.ActionSetProtocol:
+		return a.Service + " offers " + a.Protocol
+	}
+	return ""
 }

@@ -215,6 +215,16 @@ func (g *gen) scenario(caseSeed int64) harness.Scenario {
 	for i, f := range faults {
 		g.addFault(d, i+1, f)
 	}
+	for _, f := range faults {
+		if f.kind != KindHang {
+			continue
+		}
+		// isolation blames every failure of the other services during the
+		// hang on the hang: judge it only when they have no fault of their own.
+		if slices.ContainsFunc(faults, func(o fault) bool { return o.service != f.service }) {
+			d.checks = slices.DeleteFunc(d.checks, func(c harness.Check) bool { return c.ID() == check.IDIsolation })
+		}
+	}
 	if d.w.Caller == (harness.CallerLimits{}) && g.r.IntN(6) == 0 {
 		d.w.Caller = harness.CallerLimits{DeadlineShare: g.share(0.1, 0.4), Deadline: g.between(100*time.Millisecond, 500*time.Millisecond)}
 	}
@@ -335,6 +345,7 @@ func (g *gen) addFault(d *draft, n int, f fault) {
 		step(until, label+" removed", harness.RemoveToxic(svc, t.Name))
 	}
 	httpFault := func(at, until time.Duration, label string, faults ...fakeservers.Fault) {
+		label = strings.TrimSuffix(label, fmt.Sprintf(" for %v", until-at)) // a shrink may shorten the window
 		step(at, label, harness.SetHTTPFaults(svc, faults...))
 		if until > 0 {
 			step(until, label+": over", harness.ClearHTTPFaults(svc))
