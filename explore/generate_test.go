@@ -1,6 +1,7 @@
 package explore
 
 import (
+	"github.com/poolproof/poolproof/brokenclients"
 	"github.com/poolproof/poolproof/fakeservers"
 	"slices"
 	"testing"
@@ -149,3 +150,21 @@ func kindIn(s harness.Scenario, k string) bool {
 }
 
 type faultT = fakeservers.Fault
+
+// Every check that catches a gallery client is judged by some of the
+// first cases of an exploration: the generator can reach every bug the
+// catalog catches (whether a case has the timing to show it is for the
+// runs to tell; docs/explore.md has the measured ones).
+func TestGeneratorJudgesEveryCheckTheGalleryNeeds(t *testing.T) {
+	judged := map[string]int{}
+	for i := range 300 {
+		for _, id := range Generate(1, i).CheckIDs() {
+			judged[id]++
+		}
+	}
+	for _, e := range brokenclients.All() {
+		for _, id := range e.CaughtBy {
+			assert.Positive(t, judged[id], "%s is caught by %s, which no case of the first 300 judges", e.Name, id)
+		}
+	}
+}
