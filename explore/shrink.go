@@ -106,6 +106,9 @@ type ShrinkResult struct {
 	Runs     int // runs in all, the final reruns included
 	// FinalFailed of FinalRuns reruns of Shrunk failed Check.
 	FinalFailed, FinalRuns int
+	// SteppedBack counts the reductions undone because their result did
+	// not fail every final rerun.
+	SteppedBack int
 	// Last is the last failing outcome of Shrunk: its verdict says what
 	// the minimal failure is.
 	Last    Outcome
@@ -168,6 +171,7 @@ func Shrink(ctx context.Context, r Runner, s harness.Scenario, check string, fir
 
 	tried := map[string]bool{}
 	cur := s
+	chain := []harness.Scenario{s} // the case after each reduction kept
 	for progress := true; progress; {
 		progress = false
 		for _, cand := range reductions(cur, check) {
@@ -202,6 +206,7 @@ func Shrink(ctx context.Context, r Runner, s harness.Scenario, check string, fir
 			if ok {
 				cur, res.Last = cand.s, last
 				res.Kept = append(res.Kept, cand.what)
+				chain = append(chain, cur)
 			}
 			if o.Progress != nil {
 				o.Progress(ShrinkStep{Attempt: res.Attempts, What: cand.what, Kept: ok, Runs: runs, Size: SizeOf(cur), Elapsed: time.Since(start), Scenario: cand.s})
@@ -215,21 +220,42 @@ func Shrink(ctx context.Context, r Runner, s harness.Scenario, check string, fir
 			break
 		}
 	}
+	// The final reruns: a reduction confirmed by a few runs can still sit
+	// on a knife's edge (fails one run in two). When the result does not
+	// fail every final rerun, step back through the reductions kept, most
+	// recent first, to the first case that does, within half the budget
+	// again; a case is left at its first passing rerun.
 	res.Shrunk, res.After = cur, SizeOf(cur)
-	if res.Stopped != "interrupted" {
-		for range o.Final {
-			if ctx.Err() != nil {
+	if res.Stopped != "interrupted" && o.Final > 0 {
+		finalDeadline := time.Now().Add(o.Budget / 2)
+		for k := len(chain) - 1; k >= 0; k-- {
+			failed, runs, last := 0, 0, Outcome{}
+			for range o.Final {
+				if ctx.Err() != nil {
+					break
+				}
+				out, err := r.Run(ctx, chain[k])
+				res.Runs++
+				if err != nil {
+					continue
+				}
+				runs++
+				if !out.FailedCheck(check) {
+					break
+				}
+				failed++
+				last = out
+			}
+			res.Shrunk, res.After, res.FinalFailed, res.FinalRuns = chain[k], SizeOf(chain[k]), failed, runs
+			if failed > 0 {
+				res.Last = last
+			}
+			res.Kept = res.Kept[:k]
+			if (failed == runs && runs > 0) || ctx.Err() != nil || time.Now().After(finalDeadline) {
 				break
 			}
-			out, err := r.Run(ctx, cur)
-			res.Runs++
-			if err != nil {
-				continue
-			}
-			res.FinalRuns++
-			if out.FailedCheck(check) {
-				res.FinalFailed++
-				res.Last = out
+			if k > 0 {
+				res.SteppedBack++
 			}
 		}
 	}

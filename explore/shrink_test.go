@@ -203,3 +203,26 @@ func TestTroubledRunsAreNotFindings(t *testing.T) {
 	assert.Positive(t, sum.Troubled)
 	assert.Empty(t, sum.Findings)
 }
+
+func TestShrinkStepsBackFromAKnifeEdge(t *testing.T) {
+	// Below 4 workers the failure shows on a case's first run only: with
+	// one confirming run the shrink keeps such a reduction, and the final
+	// reruns must undo it.
+	seen := map[string]int{}
+	runs := 0
+	inner := blackholeLongerThan(time.Second, &runs)
+	r := RunnerFunc(func(ctx context.Context, s harness.Scenario) (Outcome, error) {
+		key := fingerprint(s)
+		seen[key]++
+		if s.Workload.Workers < 4 && seen[key] > 1 {
+			return Outcome{}, nil
+		}
+		return inner(ctx, s)
+	})
+	res, err := Shrink(context.Background(), r, bigCase(), check.IDTimeoutRequestBound, nil, ShrinkOptions{Confirm: 1})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, res.Shrunk.Workload.Workers, 4)
+	assert.Positive(t, res.SteppedBack)
+	assert.Equal(t, 3, res.FinalRuns)
+	assert.Equal(t, 3, res.FinalFailed)
+}

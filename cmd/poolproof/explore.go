@@ -242,8 +242,8 @@ func exploreProgress(w io.Writer, started time.Time) func(explore.Event) {
 				return
 			}
 			r := ev.Shrunk
-			fmt.Fprintf(w, "[case %d] %s shrunk in %s (%d reductions tried, %d kept): %s -> %s; failed %d of %d final reruns\n",
-				ev.Index+1, ev.Check, round(r.Elapsed), r.Attempts, len(r.Kept), r.Before, r.After, r.FinalFailed, r.FinalRuns)
+			fmt.Fprintf(w, "[case %d] %s shrunk in %s (%d reductions tried, %d kept): %s -> %s; failed %d of %d final reruns%s\n",
+				ev.Index+1, ev.Check, round(r.Elapsed), r.Attempts, len(r.Kept), r.Before, r.After, r.FinalFailed, r.FinalRuns, steppedBack(*r))
 		}
 	}
 }
@@ -386,4 +386,12 @@ func printExploreSummary(w io.Writer, client string, sum explore.Summary, writte
 	for _, u := range sum.Unconfirmed {
 		fmt.Fprintf(w, "unconfirmed: %s failed once on case %d (%s) and passed its rerun\n", u.Check, u.Index+1, u.Case.Name)
 	}
+}
+
+// steppedBack notes the reductions the final reruns undid.
+func steppedBack(r explore.ShrinkResult) string {
+	if r.SteppedBack == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d reductions undone: they did not fail every final rerun)", r.SteppedBack)
 }

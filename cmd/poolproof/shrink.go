@@ -158,9 +158,9 @@ func runShrink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if res.Stopped != "" {
 		stopped = " (stopped: " + res.Stopped + ")"
 	}
-	fmt.Fprintf(stdout, "\n%s.\nshrunk %s from %s to %s in %s, %d reductions tried, %d kept%s; the result failed %s in %d of %d final reruns\nwritten to %s\n",
+	fmt.Fprintf(stdout, "\n%s.\nshrunk %s from %s to %s in %s, %d reductions tried, %d kept%s; the result failed %s in %d of %d final reruns%s\nwritten to %s\n",
 		explore.Sentence(client, res), target.Name, res.Before, res.After, round(res.Elapsed), res.Attempts, len(res.Kept), stopped,
-		checkID, res.FinalFailed, res.FinalRuns, path)
+		checkID, res.FinalFailed, res.FinalRuns, steppedBack(res), path)
 	return 1
 }
 
