@@ -43,7 +43,10 @@ type Event struct {
 	Outcome  Outcome // EventJudged, EventFinding
 	Check    string  // EventFinding, EventShrunk
 	Shrunk   *ShrinkResult
-	Summary  Summary // counts so far
+	// Finding is the finding, once shrunk (EventShrunk), so a caller can
+	// write it down at once.
+	Finding *Finding
+	Summary Summary // counts so far
 }
 
 // Finding is one distinct failing check the exploration found.
@@ -155,9 +158,11 @@ func Explore(ctx context.Context, r Runner, opts Options) Summary {
 						sum.Interrupted = true
 					}
 				}
-				emit(Event{Kind: EventShrunk, Index: i, Scenario: s, Check: id, Shrunk: f.Shrink})
 			}
 			sum.Findings = append(sum.Findings, f)
+			if !opts.NoShrink {
+				emit(Event{Kind: EventShrunk, Index: i, Scenario: s, Check: id, Shrunk: f.Shrink, Finding: &f})
+			}
 			if sum.Interrupted || (opts.MaxFindings > 0 && len(sum.Findings) >= opts.MaxFindings) {
 				break
 			}

@@ -195,7 +195,16 @@ func runExplore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fmt.Fprintf(stderr, "poolproof: exploring the %s client on the %s environment for %v, seed %d (replay with -seed %d)\n",
 		cs.label(), cs.env.Name(), opts.Budget, seed, seed)
 	started := time.Now()
-	opts.Progress = exploreProgress(stderr, started)
+	printCase := exploreProgress(stderr, started)
+	opts.Progress = func(ev explore.Event) {
+		printCase(ev)
+		if ev.Kind == explore.EventShrunk && ev.Finding != nil {
+			// Written at once: a long exploration stopped later keeps it.
+			if _, err := writeFindings(f.reportDir, cs.label(), clientSetup{}, []explore.Finding{*ev.Finding}, started); err != nil {
+				fmt.Fprintf(stderr, "poolproof explore: %v\n", err)
+			}
+		}
+	}
 	opts.Shrink.Progress = shrinkProgress(stderr)
 	sum := explore.Explore(ctx, cs.runner(), opts)
 
