@@ -108,6 +108,9 @@ func resourceKey(a harness.Action) string {
 	return a.Service + "/" + a.Kind
 }
 
+// callersWait describes the reduction that lifts the callers' limits.
+const callersWait = "callers wait for every call"
+
 // candidate is one reduction of a scenario, with what it did.
 type candidate struct {
 	what string
@@ -203,7 +206,7 @@ func reductions(s harness.Scenario, keep string) []candidate {
 	if w.Caller != (harness.CallerLimits{}) {
 		c := clone(s)
 		c.Workload.Caller = harness.CallerLimits{}
-		addIf("callers wait for every call", c)
+		addIf(callersWait, c)
 	}
 	if w.ThinkTime > 0 {
 		c := clone(s)

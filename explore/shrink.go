@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/poolproof/poolproof/harness"
@@ -175,9 +176,12 @@ func Shrink(ctx context.Context, r Runner, s harness.Scenario, check string, fir
 	for progress := true; progress; {
 		progress = false
 		for _, cand := range reductions(cur, check) {
-			// A reduction refused once is not tried again, not even on a
-			// case reduced since: reruns cost seconds each, and a fault
+			// A reduction tried once is not tried again; nor is dropping a
+			// fault, a service or the callers' limits that was refused, on
+			// a case reduced since: reruns cost seconds each, and a fault
 			// that mattered before a window was shortened still matters.
+			// (A shorter workload is tried again: a shorter window may
+			// have made room for it.)
 			key := fingerprint(cand.s)
 			if tried[key] || tried[cand.what] {
 				continue
@@ -193,7 +197,10 @@ func Shrink(ctx context.Context, r Runner, s harness.Scenario, check string, fir
 			if res.Stopped != "" {
 				break
 			}
-			tried[key], tried[cand.what] = true, true
+			tried[key] = true
+			if strings.HasPrefix(cand.what, "without ") || cand.what == callersWait {
+				tried[cand.what] = true
+			}
 			res.Attempts++
 			ok, last, runs, err := confirm(cand.s, o.Confirm)
 			if err != nil && ctx.Err() != nil {
