@@ -56,7 +56,8 @@ type ShrinkOptions struct {
 	// Confirm is how many reruns in a row must fail the check for a
 	// reduction to be kept (default 2): timing flakes.
 	Confirm int
-	// Final is how many times the result is rerun at the end (default 3).
+	// Final is how many times the result is rerun at the end (default 10;
+	// negative: none).
 	Final int
 	// Budget bounds the shrink's wall time (default 3m); MaxAttempts the
 	// reductions tried (default 60).
@@ -73,7 +74,7 @@ func (o ShrinkOptions) withDefaults() ShrinkOptions {
 	if o.Final < 0 {
 		o.Final = 0
 	} else if o.Final == 0 {
-		o.Final = 3
+		o.Final = 10
 	}
 	if o.Budget <= 0 {
 		o.Budget = 3 * time.Minute

@@ -70,7 +70,7 @@ func TestShrinkReducesToTheFaultThatMatters(t *testing.T) {
 	assert.Equal(t, 0, s.Workload.Mix.Payment, "payment dropped")
 	assert.Equal(t, []string{check.IDTimeoutRequestBound}, s.CheckIDs())
 	assert.Equal(t, res.FinalRuns, res.FinalFailed)
-	assert.Equal(t, 3, res.FinalRuns)
+	assert.Equal(t, 10, res.FinalRuns)
 	assert.Empty(t, res.Stopped)
 	assert.Len(t, steps, res.Attempts)
 	assert.Positive(t, res.Attempts)
@@ -223,6 +223,6 @@ func TestShrinkStepsBackFromAKnifeEdge(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, res.Shrunk.Workload.Workers, 4)
 	assert.Positive(t, res.SteppedBack)
-	assert.Equal(t, 3, res.FinalRuns)
-	assert.Equal(t, 3, res.FinalFailed)
+	assert.Equal(t, 10, res.FinalRuns)
+	assert.Equal(t, 10, res.FinalFailed)
 }

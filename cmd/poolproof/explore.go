@@ -151,7 +151,7 @@ func runExplore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.IntVar(&findings, "findings", 1, "stop once this many distinct checks failed and were shrunk (0: explore until the budget ends)")
 	fs.DurationVar(&opts.Shrink.Budget, "shrink-budget", defaultShrinkBudget, "how long shrinking one failure may take")
 	fs.IntVar(&opts.Shrink.Confirm, "confirm", 2, "reruns that must all fail the same check for a reduction to be kept (timing can flake)")
-	fs.IntVar(&opts.Shrink.Final, "final", 3, "reruns of the shrunk scenario at the end, counted in the summary")
+	fs.IntVar(&opts.Shrink.Final, "final", 10, "reruns of the shrunk scenario at the end, counted in the summary; when one passes, the shrink steps back to a case that fails them all")
 	fs.IntVar(&opts.Shrink.MaxAttempts, "attempts", 60, "most reductions to try when shrinking one failure")
 	fs.BoolVar(&opts.NoShrink, "no-shrink", false, "keep the failing cases as generated")
 	if err := parseFlags(fs, args, stdout); err != nil {

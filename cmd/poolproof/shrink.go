@@ -36,7 +36,7 @@ func runShrink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&name, "scenario", "", "the scenario of the file to shrink, when it holds several (default: the first that fails)")
 	fs.DurationVar(&opts.Budget, "budget", defaultShrinkBudget, "how long shrinking may take")
 	fs.IntVar(&opts.Confirm, "confirm", 2, "reruns that must all fail the check for a reduction to be kept (timing can flake)")
-	fs.IntVar(&opts.Final, "final", 3, "reruns of the shrunk scenario at the end")
+	fs.IntVar(&opts.Final, "final", 10, "reruns of the shrunk scenario at the end; when one passes, the shrink steps back to a case that fails them all")
 	fs.IntVar(&opts.MaxAttempts, "attempts", 60, "most reductions to try")
 	flags, paths := splitPaths(fs, args)
 	if err := parseFlags(fs, flags, stdout); err != nil {
