@@ -34,6 +34,7 @@ func init() {
 // Defaults of explore and shrink.
 const (
 	defaultExploreDir   = "poolproof-explore"
+	defaultShrinkDir    = "poolproof-shrink"
 	defaultExploreTime  = 5 * time.Minute
 	defaultShrinkBudget = 3 * time.Minute
 )

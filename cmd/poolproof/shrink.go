@@ -31,7 +31,7 @@ func runShrink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		name    string
 	)
 	fs := flag.NewFlagSet("poolproof shrink", flag.ContinueOnError)
-	addClientFlags(fs, &f, ".")
+	addClientFlags(fs, &f, defaultShrinkDir)
 	fs.StringVar(&checkID, "check", "", "the check to keep failing (default: the first check that fails on the first run)")
 	fs.StringVar(&name, "scenario", "", "the scenario of the file to shrink, when it holds several (default: the first that fails)")
 	fs.DurationVar(&opts.Budget, "budget", defaultShrinkBudget, "how long shrinking may take")
