@@ -19,7 +19,7 @@ test:
 	$(GO) test -count=1 -timeout 30m -run 'TestCorrectClientsCertifyOnBothProtocols' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestBrokenClientsAreCaught|TestNewClientPerRequestGetsAWholeCertificate' -v ./scenarios/
 	$(GO) test -count=1 -timeout 30m -run 'TestProxies' -v ./proxy/
-	$(GO) test -count=1 -timeout 30m -run 'TestSweepKneeMatchesLittlesLaw|TestGoDriverCertifiesTheQuickCatalog|TestSweepOfADriverVariesTheLoadAndPrintsTheSpread' -v ./sweep/ ./driver/ ./cmd/poolproof/
+	$(GO) test -count=1 -timeout 30m -run 'TestSweepKneeMatchesLittlesLaw|TestGoDriverCertifiesTheQuickCatalog|TestSweepOfADriverVariesTheLoadAndPrintsTheSpread|TestExploreFindsAndShrinksAGalleryBug' -v ./sweep/ ./driver/ ./cmd/poolproof/
 	$(MAKE) examples
 
 # examples: the two team repositories of examples/teams, run as their own

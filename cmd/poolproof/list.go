@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/poolproof/poolproof/brokenclients"
+	"github.com/poolproof/poolproof/explore"
 	"github.com/poolproof/poolproof/harness"
 	"github.com/poolproof/poolproof/harness/check"
 )
@@ -18,13 +19,13 @@ import (
 func init() {
 	register(command{
 		name:    "list",
-		summary: "list what poolproof knows: scenarios, families, checks, clients (all of them without an argument)",
+		summary: "list what poolproof knows: scenarios, families, checks, clients, the fault kinds explore draws (all of them without an argument)",
 		run:     runList,
 	})
 }
 
 // listWhat are the things list lists, in the order "list" prints them.
-var listWhat = []string{"scenarios", "families", "checks", "clients"}
+var listWhat = []string{"scenarios", "families", "checks", "clients", "faults"}
 
 func runList(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("poolproof list", flag.ContinueOnError)
@@ -86,6 +87,11 @@ func runList(_ context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(tw, "%s\t%s\n", clientRetrying, "examples/retryingclient: a correct retrying client on net/http")
 			for _, e := range brokenclients.All() {
 				fmt.Fprintf(tw, "%s\t%s\n", e.Name, "broken: "+e.Bug)
+			}
+		case "faults":
+			fmt.Fprintln(tw, "FAULT KIND (explore)\tWHAT IT DOES")
+			for _, k := range explore.Kinds {
+				fmt.Fprintf(tw, "%s\t%s\n", k, explore.KindDocs[k])
 			}
 		}
 		_ = tw.Flush()

@@ -14,7 +14,8 @@ import (
 // every 429 although its Retry-After is short enough to wait. It is the
 // other side of retry.attempts_bounded.
 //
-// Judged are the calls a client handed back on a retryable answer (a 5xx,
+// Judged are the calls a client may send again (a GET, a charge with an
+// Idempotency-Key) that it handed back on a retryable answer (a 5xx,
 // or the scenario's Status): the server's last attempt of the call was
 // answered so and the client did not try again. Such a call could have been
 // retried when the caller had made fewer than MaxAttempts attempts (the
@@ -131,7 +132,7 @@ func (c AttemptsUsed) Judge(h *harness.History) harness.Verdict {
 		opps, taken := make([]int, ct.MaxAttempts), make([]int, ct.MaxAttempts)
 		for _, call := range serviceCalls(h, svc, 0, math.MaxInt64) {
 			g := groups[call.Seq]
-			if len(g) == 0 || call.Class == harness.ClassCanceled {
+			if len(g) == 0 || call.Class == harness.ClassCanceled || !mayResend(h, call) {
 				continue
 			}
 			mine := callerAttempts(g)
@@ -203,6 +204,20 @@ func (c AttemptsUsed) Judge(h *harness.History) harness.Verdict {
 		return v.Fail(worst.share, maxShare, worst.reason+": retry a retryable answer while attempts and time are left (declare what stops the client earlier)")
 	}
 	return v.Pass(worst.share, maxShare, worst.reason)
+}
+
+// mayResend reports a call a client may send again: a GET, or a charge
+// carrying an Idempotency-Key. A POST without one (a notification, an
+// unkeyed charge) may have been processed whatever the answer said, so a
+// client that never resends it is careful, not giving up early.
+func mayResend(h *harness.History, call harness.CallRecord) bool {
+	switch call.Op {
+	case harness.OpGetItem:
+		return true
+	case harness.OpCreateCharge:
+		return h.Workload.KeyedCharges
+	}
+	return false
 }
 
 // callerAttempts are the attempts of one call (g, in arrival order) the

@@ -71,6 +71,24 @@ func TestAttemptsUsed(t *testing.T) {
 		{"a 429 with a short Retry-After handed back", AttemptsUsed{Status: 429, RetryAfter: time.Second}, func() *harness.History {
 			return handedBack(ct, 10, 1, 429).done()
 		}, harness.StatusFail, []string{"10 of 10 calls handed back on a 429", "after 1 attempt(s)"}},
+		{"unkeyed charges and notifications handed back on a 429: they may not be sent again", AttemptsUsed{Status: 429, RetryAfter: time.Second}, func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = ct
+			for i := range 10 {
+				spaced(b, "payment", time.Second+time.Duration(i)*30*ms, []int{429}, nil, ms/2)
+				spaced(b, "notification", time.Second+time.Duration(i)*30*ms, []int{429}, nil, ms/2)
+			}
+			return b.done()
+		}, harness.StatusNotApplicable, []string{"payment: 0 calls handed back on a 429"}},
+		{"keyed charges handed back on a 429 are judged", AttemptsUsed{Status: 429, RetryAfter: time.Second}, func() *harness.History {
+			b := newHB()
+			b.h.Profile.Default = ct
+			b.h.Workload.KeyedCharges = true
+			for i := range 10 {
+				spaced(b, "payment", time.Second+time.Duration(i)*30*ms, []int{429}, nil, ms/2)
+			}
+			return b.done()
+		}, harness.StatusFail, []string{"payment: 10 of 10 calls handed back on a 429"}},
 		{"a Retry-After longer than the client honours", AttemptsUsed{Status: 429, RetryAfter: time.Second}, func() *harness.History {
 			return handedBack(slowRetryAfter, 10, 1, 429).done()
 		}, harness.StatusNotApplicable, []string{"inventory honours no Retry-After of 1s"}},

@@ -39,7 +39,8 @@ func classifyCharge(c harness.CallRecord) string {
 //
 //   - a call reported ok was charged exactly once;
 //   - a call the client rejected locally (pool exhausted, circuit open)
-//     never reached the server;
+//     was not charged: it never reached the server, or (a retry refused
+//     after earlier attempts) none of its attempts was charged;
 //   - no order was charged more than once, whatever the client reported.
 //
 // Behind a reverse proxy the payment replicas' charges count together: an
@@ -91,8 +92,11 @@ func (c Ledger) Judge(h *harness.History) harness.Verdict {
 		case kind == chargeOK && n != 1:
 			violations = append(violations, violation{cl.Seq, fmt.Sprintf("order %s (request id %s): the client reported success (%d) but the server holds %d charges for it: a success was returned for a charge that was never made",
 				order, h.RequestID(cl.Seq), cl.Status, n)})
-		case kind == chargeFail && cl.Class != harness.ClassNone && perSeq[cl.Seq] > 0:
-			violations = append(violations, violation{cl.Seq, fmt.Sprintf("request id %s (order %s) failed locally with %s but the server saw %d attempts of it: a call rejected by the pool or breaker must not have sent anything, or must not report a local rejection",
+		case kind == chargeFail && cl.Class != harness.ClassNone && perSeq[cl.Seq] > 0 && n > 0:
+			// A retry the breaker or the pool refused ends its call with
+			// that refusal after earlier attempts reached the server: true
+			// as long as none of them was charged (they failed).
+			violations = append(violations, violation{cl.Seq, fmt.Sprintf("request id %s (order %s) failed locally with %s but the server saw %d attempts of it and charged the order: a call rejected by the pool or breaker must not have sent anything, or must not report a local rejection",
 				h.RequestID(cl.Seq), order, cl.Class, perSeq[cl.Seq])})
 		}
 	}

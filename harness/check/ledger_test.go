@@ -58,6 +58,13 @@ func TestLedgerCheck(t *testing.T) {
 			b.truth(pay).Charges[b.h.OrderID(13)] = 1
 			return b.done()
 		}, harness.StatusFail, []string{"request id pp-synthetic-7-13 (order pp-synthetic-7-order-13) failed locally with pool_exhausted but the server saw 1 attempts"}},
+		{"a retry refused by the breaker after attempts the server failed", Ledger{}, func() *harness.History {
+			b := ledger()
+			seq := b.call(pay, time.Second, 80*ms, 0, harness.ClassCircuitOpen)
+			b.attempt(pay, seq, time.Second, ms, 500, 1)
+			b.attempt(pay, seq, time.Second+40*ms, ms, 500, 2)
+			return b.done()
+		}, harness.StatusPass, []string{"15 charge calls: 10 ok, 3 fail, 2 info"}},
 		{"a duplicate whose call is not in the history", Ledger{}, func() *harness.History {
 			b := ledger()
 			b.truth(pay).Charges[b.h.RequestIDPrefix+"-order-99"] = 3
