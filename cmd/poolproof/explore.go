@@ -150,10 +150,7 @@ func runExplore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.DurationVar(&opts.Budget, "budget", defaultExploreTime, "how long to run generated cases (shrinking a failure has its own -shrink-budget), e.g. 10m")
 	fs.Int64Var(&seed, "seed", 0, "seed of the generator: the same seed generates the same cases (0: one drawn now, printed)")
 	fs.IntVar(&findings, "findings", 1, "stop once this many distinct checks failed and were shrunk (0: explore until the budget ends)")
-	fs.DurationVar(&opts.Shrink.Budget, "shrink-budget", defaultShrinkBudget, "how long shrinking one failure may take")
-	fs.IntVar(&opts.Shrink.Confirm, "confirm", 2, "reruns that must all fail the same check for a reduction to be kept (timing can flake)")
-	fs.IntVar(&opts.Shrink.Final, "final", 10, "reruns of the shrunk scenario at the end, counted in the summary; when one passes, the shrink steps back to a case that fails them all")
-	fs.IntVar(&opts.Shrink.MaxAttempts, "attempts", 60, "most reductions to try when shrinking one failure")
+	addShrinkFlags(fs, &opts.Shrink, "shrink-budget")
 	fs.BoolVar(&opts.NoShrink, "no-shrink", false, "keep the failing cases as generated")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -34,10 +34,7 @@ func runShrink(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	addClientFlags(fs, &f, defaultShrinkDir)
 	fs.StringVar(&checkID, "check", "", "the check to keep failing (default: the first check that fails on the first run)")
 	fs.StringVar(&name, "scenario", "", "the scenario of the file to shrink, when it holds several (default: the first that fails)")
-	fs.DurationVar(&opts.Budget, "budget", defaultShrinkBudget, "how long shrinking may take")
-	fs.IntVar(&opts.Confirm, "confirm", 2, "reruns that must all fail the check for a reduction to be kept (timing can flake)")
-	fs.IntVar(&opts.Final, "final", 10, "reruns of the shrunk scenario at the end; when one passes, the shrink steps back to a case that fails them all")
-	fs.IntVar(&opts.MaxAttempts, "attempts", 60, "most reductions to try")
+	addShrinkFlags(fs, &opts, "budget")
 	flags, paths := splitPaths(fs, args)
 	if err := parseFlags(fs, flags, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -169,4 +166,13 @@ func checkNote(id string) string {
 		return ""
 	}
 	return " " + id
+}
+
+// addShrinkFlags declares the flags of a shrink, explore's and shrink's
+// alike; budget names the flag of the shrink's time budget.
+func addShrinkFlags(fs *flag.FlagSet, opts *explore.ShrinkOptions, budget string) {
+	fs.DurationVar(&opts.Budget, budget, defaultShrinkBudget, "how long shrinking one failure may take")
+	fs.IntVar(&opts.Confirm, "confirm", 2, "reruns that must all fail the same check for a reduction to be kept (timing can flake)")
+	fs.IntVar(&opts.Final, "final", 10, "reruns of the shrunk scenario at the end; when one passes, the shrink steps back to a case that fails them all")
+	fs.IntVar(&opts.MaxAttempts, "attempts", 60, "most reductions to try when shrinking one failure")
 }
